@@ -1,0 +1,707 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class CertAuthority(_message.Message):
+    __slots__ = ("kind", "public_data", "fingerprint")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_DATA_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    public_data: str
+    fingerprint: str
+    def __init__(self, kind: _Optional[str] = ..., public_data: _Optional[str] = ..., fingerprint: _Optional[str] = ...) -> None: ...
+
+class Node(_message.Message):
+    __slots__ = ("id", "name", "addr", "labels", "last_seen")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ADDR_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    addr: str
+    labels: _containers.ScalarMap[str, str]
+    last_seen: float
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., addr: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., last_seen: _Optional[float] = ...) -> None: ...
+
+class Role(_message.Message):
+    __slots__ = ("name", "allow", "deny", "options")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_FIELD_NUMBER: _ClassVar[int]
+    DENY_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    allow: RoleConditions
+    deny: RoleConditions
+    options: RoleOptions
+    def __init__(self, name: _Optional[str] = ..., allow: _Optional[_Union[RoleConditions, _Mapping]] = ..., deny: _Optional[_Union[RoleConditions, _Mapping]] = ..., options: _Optional[_Union[RoleOptions, _Mapping]] = ...) -> None: ...
+
+class RoleConditions(_message.Message):
+    __slots__ = ("logins", "node_labels")
+    class NodeLabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: LabelValues
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[LabelValues, _Mapping]] = ...) -> None: ...
+    LOGINS_FIELD_NUMBER: _ClassVar[int]
+    NODE_LABELS_FIELD_NUMBER: _ClassVar[int]
+    logins: _containers.RepeatedScalarFieldContainer[str]
+    node_labels: _containers.MessageMap[str, LabelValues]
+    def __init__(self, logins: _Optional[_Iterable[str]] = ..., node_labels: _Optional[_Mapping[str, LabelValues]] = ...) -> None: ...
+
+class LabelValues(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, values: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RoleOptions(_message.Message):
+    __slots__ = ("max_session_ttl", "permit_pty", "port_forwarding", "agent_forwarding")
+    MAX_SESSION_TTL_FIELD_NUMBER: _ClassVar[int]
+    PERMIT_PTY_FIELD_NUMBER: _ClassVar[int]
+    PORT_FORWARDING_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FORWARDING_FIELD_NUMBER: _ClassVar[int]
+    max_session_ttl: int
+    permit_pty: bool
+    port_forwarding: bool
+    agent_forwarding: bool
+    def __init__(self, max_session_ttl: _Optional[int] = ..., permit_pty: _Optional[bool] = ..., port_forwarding: _Optional[bool] = ..., agent_forwarding: _Optional[bool] = ...) -> None: ...
+
+class AuditEvent(_message.Message):
+    __slots__ = ("id", "type", "code", "time", "user", "session_id", "fields_json", "success")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_JSON_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    type: str
+    code: str
+    time: float
+    user: str
+    session_id: str
+    fields_json: str
+    success: bool
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., code: _Optional[str] = ..., time: _Optional[float] = ..., user: _Optional[str] = ..., session_id: _Optional[str] = ..., fields_json: _Optional[str] = ..., success: _Optional[bool] = ...) -> None: ...
+
+class PingRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PingResponse(_message.Message):
+    __slots__ = ("cluster_name", "server_version", "ca_pin")
+    CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CA_PIN_FIELD_NUMBER: _ClassVar[int]
+    cluster_name: str
+    server_version: str
+    ca_pin: str
+    def __init__(self, cluster_name: _Optional[str] = ..., server_version: _Optional[str] = ..., ca_pin: _Optional[str] = ...) -> None: ...
+
+class GetClusterCAsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetClusterCAsResponse(_message.Message):
+    __slots__ = ("cluster_name", "authorities")
+    CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    AUTHORITIES_FIELD_NUMBER: _ClassVar[int]
+    cluster_name: str
+    authorities: _containers.RepeatedCompositeFieldContainer[CertAuthority]
+    def __init__(self, cluster_name: _Optional[str] = ..., authorities: _Optional[_Iterable[_Union[CertAuthority, _Mapping]]] = ...) -> None: ...
+
+class GetClusterStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetClusterStatusResponse(_message.Message):
+    __slots__ = ("cluster_name", "server_version", "ca_pin", "authorities", "caller")
+    CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CA_PIN_FIELD_NUMBER: _ClassVar[int]
+    AUTHORITIES_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
+    cluster_name: str
+    server_version: str
+    ca_pin: str
+    authorities: _containers.RepeatedCompositeFieldContainer[CertAuthority]
+    caller: str
+    def __init__(self, cluster_name: _Optional[str] = ..., server_version: _Optional[str] = ..., ca_pin: _Optional[str] = ..., authorities: _Optional[_Iterable[_Union[CertAuthority, _Mapping]]] = ..., caller: _Optional[str] = ...) -> None: ...
+
+class AuthenticateLocalRequest(_message.Message):
+    __slots__ = ("username", "password")
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    password: str
+    def __init__(self, username: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+
+class AuthenticateLocalResponse(_message.Message):
+    __slots__ = ("session_id", "expires")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    expires: float
+    def __init__(self, session_id: _Optional[str] = ..., expires: _Optional[float] = ...) -> None: ...
+
+class AcceptInviteRequest(_message.Message):
+    __slots__ = ("token", "password")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    password: str
+    def __init__(self, token: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+
+class AcceptInviteResponse(_message.Message):
+    __slots__ = ("username",)
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    def __init__(self, username: _Optional[str] = ...) -> None: ...
+
+class LogoutRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class LogoutResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetCurrentUserRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetCurrentUserResponse(_message.Message):
+    __slots__ = ("username", "roles", "logins", "session_expires")
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    LOGINS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    logins: _containers.RepeatedScalarFieldContainer[str]
+    session_expires: float
+    def __init__(self, username: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., logins: _Optional[_Iterable[str]] = ..., session_expires: _Optional[float] = ...) -> None: ...
+
+class IssueUserCertsRequest(_message.Message):
+    __slots__ = ("ssh_public_key", "ttl_seconds")
+    SSH_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ssh_public_key: str
+    ttl_seconds: int
+    def __init__(self, ssh_public_key: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class IssueUserCertsResponse(_message.Message):
+    __slots__ = ("ssh_certificate", "host_ca_keys", "tls_ca_pem", "valid_before")
+    SSH_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    HOST_CA_KEYS_FIELD_NUMBER: _ClassVar[int]
+    TLS_CA_PEM_FIELD_NUMBER: _ClassVar[int]
+    VALID_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    ssh_certificate: str
+    host_ca_keys: _containers.RepeatedScalarFieldContainer[str]
+    tls_ca_pem: str
+    valid_before: float
+    def __init__(self, ssh_certificate: _Optional[str] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., tls_ca_pem: _Optional[str] = ..., valid_before: _Optional[float] = ...) -> None: ...
+
+class User(_message.Message):
+    __slots__ = ("name", "roles", "logins", "has_password", "created")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    LOGINS_FIELD_NUMBER: _ClassVar[int]
+    HAS_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    logins: _containers.RepeatedScalarFieldContainer[str]
+    has_password: bool
+    created: float
+    def __init__(self, name: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., logins: _Optional[_Iterable[str]] = ..., has_password: _Optional[bool] = ..., created: _Optional[float] = ...) -> None: ...
+
+class CreateUserRequest(_message.Message):
+    __slots__ = ("name", "roles", "logins", "password")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    LOGINS_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    logins: _containers.RepeatedScalarFieldContainer[str]
+    password: str
+    def __init__(self, name: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., logins: _Optional[_Iterable[str]] = ..., password: _Optional[str] = ...) -> None: ...
+
+class CreateUserResponse(_message.Message):
+    __slots__ = ("invite_token", "invite_expires")
+    INVITE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    INVITE_EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    invite_token: str
+    invite_expires: float
+    def __init__(self, invite_token: _Optional[str] = ..., invite_expires: _Optional[float] = ...) -> None: ...
+
+class ListUsersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListUsersResponse(_message.Message):
+    __slots__ = ("users",)
+    USERS_FIELD_NUMBER: _ClassVar[int]
+    users: _containers.RepeatedCompositeFieldContainer[User]
+    def __init__(self, users: _Optional[_Iterable[_Union[User, _Mapping]]] = ...) -> None: ...
+
+class DeleteUserRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteUserResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ResetUserRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ResetUserResponse(_message.Message):
+    __slots__ = ("invite_token", "invite_expires")
+    INVITE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    INVITE_EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    invite_token: str
+    invite_expires: float
+    def __init__(self, invite_token: _Optional[str] = ..., invite_expires: _Optional[float] = ...) -> None: ...
+
+class UpsertRoleRequest(_message.Message):
+    __slots__ = ("role",)
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    role: Role
+    def __init__(self, role: _Optional[_Union[Role, _Mapping]] = ...) -> None: ...
+
+class UpsertRoleResponse(_message.Message):
+    __slots__ = ("created",)
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    created: bool
+    def __init__(self, created: _Optional[bool] = ...) -> None: ...
+
+class ListRolesRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ListRolesResponse(_message.Message):
+    __slots__ = ("roles",)
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    roles: _containers.RepeatedCompositeFieldContainer[Role]
+    def __init__(self, roles: _Optional[_Iterable[_Union[Role, _Mapping]]] = ...) -> None: ...
+
+class DeleteRoleRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteRoleResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class JoinToken(_message.Message):
+    __slots__ = ("name", "type", "expires", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    expires: float
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., expires: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class CreateTokenRequest(_message.Message):
+    __slots__ = ("type", "ttl_seconds", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    ttl_seconds: int
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, type: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class CreateTokenResponse(_message.Message):
+    __slots__ = ("token", "name", "expires")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    name: str
+    expires: float
+    def __init__(self, token: _Optional[str] = ..., name: _Optional[str] = ..., expires: _Optional[float] = ...) -> None: ...
+
+class ListTokensRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListTokensResponse(_message.Message):
+    __slots__ = ("tokens",)
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    tokens: _containers.RepeatedCompositeFieldContainer[JoinToken]
+    def __init__(self, tokens: _Optional[_Iterable[_Union[JoinToken, _Mapping]]] = ...) -> None: ...
+
+class DeleteTokenRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteTokenResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RegisterAgentRequest(_message.Message):
+    __slots__ = ("token", "name", "advertise_addrs", "ssh_public_key", "tls_public_key_pem", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ADVERTISE_ADDRS_FIELD_NUMBER: _ClassVar[int]
+    SSH_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    TLS_PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    name: str
+    advertise_addrs: _containers.RepeatedScalarFieldContainer[str]
+    ssh_public_key: str
+    tls_public_key_pem: str
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, token: _Optional[str] = ..., name: _Optional[str] = ..., advertise_addrs: _Optional[_Iterable[str]] = ..., ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class AgentCredentials(_message.Message):
+    __slots__ = ("agent_id", "ssh_host_certificate", "tls_certificate_pem", "tls_ca_pem", "user_ca_keys", "host_ca_keys", "expires")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SSH_HOST_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    TLS_CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
+    TLS_CA_PEM_FIELD_NUMBER: _ClassVar[int]
+    USER_CA_KEYS_FIELD_NUMBER: _ClassVar[int]
+    HOST_CA_KEYS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    ssh_host_certificate: str
+    tls_certificate_pem: str
+    tls_ca_pem: str
+    user_ca_keys: _containers.RepeatedScalarFieldContainer[str]
+    host_ca_keys: _containers.RepeatedScalarFieldContainer[str]
+    expires: float
+    def __init__(self, agent_id: _Optional[str] = ..., ssh_host_certificate: _Optional[str] = ..., tls_certificate_pem: _Optional[str] = ..., tls_ca_pem: _Optional[str] = ..., user_ca_keys: _Optional[_Iterable[str]] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., expires: _Optional[float] = ...) -> None: ...
+
+class RegisterAgentResponse(_message.Message):
+    __slots__ = ("credentials",)
+    CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    credentials: AgentCredentials
+    def __init__(self, credentials: _Optional[_Union[AgentCredentials, _Mapping]] = ...) -> None: ...
+
+class RegisterUsingIAMMethodRequest(_message.Message):
+    __slots__ = ("register", "sts_request")
+    REGISTER_FIELD_NUMBER: _ClassVar[int]
+    STS_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    register: RegisterAgentRequest
+    sts_request: SignedSTSRequest
+    def __init__(self, register: _Optional[_Union[RegisterAgentRequest, _Mapping]] = ..., sts_request: _Optional[_Union[SignedSTSRequest, _Mapping]] = ...) -> None: ...
+
+class SignedSTSRequest(_message.Message):
+    __slots__ = ("body", "headers")
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    body: bytes
+    headers: _containers.ScalarMap[str, str]
+    def __init__(self, body: _Optional[bytes] = ..., headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class RegisterUsingIAMMethodResponse(_message.Message):
+    __slots__ = ("challenge", "credentials")
+    CHALLENGE_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    challenge: str
+    credentials: AgentCredentials
+    def __init__(self, challenge: _Optional[str] = ..., credentials: _Optional[_Union[AgentCredentials, _Mapping]] = ...) -> None: ...
+
+class RenewHostCertsRequest(_message.Message):
+    __slots__ = ("ssh_public_key", "tls_public_key_pem")
+    SSH_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    TLS_PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    ssh_public_key: str
+    tls_public_key_pem: str
+    def __init__(self, ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ...) -> None: ...
+
+class RenewHostCertsResponse(_message.Message):
+    __slots__ = ("credentials",)
+    CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    credentials: AgentCredentials
+    def __init__(self, credentials: _Optional[_Union[AgentCredentials, _Mapping]] = ...) -> None: ...
+
+class HeartbeatRequest(_message.Message):
+    __slots__ = ("name", "addr", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ADDR_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    addr: str
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., addr: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class HeartbeatResponse(_message.Message):
+    __slots__ = ("ttl_seconds",)
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ttl_seconds: float
+    def __init__(self, ttl_seconds: _Optional[float] = ...) -> None: ...
+
+class ListNodesRequest(_message.Message):
+    __slots__ = ("labels", "limit", "page_token")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    labels: _containers.ScalarMap[str, str]
+    limit: int
+    page_token: str
+    def __init__(self, labels: _Optional[_Mapping[str, str]] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListNodesResponse(_message.Message):
+    __slots__ = ("nodes", "next_page_token")
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[Node]
+    next_page_token: str
+    def __init__(self, nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class EmitAuditEventRequest(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[AuditEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ...) -> None: ...
+
+class EmitAuditEventResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SearchAuditEventsRequest(_message.Message):
+    __slots__ = ("start", "end", "types", "user", "limit", "page_token")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    TYPES_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    start: float
+    end: float
+    types: _containers.RepeatedScalarFieldContainer[str]
+    user: str
+    limit: int
+    page_token: str
+    def __init__(self, start: _Optional[float] = ..., end: _Optional[float] = ..., types: _Optional[_Iterable[str]] = ..., user: _Optional[str] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class SearchAuditEventsResponse(_message.Message):
+    __slots__ = ("events", "next_page_token")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[AuditEvent]
+    next_page_token: str
+    def __init__(self, events: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class AgentIdentity(_message.Message):
+    __slots__ = ("name", "roles", "generation", "last_renewed", "locked", "ttl_seconds")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    LAST_RENEWED_FIELD_NUMBER: _ClassVar[int]
+    LOCKED_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    generation: int
+    last_renewed: float
+    locked: bool
+    ttl_seconds: int
+    def __init__(self, name: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., generation: _Optional[int] = ..., last_renewed: _Optional[float] = ..., locked: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class CreateAgentIdentityRequest(_message.Message):
+    __slots__ = ("name", "roles", "ttl_seconds", "token_ttl_seconds")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    ttl_seconds: int
+    token_ttl_seconds: int
+    def __init__(self, name: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., ttl_seconds: _Optional[int] = ..., token_ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class CreateAgentIdentityResponse(_message.Message):
+    __slots__ = ("bootstrap_token", "token_expires")
+    BOOTSTRAP_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    bootstrap_token: str
+    token_expires: float
+    def __init__(self, bootstrap_token: _Optional[str] = ..., token_expires: _Optional[float] = ...) -> None: ...
+
+class ListAgentIdentitiesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListAgentIdentitiesResponse(_message.Message):
+    __slots__ = ("identities",)
+    IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    identities: _containers.RepeatedCompositeFieldContainer[AgentIdentity]
+    def __init__(self, identities: _Optional[_Iterable[_Union[AgentIdentity, _Mapping]]] = ...) -> None: ...
+
+class DeleteAgentIdentityRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteAgentIdentityResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SetAgentIdentityLockRequest(_message.Message):
+    __slots__ = ("name", "locked")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LOCKED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    locked: bool
+    def __init__(self, name: _Optional[str] = ..., locked: _Optional[bool] = ...) -> None: ...
+
+class SetAgentIdentityLockResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class BootstrapAgentIdentityRequest(_message.Message):
+    __slots__ = ("token", "ssh_public_key", "tls_public_key_pem")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SSH_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    TLS_PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    ssh_public_key: str
+    tls_public_key_pem: str
+    def __init__(self, token: _Optional[str] = ..., ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ...) -> None: ...
+
+class AgentIdentityCredentials(_message.Message):
+    __slots__ = ("name", "ssh_certificate", "tls_certificate_pem", "tls_ca_pem", "host_ca_keys", "renewal_token", "generation", "expires")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SSH_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    TLS_CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
+    TLS_CA_PEM_FIELD_NUMBER: _ClassVar[int]
+    HOST_CA_KEYS_FIELD_NUMBER: _ClassVar[int]
+    RENEWAL_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    ssh_certificate: str
+    tls_certificate_pem: str
+    tls_ca_pem: str
+    host_ca_keys: _containers.RepeatedScalarFieldContainer[str]
+    renewal_token: str
+    generation: int
+    expires: float
+    def __init__(self, name: _Optional[str] = ..., ssh_certificate: _Optional[str] = ..., tls_certificate_pem: _Optional[str] = ..., tls_ca_pem: _Optional[str] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., renewal_token: _Optional[str] = ..., generation: _Optional[int] = ..., expires: _Optional[float] = ...) -> None: ...
+
+class BootstrapAgentIdentityResponse(_message.Message):
+    __slots__ = ("credentials",)
+    CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    credentials: AgentIdentityCredentials
+    def __init__(self, credentials: _Optional[_Union[AgentIdentityCredentials, _Mapping]] = ...) -> None: ...
+
+class RenewAgentIdentityRequest(_message.Message):
+    __slots__ = ("renewal_token", "generation", "ssh_public_key", "tls_public_key_pem")
+    RENEWAL_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    SSH_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    TLS_PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    renewal_token: str
+    generation: int
+    ssh_public_key: str
+    tls_public_key_pem: str
+    def __init__(self, renewal_token: _Optional[str] = ..., generation: _Optional[int] = ..., ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ...) -> None: ...
+
+class RenewAgentIdentityResponse(_message.Message):
+    __slots__ = ("credentials",)
+    CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    credentials: AgentIdentityCredentials
+    def __init__(self, credentials: _Optional[_Union[AgentIdentityCredentials, _Mapping]] = ...) -> None: ...
+
+class AuthenticateSPIFFERequest(_message.Message):
+    __slots__ = ("svid_chain_pem", "proof_signature", "proof_time", "ssh_public_key")
+    SVID_CHAIN_PEM_FIELD_NUMBER: _ClassVar[int]
+    PROOF_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    PROOF_TIME_FIELD_NUMBER: _ClassVar[int]
+    SSH_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    svid_chain_pem: str
+    proof_signature: bytes
+    proof_time: float
+    ssh_public_key: str
+    def __init__(self, svid_chain_pem: _Optional[str] = ..., proof_signature: _Optional[bytes] = ..., proof_time: _Optional[float] = ..., ssh_public_key: _Optional[str] = ...) -> None: ...
+
+class AuthenticateSPIFFEResponse(_message.Message):
+    __slots__ = ("ssh_certificate", "host_ca_keys", "expires")
+    SSH_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    HOST_CA_KEYS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    ssh_certificate: str
+    host_ca_keys: _containers.RepeatedScalarFieldContainer[str]
+    expires: float
+    def __init__(self, ssh_certificate: _Optional[str] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., expires: _Optional[float] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""The Mezite server: auth service, proxy and the storage they share."""

@@ -1,0 +1,1 @@
+"""The auth service: certificate authorities, identities, the gRPC API and its guard."""

@@ -1,0 +1,65 @@
+"""Agent records: every holder of an X.509 client certificate (nodes, proxies, agent
+identities, the local admin) has one. A certificate alone is not enough to call the API:
+its agent must still be registered and unlocked, so deleting or locking an agent cuts it
+off at once, before its certificate expires."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from proto.errors import NotAuthenticated, NotFound
+from server.auth.grpc_auth import Principal
+from server.backend import Backend, Item, prefix_range
+
+AGENTS_PREFIX = "agents/"
+AGENT_KINDS = frozenset({"node", "proxy", "bot", "admin"})
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    id: str
+    kind: str
+    name: str
+    created: float
+    locked: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    roles: tuple[str, ...] = ()
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, value: bytes) -> AgentRecord:
+        doc = json.loads(value)
+        doc["roles"] = tuple(doc.get("roles", ()))
+        return cls(**doc)
+
+
+class AgentStore:
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    async def get(self, agent_id: str) -> AgentRecord:
+        return AgentRecord.decode((await self._backend.get(AGENTS_PREFIX + agent_id)).value)
+
+    async def create(self, record: AgentRecord) -> None:
+        await self._backend.create(Item(key=AGENTS_PREFIX + record.id, value=record.encode()))
+
+    async def put(self, record: AgentRecord) -> None:
+        await self._backend.put(Item(key=AGENTS_PREFIX + record.id, value=record.encode()))
+
+    async def list(self) -> list[AgentRecord]:
+        items = await self._backend.get_range(*prefix_range(AGENTS_PREFIX))
+        return [AgentRecord.decode(item.value) for item in items]
+
+    async def resolve_agent(self, agent_id: str, cert_kind: str) -> Principal:
+        """The guard's agent lookup: registered, unlocked, and of the kind the CA
+        certified. Every failure is the same NotAuthenticated."""
+        try:
+            record = await self.get(agent_id)
+        except NotFound:
+            record = None
+        if record is None or record.locked or record.kind != cert_kind:
+            raise NotAuthenticated("unknown, locked or mismatched agent identity")
+        return Principal(kind="agent", name=record.id, agent_kind=record.kind, roles=record.roles)

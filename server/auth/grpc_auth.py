@@ -1,0 +1,272 @@
+"""Per-RPC authentication and the classification of every RPC.
+
+Every method of ``mezite.v1.AuthService`` sits in exactly one of four lists below; a test
+walks the service descriptor and fails when one is missing or listed twice. A method path
+that is not in the table is refused: default deny.
+
+Credentials come from call metadata, parsed strictly:
+- ``authorization: Bearer <session id>`` for users (exactly one value, exact scheme,
+  bounded length and alphabet);
+- ``x-agent-id: <id>`` for agents, honoured only when the client certificate verified on
+  the same TLS connection names that id (subject CN). The certificate alone, without the
+  header, authenticates nothing.
+A call carrying both is refused: one call, one principal.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from proto.errors import AccessDenied, BadParameter, NotAuthenticated
+
+SERVICE = "mezite.v1.AuthService"
+
+
+def _paths(*names: str) -> frozenset[str]:
+    return frozenset(f"/{SERVICE}/{name}" for name in names)
+
+
+UNAUTHENTICATED_METHODS = _paths(
+    "Ping",
+    "GetClusterCAs",
+    "AuthenticateLocal",
+    "AcceptInvite",
+    "RegisterAgent",
+    "RegisterUsingIAMMethod",
+    "BootstrapAgentIdentity",
+    "AuthenticateSPIFFE",
+)
+# Users: a session, or the local admin identity acting as the operator.
+USER_METHODS = _paths(
+    "Logout",
+    "GetCurrentUser",
+    "IssueUserCerts",
+    "ListNodes",
+    "SearchAuditEvents",
+)
+AGENT_METHODS = _paths(
+    "Heartbeat",
+    "EmitAuditEvent",
+    "RenewHostCerts",
+    "RenewAgentIdentity",
+)
+ADMIN_ONLY_METHODS = _paths(
+    "GetClusterStatus",
+    "CreateUser",
+    "ListUsers",
+    "DeleteUser",
+    "ResetUser",
+    "UpsertRole",
+    "ListRoles",
+    "DeleteRole",
+    "CreateToken",
+    "ListTokens",
+    "DeleteToken",
+    "CreateAgentIdentity",
+    "ListAgentIdentities",
+    "DeleteAgentIdentity",
+    "SetAgentIdentityLock",
+)
+
+
+class Access(enum.Enum):
+    UNAUTHENTICATED = "unauthenticated"
+    USER = "user"
+    AGENT = "agent"
+    ADMIN = "admin"
+
+
+def _build_table() -> dict[str, Access]:
+    table: dict[str, Access] = {}
+    for access, methods in (
+        (Access.UNAUTHENTICATED, UNAUTHENTICATED_METHODS),
+        (Access.USER, USER_METHODS),
+        (Access.AGENT, AGENT_METHODS),
+        (Access.ADMIN, ADMIN_ONLY_METHODS),
+    ):
+        for method in methods:
+            if method in table:
+                raise RuntimeError(f"{method} is classified twice")
+            table[method] = access
+    return table
+
+
+METHOD_ACCESS: Mapping[str, Access] = _build_table()
+
+ADMIN_ROLE = "admin"
+ADMIN_AGENT_KIND = "admin"
+MAX_AUTHORIZATION_LEN = 256
+MAX_AGENT_ID_LEN = 128
+_SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{22,128}")
+AGENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, as established by the guard."""
+
+    kind: str  # "anonymous", "user" or "agent"
+    name: str = ""
+    roles: tuple[str, ...] = ()
+    agent_kind: str = ""  # for agents: "node", "proxy", "bot", "admin"
+    session_id_hash: str = field(default="", repr=False)
+    session_expires: float = 0.0
+
+    @property
+    def is_admin(self) -> bool:
+        if self.kind == "user":
+            return ADMIN_ROLE in self.roles
+        return self.kind == "agent" and self.agent_kind == ADMIN_AGENT_KIND
+
+    @property
+    def acts_as_user(self) -> bool:
+        """Users, and the local admin identity acting as the operator."""
+        return self.kind == "user" or (self.kind == "agent" and self.is_admin)
+
+
+ANONYMOUS = Principal(kind="anonymous")
+
+
+class SessionResolver(Protocol):
+    async def resolve_session(self, session_id: str) -> Principal:
+        """The user a live session belongs to; NotAuthenticated otherwise."""
+        ...
+
+
+class AgentResolver(Protocol):
+    async def resolve_agent(self, agent_id: str, cert_kind: str) -> Principal:
+        """The registered, unlocked agent with this id; NotAuthenticated otherwise."""
+        ...
+
+
+@dataclass(frozen=True)
+class PeerCertificate:
+    """The verified client certificate of a connection, reduced to what we use."""
+
+    common_name: str
+    organizational_unit: str
+    organization: str
+
+    @classmethod
+    def from_ssl_dict(cls, cert: Mapping[str, Any] | None) -> PeerCertificate | None:
+        """From ``SSLSocket.getpeercert()``: None or {} when no certificate was verified."""
+        if not cert:
+            return None
+        attrs: dict[str, list[str]] = {}
+        for rdn in cert.get("subject", ()):
+            for key, value in rdn:
+                attrs.setdefault(key, []).append(value)
+        cns = attrs.get("commonName", [])
+        ous = attrs.get("organizationalUnitName", [])
+        orgs = attrs.get("organizationName", [])
+        if len(cns) != 1 or len(ous) > 1 or len(orgs) > 1:
+            return None
+        return cls(common_name=cns[0], organizational_unit="".join(ous), organization="".join(orgs))
+
+
+def _single(metadata: Mapping[str, Sequence[str | bytes]], key: str) -> str | None:
+    values = metadata.get(key, ())
+    if not values:
+        return None
+    if len(values) != 1:
+        raise NotAuthenticated(f"exactly one {key} header is allowed")
+    value = values[0]
+    if not isinstance(value, str):
+        raise NotAuthenticated(f"malformed {key} header")
+    return value
+
+
+def parse_bearer(value: str) -> str:
+    """The session id of an ``Authorization: Bearer <id>`` value, strictly."""
+    if len(value) > MAX_AUTHORIZATION_LEN:
+        raise NotAuthenticated("authorization header too long")
+    scheme, sep, token = value.partition(" ")
+    if scheme != "Bearer" or not sep or not _SESSION_ID_RE.fullmatch(token):
+        raise NotAuthenticated("malformed authorization header; expected 'Bearer <session id>'")
+    return token
+
+
+def parse_agent_id(value: str) -> str:
+    if len(value) > MAX_AGENT_ID_LEN or not AGENT_ID_RE.fullmatch(value):
+        raise NotAuthenticated("malformed x-agent-id header")
+    return value
+
+
+class Guard:
+    """Authenticates one call and checks it against the method's class."""
+
+    def __init__(self, sessions: SessionResolver, agents: AgentResolver) -> None:
+        self._sessions = sessions
+        self._agents = agents
+
+    @staticmethod
+    def access_for(method: str) -> Access:
+        access = METHOD_ACCESS.get(method)
+        if access is None:
+            raise AccessDenied(f"unknown method {method[:200]!r}")
+        return access
+
+    async def authenticate(
+        self,
+        method: str,
+        metadata: Mapping[str, Sequence[str | bytes]],
+        peer_cert: PeerCertificate | None,
+    ) -> Principal:
+        access = self.access_for(method)
+        principal = await self._identify(metadata, peer_cert)
+        self._authorize(access, principal)
+        return principal
+
+    async def _identify(
+        self,
+        metadata: Mapping[str, Sequence[str | bytes]],
+        peer_cert: PeerCertificate | None,
+    ) -> Principal:
+        authorization = _single(metadata, "authorization")
+        agent_header = _single(metadata, "x-agent-id")
+        if authorization is not None and agent_header is not None:
+            raise NotAuthenticated("a call carries either a session or an agent id, not both")
+        if authorization is not None:
+            return await self._sessions.resolve_session(parse_bearer(authorization))
+        if agent_header is not None:
+            agent_id = parse_agent_id(agent_header)
+            if peer_cert is None:
+                raise NotAuthenticated("x-agent-id needs the agent's client certificate")
+            if peer_cert.common_name != agent_id:
+                raise NotAuthenticated("x-agent-id does not match the client certificate")
+            return await self._agents.resolve_agent(agent_id, peer_cert.organizational_unit)
+        return ANONYMOUS
+
+    @staticmethod
+    def _authorize(access: Access, principal: Principal) -> None:
+        if access is Access.UNAUTHENTICATED:
+            return
+        if principal.kind == "anonymous":
+            raise NotAuthenticated("this call needs credentials", hint="log in with `mez login`")
+        if access is Access.USER and not principal.acts_as_user:
+            raise AccessDenied("this call is for users")
+        if access is Access.AGENT and (principal.kind != "agent" or principal.is_admin):
+            raise AccessDenied("this call is for agents")
+        if access is Access.ADMIN and not principal.is_admin:
+            raise AccessDenied("this call needs the admin role")
+
+
+def require_roles(principal: Principal, *roles: str) -> None:
+    """Handler-level check for user methods open to a subset of roles (e.g. auditors)."""
+    if principal.is_admin or any(role in principal.roles for role in roles):
+        return
+    raise AccessDenied(f"this call needs one of the roles: {', '.join(roles)}")
+
+
+def validate_name(kind: str, name: str, *, max_len: int = 64) -> str:
+    """Resource names (users, roles, nodes): bounded, no path or control characters."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._@-]*", name) or len(name) > max_len:
+        raise BadParameter(
+            f"invalid {kind} name {name[:80]!r}",
+            hint=f"use up to {max_len} letters, digits, '.', '_', '@' or '-'",
+        )
+    return name
