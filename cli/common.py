@@ -1,17 +1,18 @@
-"""Pieces every CLI shares: the version option and the one error handler."""
+"""Pieces every CLI shares: the version option, logging, output and the one error
+handler that turns the error vocabulary into a line, a hint and an exit code."""
 
 from __future__ import annotations
 
+import json
+import logging
 import sys
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import Any
 
 import typer
 
 from proto import __version__
 from proto.errors import MeziteError
-
-T = TypeVar("T")
 
 
 def version_callback(prog: str) -> Callable[[bool], None]:
@@ -23,20 +24,29 @@ def version_callback(prog: str) -> Callable[[bool], None]:
     return show
 
 
-def fail(err: MeziteError) -> NoReturn:
-    """Print one clear line (and a hint) to stderr and exit with the error's code."""
+def setup_logging(level: str) -> None:
+    """Library code logs; this sends it to stderr."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def report(err: MeziteError) -> None:
     typer.secho(f"error: {err.message}", fg=typer.colors.RED, err=True)
     if err.hint:
         typer.echo(f"hint: {err.hint}", err=True)
-    raise typer.Exit(err.exit_code)
 
 
 def run(app: typer.Typer, prog: str) -> None:
-    """Entry point wrapper: turn Mezite errors into one line and an exit code."""
+    """Entry point wrapper: Mezite errors become one line, a hint and an exit code."""
     try:
-        app(prog_name=prog)
+        app(prog_name=prog, standalone_mode=True)
     except MeziteError as err:
-        typer.secho(f"error: {err.message}", fg=typer.colors.RED, err=True)
-        if err.hint:
-            typer.echo(f"hint: {err.hint}", err=True)
+        report(err)
         sys.exit(err.exit_code)

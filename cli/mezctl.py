@@ -2,23 +2,111 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli.common import run, version_callback
+from cli.common import print_json, run, setup_logging, version_callback
 
-app = typer.Typer(help="Mezite cluster control: run the auth service and administer it.", no_args_is_help=True, add_completion=True)
+app = typer.Typer(
+    help="Mezite cluster control: run the auth service and administer it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (default: the platform's user data dir)."),
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file (or $MEZITE_CONFIG).")
+]
+AuthServerOpt = Annotated[
+    str | None,
+    typer.Option("--auth-server", help="Auth service address (default: from the data dir)."),
+]
+FormatOpt = Annotated[str, typer.Option("--format", help="Output format: text or json.")]
 
 
 @app.callback()
 def main_options(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=version_callback("mezctl"), is_eager=True, help="Show the version."),
+        typer.Option(
+            "--version",
+            callback=version_callback("mezctl"),
+            is_eager=True,
+            help="Show the version.",
+        ),
     ] = False,
 ) -> None:
     """Mezite cluster control: run the auth service and administer it."""
+
+
+@app.command()
+def start(
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    listen: Annotated[
+        str | None, typer.Option("--listen", help="Auth gRPC address (default 0.0.0.0:3025).")
+    ] = None,
+    cluster_name: Annotated[
+        str | None, typer.Option("--cluster-name", help="Cluster name (first start only).")
+    ] = None,
+    roles: Annotated[str | None, typer.Option("--roles", help="Comma list: auth.")] = None,
+    log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG..ERROR.")] = None,
+) -> None:
+    """Run the auth service until SIGINT or SIGTERM."""
+    from server.config import config_file_from_env, resolve_config
+    from server.main import run as run_server
+
+    cfg = resolve_config(
+        config_file=config or config_file_from_env(os.environ),
+        env=os.environ,
+        flags={
+            "data_dir": data_dir,
+            "auth.listen_addr": listen,
+            "cluster_name": cluster_name,
+            "roles": roles,
+            "log_level": log_level,
+        },
+    )
+    setup_logging(cfg.log_level)
+    run_server(cfg)
+
+
+@app.command()
+def status(
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    auth_server: AuthServerOpt = None,
+    output: FormatOpt = "text",
+) -> None:
+    """Show the cluster name, CA fingerprints and the CA pin for joins and logins."""
+    from cli.admin import admin_client, resolve_data_dir
+    from proto.v1 import auth_pb2 as pb
+
+    with admin_client(resolve_data_dir(data_dir, config), auth_server) as client:
+        reply = client.call("GetClusterStatus", pb.GetClusterStatusRequest())
+    if output == "json":
+        print_json(
+            {
+                "cluster_name": reply.cluster_name,
+                "server_version": reply.server_version,
+                "ca_pin": reply.ca_pin,
+                "authorities": {ca.kind: ca.fingerprint for ca in reply.authorities},
+                "auth_server": client.addr,
+            }
+        )
+        return
+    typer.echo(f"Cluster:      {reply.cluster_name}")
+    typer.echo(f"Version:      {reply.server_version}")
+    typer.echo(f"Auth server:  {client.addr}")
+    for ca in reply.authorities:
+        typer.echo(f"{ca.kind + ' CA:':<14}{ca.fingerprint}")
+    typer.echo(f"CA pin:       {reply.ca_pin}")
 
 
 def main() -> None:

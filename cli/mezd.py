@@ -8,14 +8,20 @@ import typer
 
 from cli.common import run, version_callback
 
-app = typer.Typer(help="Mezite node agent: join a cluster and serve SSH.", no_args_is_help=True, add_completion=True)
+app = typer.Typer(
+    help="Mezite node agent: join a cluster and serve SSH.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 
 
 @app.callback()
 def main_options(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=version_callback("mezd"), is_eager=True, help="Show the version."),
+        typer.Option(
+            "--version", callback=version_callback("mezd"), is_eager=True, help="Show the version."
+        ),
     ] = False,
 ) -> None:
     """Mezite node agent: join a cluster and serve SSH."""

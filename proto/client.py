@@ -43,8 +43,8 @@ def translate(err: Exception, addr: str) -> MeziteError:
     import grpc
 
     if isinstance(err, grpc.RpcError):
-        code: grpc.StatusCode = err.code()  # type: ignore[attr-defined]
-        details: str = err.details() or code.name  # type: ignore[attr-defined]
+        code: grpc.StatusCode = err.code()
+        details: str = err.details() or code.name
         if code is grpc.StatusCode.UNAVAILABLE:
             return ConnectionProblem(
                 f"cannot reach the auth service at {addr}: {details}",
@@ -94,9 +94,7 @@ class AuthClient:
     def call(self, method: str, request: Message, *, timeout: float | None = None) -> Any:
         rpc = getattr(self._stub, method)
         try:
-            return rpc(
-                request, metadata=self.identity.metadata(), timeout=timeout or self._timeout
-            )
+            return rpc(request, metadata=self.identity.metadata(), timeout=timeout or self._timeout)
         except Exception as err:
             raise translate(err, self.addr) from err
 

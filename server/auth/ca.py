@@ -171,7 +171,7 @@ def _decode_x509(value: bytes) -> X509Authority:
 async def _create_or_read(backend: Backend, key: str, fresh: bytes) -> bytes:
     try:
         await backend.create(Item(key=key, value=fresh))
-        log.info("created certificate authority %s", key.removeprefix(CA_KEY_PREFIX))
+        log.info("created %s", key)
         return fresh
     except AlreadyExists:
         return (await backend.get(key)).value
@@ -182,9 +182,7 @@ async def _cluster_name(backend: Backend, configured: str) -> str:
     try:
         stored = (await backend.get(CLUSTER_NAME_KEY)).value.decode()
     except NotFound:
-        stored = (
-            await _create_or_read(backend, CLUSTER_NAME_KEY, configured.encode())
-        ).decode()
+        stored = (await _create_or_read(backend, CLUSTER_NAME_KEY, configured.encode())).decode()
     if stored != configured:
         raise BadParameter(
             f"this data dir belongs to cluster {stored!r}, but the configuration names "
@@ -213,7 +211,9 @@ async def load_or_create_authorities(
     try:
         x509_value = (await backend.get(x509_key)).value
     except NotFound:
-        x509_value = await _create_or_read(backend, x509_key, _encode(_new_x509_ca(name, clock.now())))
+        x509_value = await _create_or_read(
+            backend, x509_key, _encode(_new_x509_ca(name, clock.now()))
+        )
     return Authorities(
         cluster_name=name,
         user_ssh=await ssh_ca("user_ssh"),

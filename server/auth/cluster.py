@@ -11,10 +11,14 @@ from server.auth.router import CallContext
 def authority_messages(cas: Authorities) -> list[pb.CertAuthority]:
     return [
         pb.CertAuthority(
-            kind="user_ssh", public_data=cas.user_ssh.public_line, fingerprint=cas.user_ssh.fingerprint
+            kind="user_ssh",
+            public_data=cas.user_ssh.public_line,
+            fingerprint=cas.user_ssh.fingerprint,
         ),
         pb.CertAuthority(
-            kind="host_ssh", public_data=cas.host_ssh.public_line, fingerprint=cas.host_ssh.fingerprint
+            kind="host_ssh",
+            public_data=cas.host_ssh.public_line,
+            fingerprint=cas.host_ssh.fingerprint,
         ),
         pb.CertAuthority(
             kind="host_x509", public_data=cas.host_x509.cert_pem, fingerprint=cas.host_x509.pin

@@ -60,7 +60,7 @@ async def bounded_recv(stream: grpclib.server.Stream[Any, Any]) -> Any:
     grpclib reads a whole message of whatever length its 5-byte prefix claims; this reads
     the prefix first and refuses anything over MAX_MESSAGE_BYTES. It reaches into the
     stream's private parts (pinned grpclib 0.4.x), which a test covers end to end."""
-    raw = stream._stream  # noqa: SLF001
+    raw = stream._stream
     meta = await raw.recv_data(5)
     if not meta:
         return None
@@ -71,10 +71,10 @@ async def bounded_recv(stream: grpclib.server.Stream[Any, Any]) -> Any:
         raise LimitExceeded(f"message of {length} bytes exceeds the {MAX_MESSAGE_BYTES} limit")
     body = await raw.recv_data(length)
     try:
-        message = stream._codec.decode(body, stream._recv_type)  # noqa: SLF001
+        message = stream._codec.decode(body, stream._recv_type)
     except DecodeError as exc:
         raise BadParameter("malformed request message") from exc
-    (message,) = await stream._dispatch.recv_message(message)  # noqa: SLF001
+    (message,) = await stream._dispatch.recv_message(message)
     return message
 
 
@@ -131,6 +131,14 @@ def _handler(
     return handle
 
 
+_CARDINALITY = {
+    (False, False): grpclib.const.Cardinality.UNARY_UNARY,
+    (False, True): grpclib.const.Cardinality.UNARY_STREAM,
+    (True, False): grpclib.const.Cardinality.STREAM_UNARY,
+    (True, True): grpclib.const.Cardinality.STREAM_STREAM,
+}
+
+
 def _find_impl(services: Sequence[object], name: str) -> Impl | None:
     found = [impl for svc in services if (impl := getattr(svc, name, None)) is not None]
     if len(found) > 1:
@@ -147,13 +155,9 @@ def build_mapping(
     for method in descriptor.methods:
         path = f"/{descriptor.full_name}/{method.name}"
         impl = _find_impl(services, snake_case(method.name))
-        cardinality = grpclib.const.Cardinality(
-            (method.client_streaming, method.server_streaming)
-        )
+        cardinality = _CARDINALITY[(method.client_streaming, method.server_streaming)]
         mapping[path] = grpclib.const.Handler(
-            _handler(
-                path, impl, not method.client_streaming, not method.server_streaming, guard
-            ),
+            _handler(path, impl, not method.client_streaming, not method.server_streaming, guard),
             cardinality,
             getattr(message_types, method.input_type.name),
             getattr(message_types, method.output_type.name),

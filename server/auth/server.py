@@ -70,7 +70,9 @@ def _pem_cert(cert: object) -> bytes:
 
 
 class AuthServer:
-    def __init__(self, settings: AuthSettings, backend: Backend, clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: AuthSettings, backend: Backend, clock: Clock | None = None
+    ) -> None:
         self.settings = settings
         self.backend = backend
         self.clock = clock or SystemClock()
@@ -132,9 +134,7 @@ class AuthServer:
         mapping = build_mapping(self.services(cas), descriptor, auth_pb2, guard)
         self._server = Server([Router(mapping)])
         sock = self._bind()
-        await self._server.start(
-            sock=sock, ssl=server_context(chain, key, cas.host_x509.cert_pem)
-        )
+        await self._server.start(sock=sock, ssl=server_context(chain, key, cas.host_x509.cert_pem))
         host, port = sock.getsockname()[:2]
         self.addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._write_runtime_file(port)

@@ -168,8 +168,9 @@ def test_client_certificate_from_a_foreign_ca_fails_at_the_handshake(
     assert _server_first_bytes(auth, ssl.create_default_context(cadata=auth.ca_pem.decode()))
     # And grpcio, the clients' stack, cannot call anything with it.
     spoof = ClientIdentity(agent_id="local-admin", cert_pem=cert_pem, key_pem=_pem(key))
-    with AuthClient(auth.addr, auth.ca_pem, spoof, timeout=5) as client, pytest.raises(
-        ConnectionProblem
+    with (
+        AuthClient(auth.addr, auth.ca_pem, spoof, timeout=5) as client,
+        pytest.raises(ConnectionProblem),
     ):
         client.call("Ping", pb.PingRequest())
 
@@ -184,8 +185,9 @@ def test_valid_agent_certificate_is_seen_by_the_interceptor(auth: RunningAuth) -
 
 
 def test_agent_id_without_a_client_certificate_is_unauthenticated(auth: RunningAuth) -> None:
-    with auth.client(ClientIdentity(agent_id="local-admin")) as client, pytest.raises(
-        NotAuthenticated, match="client certificate"
+    with (
+        auth.client(ClientIdentity(agent_id="local-admin")) as client,
+        pytest.raises(NotAuthenticated, match="client certificate"),
     ):
         client.call("GetClusterStatus", pb.GetClusterStatusRequest())
 
@@ -303,7 +305,7 @@ def test_unimplemented_rpcs_authenticate_first(auth: RunningAuth, channel: grpc.
     assert _raw_call(channel, "RenewAgentIdentity") is grpc.StatusCode.UNAUTHENTICATED
     node = agent_identity(auth, "node-1")
     with auth.client(node) as client:
-        code = _raw_call(client._channel, "RenewAgentIdentity", node.metadata())  # noqa: SLF001
+        code = _raw_call(client._channel, "RenewAgentIdentity", node.metadata())
     assert code is grpc.StatusCode.UNIMPLEMENTED
 
 

@@ -1,0 +1,66 @@
+"""Real mezctl / mezd / mez processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def cli(prog: str, *args: str, stdin: str | None = None, env: dict[str, str] | None = None,
+        timeout: float = 60) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    return subprocess.run(
+        [str(BIN / prog), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@dataclass
+class AuthProcess:
+    proc: subprocess.Popen[str]
+    data_dir: Path
+    log: Path
+
+    @property
+    def addr(self) -> str:
+        return str(json.loads((self.data_dir / "auth.json").read_text())["addr"])
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+@contextmanager
+def mezctl_start(data_dir: Path, *extra: str, cluster: str = "e2e") -> Iterator[AuthProcess]:
+    log = data_dir.parent / f"{data_dir.name}-auth.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "mezctl"), "start", "--data-dir", str(data_dir),
+             "--listen", "127.0.0.1:0", "--cluster-name", cluster, *extra],
+            stdout=out, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+    running = AuthProcess(proc, data_dir, log)
+    try:
+        deadline = time.monotonic() + 30
+        while not (data_dir / "auth.json").exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"mezctl start failed:\n{log.read_text()}")
+            time.sleep(0.05)
+        yield running
+    finally:
+        running.stop()
