@@ -14,12 +14,7 @@ class CertAuthority(_message.Message):
     kind: str
     public_data: str
     fingerprint: str
-    def __init__(
-        self,
-        kind: _Optional[str] = ...,
-        public_data: _Optional[str] = ...,
-        fingerprint: _Optional[str] = ...,
-    ) -> None: ...
+    def __init__(self, kind: _Optional[str] = ..., public_data: _Optional[str] = ..., fingerprint: _Optional[str] = ...) -> None: ...
 
 class Node(_message.Message):
     __slots__ = ("id", "name", "addr", "labels", "last_seen")
@@ -30,7 +25,6 @@ class Node(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ADDR_FIELD_NUMBER: _ClassVar[int]
@@ -41,14 +35,7 @@ class Node(_message.Message):
     addr: str
     labels: _containers.ScalarMap[str, str]
     last_seen: float
-    def __init__(
-        self,
-        id: _Optional[str] = ...,
-        name: _Optional[str] = ...,
-        addr: _Optional[str] = ...,
-        labels: _Optional[_Mapping[str, str]] = ...,
-        last_seen: _Optional[float] = ...,
-    ) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., addr: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., last_seen: _Optional[float] = ...) -> None: ...
 
 class Role(_message.Message):
     __slots__ = ("name", "allow", "deny", "options")
@@ -60,13 +47,7 @@ class Role(_message.Message):
     allow: RoleConditions
     deny: RoleConditions
     options: RoleOptions
-    def __init__(
-        self,
-        name: _Optional[str] = ...,
-        allow: _Optional[_Union[RoleConditions, _Mapping]] = ...,
-        deny: _Optional[_Union[RoleConditions, _Mapping]] = ...,
-        options: _Optional[_Union[RoleOptions, _Mapping]] = ...,
-    ) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., allow: _Optional[_Union[RoleConditions, _Mapping]] = ..., deny: _Optional[_Union[RoleConditions, _Mapping]] = ..., options: _Optional[_Union[RoleOptions, _Mapping]] = ...) -> None: ...
 
 class RoleConditions(_message.Message):
     __slots__ = ("logins", "node_labels")
@@ -76,19 +57,12 @@ class RoleConditions(_message.Message):
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: LabelValues
-        def __init__(
-            self, key: _Optional[str] = ..., value: _Optional[_Union[LabelValues, _Mapping]] = ...
-        ) -> None: ...
-
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[LabelValues, _Mapping]] = ...) -> None: ...
     LOGINS_FIELD_NUMBER: _ClassVar[int]
     NODE_LABELS_FIELD_NUMBER: _ClassVar[int]
     logins: _containers.RepeatedScalarFieldContainer[str]
     node_labels: _containers.MessageMap[str, LabelValues]
-    def __init__(
-        self,
-        logins: _Optional[_Iterable[str]] = ...,
-        node_labels: _Optional[_Mapping[str, LabelValues]] = ...,
-    ) -> None: ...
+    def __init__(self, logins: _Optional[_Iterable[str]] = ..., node_labels: _Optional[_Mapping[str, LabelValues]] = ...) -> None: ...
 
 class LabelValues(_message.Message):
     __slots__ = ("values",)
@@ -106,13 +80,7 @@ class RoleOptions(_message.Message):
     permit_pty: bool
     port_forwarding: bool
     agent_forwarding: bool
-    def __init__(
-        self,
-        max_session_ttl: _Optional[int] = ...,
-        permit_pty: _Optional[bool] = ...,
-        port_forwarding: _Optional[bool] = ...,
-        agent_forwarding: _Optional[bool] = ...,
-    ) -> None: ...
+    def __init__(self, max_session_ttl: _Optional[int] = ..., permit_pty: _Optional[bool] = ..., port_forwarding: _Optional[bool] = ..., agent_forwarding: _Optional[bool] = ...) -> None: ...
 
 class AuditEvent(_message.Message):
     __slots__ = ("id", "type", "code", "time", "user", "session_id", "fields_json", "success")
@@ -132,17 +100,7 @@ class AuditEvent(_message.Message):
     session_id: str
     fields_json: str
     success: bool
-    def __init__(
-        self,
-        id: _Optional[str] = ...,
-        type: _Optional[str] = ...,
-        code: _Optional[str] = ...,
-        time: _Optional[float] = ...,
-        user: _Optional[str] = ...,
-        session_id: _Optional[str] = ...,
-        fields_json: _Optional[str] = ...,
-        success: _Optional[bool] = ...,
-    ) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., code: _Optional[str] = ..., time: _Optional[float] = ..., user: _Optional[str] = ..., session_id: _Optional[str] = ..., fields_json: _Optional[str] = ..., success: _Optional[bool] = ...) -> None: ...
 
 class PingRequest(_message.Message):
     __slots__ = ()
@@ -156,12 +114,7 @@ class PingResponse(_message.Message):
     cluster_name: str
     server_version: str
     ca_pin: str
-    def __init__(
-        self,
-        cluster_name: _Optional[str] = ...,
-        server_version: _Optional[str] = ...,
-        ca_pin: _Optional[str] = ...,
-    ) -> None: ...
+    def __init__(self, cluster_name: _Optional[str] = ..., server_version: _Optional[str] = ..., ca_pin: _Optional[str] = ...) -> None: ...
 
 class GetClusterCAsRequest(_message.Message):
     __slots__ = ()
@@ -173,11 +126,7 @@ class GetClusterCAsResponse(_message.Message):
     AUTHORITIES_FIELD_NUMBER: _ClassVar[int]
     cluster_name: str
     authorities: _containers.RepeatedCompositeFieldContainer[CertAuthority]
-    def __init__(
-        self,
-        cluster_name: _Optional[str] = ...,
-        authorities: _Optional[_Iterable[_Union[CertAuthority, _Mapping]]] = ...,
-    ) -> None: ...
+    def __init__(self, cluster_name: _Optional[str] = ..., authorities: _Optional[_Iterable[_Union[CertAuthority, _Mapping]]] = ...) -> None: ...
 
 class GetClusterStatusRequest(_message.Message):
     __slots__ = ()
@@ -195,14 +144,7 @@ class GetClusterStatusResponse(_message.Message):
     ca_pin: str
     authorities: _containers.RepeatedCompositeFieldContainer[CertAuthority]
     caller: str
-    def __init__(
-        self,
-        cluster_name: _Optional[str] = ...,
-        server_version: _Optional[str] = ...,
-        ca_pin: _Optional[str] = ...,
-        authorities: _Optional[_Iterable[_Union[CertAuthority, _Mapping]]] = ...,
-        caller: _Optional[str] = ...,
-    ) -> None: ...
+    def __init__(self, cluster_name: _Optional[str] = ..., server_version: _Optional[str] = ..., ca_pin: _Optional[str] = ..., authorities: _Optional[_Iterable[_Union[CertAuthority, _Mapping]]] = ..., caller: _Optional[str] = ...) -> None: ...
 
 class AuthenticateLocalRequest(_message.Message):
     __slots__ = ("username", "password")
@@ -218,9 +160,7 @@ class AuthenticateLocalResponse(_message.Message):
     EXPIRES_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     expires: float
-    def __init__(
-        self, session_id: _Optional[str] = ..., expires: _Optional[float] = ...
-    ) -> None: ...
+    def __init__(self, session_id: _Optional[str] = ..., expires: _Optional[float] = ...) -> None: ...
 
 class AcceptInviteRequest(_message.Message):
     __slots__ = ("token", "password")
@@ -258,13 +198,7 @@ class GetCurrentUserResponse(_message.Message):
     roles: _containers.RepeatedScalarFieldContainer[str]
     logins: _containers.RepeatedScalarFieldContainer[str]
     session_expires: float
-    def __init__(
-        self,
-        username: _Optional[str] = ...,
-        roles: _Optional[_Iterable[str]] = ...,
-        logins: _Optional[_Iterable[str]] = ...,
-        session_expires: _Optional[float] = ...,
-    ) -> None: ...
+    def __init__(self, username: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., logins: _Optional[_Iterable[str]] = ..., session_expires: _Optional[float] = ...) -> None: ...
 
 class IssueUserCertsRequest(_message.Message):
     __slots__ = ("ssh_public_key", "ttl_seconds")
@@ -272,9 +206,7 @@ class IssueUserCertsRequest(_message.Message):
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     ssh_public_key: str
     ttl_seconds: int
-    def __init__(
-        self, ssh_public_key: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...
-    ) -> None: ...
+    def __init__(self, ssh_public_key: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
 
 class IssueUserCertsResponse(_message.Message):
     __slots__ = ("ssh_certificate", "host_ca_keys", "tls_ca_pem", "valid_before")
@@ -286,13 +218,7 @@ class IssueUserCertsResponse(_message.Message):
     host_ca_keys: _containers.RepeatedScalarFieldContainer[str]
     tls_ca_pem: str
     valid_before: float
-    def __init__(
-        self,
-        ssh_certificate: _Optional[str] = ...,
-        host_ca_keys: _Optional[_Iterable[str]] = ...,
-        tls_ca_pem: _Optional[str] = ...,
-        valid_before: _Optional[float] = ...,
-    ) -> None: ...
+    def __init__(self, ssh_certificate: _Optional[str] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., tls_ca_pem: _Optional[str] = ..., valid_before: _Optional[float] = ...) -> None: ...
 
 class User(_message.Message):
     __slots__ = ("name", "roles", "logins", "has_password", "created")
@@ -306,14 +232,7 @@ class User(_message.Message):
     logins: _containers.RepeatedScalarFieldContainer[str]
     has_password: bool
     created: float
-    def __init__(
-        self,
-        name: _Optional[str] = ...,
-        roles: _Optional[_Iterable[str]] = ...,
-        logins: _Optional[_Iterable[str]] = ...,
-        has_password: _Optional[bool] = ...,
-        created: _Optional[float] = ...,
-    ) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., logins: _Optional[_Iterable[str]] = ..., has_password: _Optional[bool] = ..., created: _Optional[float] = ...) -> None: ...
 
 class CreateUserRequest(_message.Message):
     __slots__ = ("name", "roles", "logins", "password")
@@ -325,13 +244,7 @@ class CreateUserRequest(_message.Message):
     roles: _containers.RepeatedScalarFieldContainer[str]
     logins: _containers.RepeatedScalarFieldContainer[str]
     password: str
-    def __init__(
-        self,
-        name: _Optional[str] = ...,
-        roles: _Optional[_Iterable[str]] = ...,
-        logins: _Optional[_Iterable[str]] = ...,
-        password: _Optional[str] = ...,
-    ) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., logins: _Optional[_Iterable[str]] = ..., password: _Optional[str] = ...) -> None: ...
 
 class CreateUserResponse(_message.Message):
     __slots__ = ("invite_token", "invite_expires")
@@ -339,9 +252,7 @@ class CreateUserResponse(_message.Message):
     INVITE_EXPIRES_FIELD_NUMBER: _ClassVar[int]
     invite_token: str
     invite_expires: float
-    def __init__(
-        self, invite_token: _Optional[str] = ..., invite_expires: _Optional[float] = ...
-    ) -> None: ...
+    def __init__(self, invite_token: _Optional[str] = ..., invite_expires: _Optional[float] = ...) -> None: ...
 
 class ListUsersRequest(_message.Message):
     __slots__ = ()
@@ -375,9 +286,7 @@ class ResetUserResponse(_message.Message):
     INVITE_EXPIRES_FIELD_NUMBER: _ClassVar[int]
     invite_token: str
     invite_expires: float
-    def __init__(
-        self, invite_token: _Optional[str] = ..., invite_expires: _Optional[float] = ...
-    ) -> None: ...
+    def __init__(self, invite_token: _Optional[str] = ..., invite_expires: _Optional[float] = ...) -> None: ...
 
 class UpsertRoleRequest(_message.Message):
     __slots__ = ("role",)
@@ -422,7 +331,6 @@ class JoinToken(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_FIELD_NUMBER: _ClassVar[int]
@@ -431,13 +339,7 @@ class JoinToken(_message.Message):
     type: str
     expires: float
     labels: _containers.ScalarMap[str, str]
-    def __init__(
-        self,
-        name: _Optional[str] = ...,
-        type: _Optional[str] = ...,
-        expires: _Optional[float] = ...,
-        labels: _Optional[_Mapping[str, str]] = ...,
-    ) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., expires: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CreateTokenRequest(_message.Message):
     __slots__ = ("type", "ttl_seconds", "labels")
@@ -448,19 +350,13 @@ class CreateTokenRequest(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     type: str
     ttl_seconds: int
     labels: _containers.ScalarMap[str, str]
-    def __init__(
-        self,
-        type: _Optional[str] = ...,
-        ttl_seconds: _Optional[int] = ...,
-        labels: _Optional[_Mapping[str, str]] = ...,
-    ) -> None: ...
+    def __init__(self, type: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class CreateTokenResponse(_message.Message):
     __slots__ = ("token", "name", "expires")
@@ -470,12 +366,7 @@ class CreateTokenResponse(_message.Message):
     token: str
     name: str
     expires: float
-    def __init__(
-        self,
-        token: _Optional[str] = ...,
-        name: _Optional[str] = ...,
-        expires: _Optional[float] = ...,
-    ) -> None: ...
+    def __init__(self, token: _Optional[str] = ..., name: _Optional[str] = ..., expires: _Optional[float] = ...) -> None: ...
 
 class ListTokensRequest(_message.Message):
     __slots__ = ()
@@ -498,14 +389,7 @@ class DeleteTokenResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class RegisterAgentRequest(_message.Message):
-    __slots__ = (
-        "token",
-        "name",
-        "advertise_addrs",
-        "ssh_public_key",
-        "tls_public_key_pem",
-        "labels",
-    )
+    __slots__ = ("token", "name", "advertise_addrs", "ssh_public_key", "tls_public_key_pem", "labels")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -513,7 +397,6 @@ class RegisterAgentRequest(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ADVERTISE_ADDRS_FIELD_NUMBER: _ClassVar[int]
@@ -526,26 +409,10 @@ class RegisterAgentRequest(_message.Message):
     ssh_public_key: str
     tls_public_key_pem: str
     labels: _containers.ScalarMap[str, str]
-    def __init__(
-        self,
-        token: _Optional[str] = ...,
-        name: _Optional[str] = ...,
-        advertise_addrs: _Optional[_Iterable[str]] = ...,
-        ssh_public_key: _Optional[str] = ...,
-        tls_public_key_pem: _Optional[str] = ...,
-        labels: _Optional[_Mapping[str, str]] = ...,
-    ) -> None: ...
+    def __init__(self, token: _Optional[str] = ..., name: _Optional[str] = ..., advertise_addrs: _Optional[_Iterable[str]] = ..., ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class AgentCredentials(_message.Message):
-    __slots__ = (
-        "agent_id",
-        "ssh_host_certificate",
-        "tls_certificate_pem",
-        "tls_ca_pem",
-        "user_ca_keys",
-        "host_ca_keys",
-        "expires",
-    )
+    __slots__ = ("agent_id", "ssh_host_certificate", "tls_certificate_pem", "tls_ca_pem", "user_ca_keys", "host_ca_keys", "expires")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     SSH_HOST_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     TLS_CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
@@ -560,24 +427,13 @@ class AgentCredentials(_message.Message):
     user_ca_keys: _containers.RepeatedScalarFieldContainer[str]
     host_ca_keys: _containers.RepeatedScalarFieldContainer[str]
     expires: float
-    def __init__(
-        self,
-        agent_id: _Optional[str] = ...,
-        ssh_host_certificate: _Optional[str] = ...,
-        tls_certificate_pem: _Optional[str] = ...,
-        tls_ca_pem: _Optional[str] = ...,
-        user_ca_keys: _Optional[_Iterable[str]] = ...,
-        host_ca_keys: _Optional[_Iterable[str]] = ...,
-        expires: _Optional[float] = ...,
-    ) -> None: ...
+    def __init__(self, agent_id: _Optional[str] = ..., ssh_host_certificate: _Optional[str] = ..., tls_certificate_pem: _Optional[str] = ..., tls_ca_pem: _Optional[str] = ..., user_ca_keys: _Optional[_Iterable[str]] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., expires: _Optional[float] = ...) -> None: ...
 
 class RegisterAgentResponse(_message.Message):
     __slots__ = ("credentials",)
     CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     credentials: AgentCredentials
-    def __init__(
-        self, credentials: _Optional[_Union[AgentCredentials, _Mapping]] = ...
-    ) -> None: ...
+    def __init__(self, credentials: _Optional[_Union[AgentCredentials, _Mapping]] = ...) -> None: ...
 
 class RegisterUsingIAMMethodRequest(_message.Message):
     __slots__ = ("register", "sts_request")
@@ -585,11 +441,7 @@ class RegisterUsingIAMMethodRequest(_message.Message):
     STS_REQUEST_FIELD_NUMBER: _ClassVar[int]
     register: RegisterAgentRequest
     sts_request: SignedSTSRequest
-    def __init__(
-        self,
-        register: _Optional[_Union[RegisterAgentRequest, _Mapping]] = ...,
-        sts_request: _Optional[_Union[SignedSTSRequest, _Mapping]] = ...,
-    ) -> None: ...
+    def __init__(self, register: _Optional[_Union[RegisterAgentRequest, _Mapping]] = ..., sts_request: _Optional[_Union[SignedSTSRequest, _Mapping]] = ...) -> None: ...
 
 class SignedSTSRequest(_message.Message):
     __slots__ = ("body", "headers")
@@ -600,14 +452,11 @@ class SignedSTSRequest(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-
     BODY_FIELD_NUMBER: _ClassVar[int]
     HEADERS_FIELD_NUMBER: _ClassVar[int]
     body: bytes
     headers: _containers.ScalarMap[str, str]
-    def __init__(
-        self, body: _Optional[bytes] = ..., headers: _Optional[_Mapping[str, str]] = ...
-    ) -> None: ...
+    def __init__(self, body: _Optional[bytes] = ..., headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RegisterUsingIAMMethodResponse(_message.Message):
     __slots__ = ("challenge", "credentials")
@@ -615,11 +464,7 @@ class RegisterUsingIAMMethodResponse(_message.Message):
     CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     challenge: str
     credentials: AgentCredentials
-    def __init__(
-        self,
-        challenge: _Optional[str] = ...,
-        credentials: _Optional[_Union[AgentCredentials, _Mapping]] = ...,
-    ) -> None: ...
+    def __init__(self, challenge: _Optional[str] = ..., credentials: _Optional[_Union[AgentCredentials, _Mapping]] = ...) -> None: ...
 
 class RenewHostCertsRequest(_message.Message):
     __slots__ = ("ssh_public_key", "tls_public_key_pem")
@@ -627,17 +472,13 @@ class RenewHostCertsRequest(_message.Message):
     TLS_PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
     ssh_public_key: str
     tls_public_key_pem: str
-    def __init__(
-        self, ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ...
-    ) -> None: ...
+    def __init__(self, ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ...) -> None: ...
 
 class RenewHostCertsResponse(_message.Message):
     __slots__ = ("credentials",)
     CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     credentials: AgentCredentials
-    def __init__(
-        self, credentials: _Optional[_Union[AgentCredentials, _Mapping]] = ...
-    ) -> None: ...
+    def __init__(self, credentials: _Optional[_Union[AgentCredentials, _Mapping]] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("name", "addr", "labels")
@@ -648,19 +489,13 @@ class HeartbeatRequest(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-
     NAME_FIELD_NUMBER: _ClassVar[int]
     ADDR_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     name: str
     addr: str
     labels: _containers.ScalarMap[str, str]
-    def __init__(
-        self,
-        name: _Optional[str] = ...,
-        addr: _Optional[str] = ...,
-        labels: _Optional[_Mapping[str, str]] = ...,
-    ) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., addr: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class HeartbeatResponse(_message.Message):
     __slots__ = ("ttl_seconds",)
@@ -677,19 +512,13 @@ class ListNodesRequest(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-
     LABELS_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     labels: _containers.ScalarMap[str, str]
     limit: int
     page_token: str
-    def __init__(
-        self,
-        labels: _Optional[_Mapping[str, str]] = ...,
-        limit: _Optional[int] = ...,
-        page_token: _Optional[str] = ...,
-    ) -> None: ...
+    def __init__(self, labels: _Optional[_Mapping[str, str]] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListNodesResponse(_message.Message):
     __slots__ = ("nodes", "next_page_token")
@@ -697,19 +526,13 @@ class ListNodesResponse(_message.Message):
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[Node]
     next_page_token: str
-    def __init__(
-        self,
-        nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ...,
-        next_page_token: _Optional[str] = ...,
-    ) -> None: ...
+    def __init__(self, nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class EmitAuditEventRequest(_message.Message):
     __slots__ = ("events",)
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[AuditEvent]
-    def __init__(
-        self, events: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ...
-    ) -> None: ...
+    def __init__(self, events: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ...) -> None: ...
 
 class EmitAuditEventResponse(_message.Message):
     __slots__ = ()
@@ -729,15 +552,7 @@ class SearchAuditEventsRequest(_message.Message):
     user: str
     limit: int
     page_token: str
-    def __init__(
-        self,
-        start: _Optional[float] = ...,
-        end: _Optional[float] = ...,
-        types: _Optional[_Iterable[str]] = ...,
-        user: _Optional[str] = ...,
-        limit: _Optional[int] = ...,
-        page_token: _Optional[str] = ...,
-    ) -> None: ...
+    def __init__(self, start: _Optional[float] = ..., end: _Optional[float] = ..., types: _Optional[_Iterable[str]] = ..., user: _Optional[str] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class SearchAuditEventsResponse(_message.Message):
     __slots__ = ("events", "next_page_token")
@@ -745,11 +560,7 @@ class SearchAuditEventsResponse(_message.Message):
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[AuditEvent]
     next_page_token: str
-    def __init__(
-        self,
-        events: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ...,
-        next_page_token: _Optional[str] = ...,
-    ) -> None: ...
+    def __init__(self, events: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class AgentIdentity(_message.Message):
     __slots__ = ("name", "roles", "generation", "last_renewed", "locked", "ttl_seconds")
@@ -765,15 +576,7 @@ class AgentIdentity(_message.Message):
     last_renewed: float
     locked: bool
     ttl_seconds: int
-    def __init__(
-        self,
-        name: _Optional[str] = ...,
-        roles: _Optional[_Iterable[str]] = ...,
-        generation: _Optional[int] = ...,
-        last_renewed: _Optional[float] = ...,
-        locked: _Optional[bool] = ...,
-        ttl_seconds: _Optional[int] = ...,
-    ) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., generation: _Optional[int] = ..., last_renewed: _Optional[float] = ..., locked: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
 
 class CreateAgentIdentityRequest(_message.Message):
     __slots__ = ("name", "roles", "ttl_seconds", "token_ttl_seconds")
@@ -785,13 +588,7 @@ class CreateAgentIdentityRequest(_message.Message):
     roles: _containers.RepeatedScalarFieldContainer[str]
     ttl_seconds: int
     token_ttl_seconds: int
-    def __init__(
-        self,
-        name: _Optional[str] = ...,
-        roles: _Optional[_Iterable[str]] = ...,
-        ttl_seconds: _Optional[int] = ...,
-        token_ttl_seconds: _Optional[int] = ...,
-    ) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., ttl_seconds: _Optional[int] = ..., token_ttl_seconds: _Optional[int] = ...) -> None: ...
 
 class CreateAgentIdentityResponse(_message.Message):
     __slots__ = ("bootstrap_token", "token_expires")
@@ -799,9 +596,7 @@ class CreateAgentIdentityResponse(_message.Message):
     TOKEN_EXPIRES_FIELD_NUMBER: _ClassVar[int]
     bootstrap_token: str
     token_expires: float
-    def __init__(
-        self, bootstrap_token: _Optional[str] = ..., token_expires: _Optional[float] = ...
-    ) -> None: ...
+    def __init__(self, bootstrap_token: _Optional[str] = ..., token_expires: _Optional[float] = ...) -> None: ...
 
 class ListAgentIdentitiesRequest(_message.Message):
     __slots__ = ()
@@ -811,9 +606,7 @@ class ListAgentIdentitiesResponse(_message.Message):
     __slots__ = ("identities",)
     IDENTITIES_FIELD_NUMBER: _ClassVar[int]
     identities: _containers.RepeatedCompositeFieldContainer[AgentIdentity]
-    def __init__(
-        self, identities: _Optional[_Iterable[_Union[AgentIdentity, _Mapping]]] = ...
-    ) -> None: ...
+    def __init__(self, identities: _Optional[_Iterable[_Union[AgentIdentity, _Mapping]]] = ...) -> None: ...
 
 class DeleteAgentIdentityRequest(_message.Message):
     __slots__ = ("name",)
@@ -845,24 +638,10 @@ class BootstrapAgentIdentityRequest(_message.Message):
     token: str
     ssh_public_key: str
     tls_public_key_pem: str
-    def __init__(
-        self,
-        token: _Optional[str] = ...,
-        ssh_public_key: _Optional[str] = ...,
-        tls_public_key_pem: _Optional[str] = ...,
-    ) -> None: ...
+    def __init__(self, token: _Optional[str] = ..., ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ...) -> None: ...
 
 class AgentIdentityCredentials(_message.Message):
-    __slots__ = (
-        "name",
-        "ssh_certificate",
-        "tls_certificate_pem",
-        "tls_ca_pem",
-        "host_ca_keys",
-        "renewal_token",
-        "generation",
-        "expires",
-    )
+    __slots__ = ("name", "ssh_certificate", "tls_certificate_pem", "tls_ca_pem", "host_ca_keys", "renewal_token", "generation", "expires")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SSH_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     TLS_CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
@@ -879,25 +658,13 @@ class AgentIdentityCredentials(_message.Message):
     renewal_token: str
     generation: int
     expires: float
-    def __init__(
-        self,
-        name: _Optional[str] = ...,
-        ssh_certificate: _Optional[str] = ...,
-        tls_certificate_pem: _Optional[str] = ...,
-        tls_ca_pem: _Optional[str] = ...,
-        host_ca_keys: _Optional[_Iterable[str]] = ...,
-        renewal_token: _Optional[str] = ...,
-        generation: _Optional[int] = ...,
-        expires: _Optional[float] = ...,
-    ) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., ssh_certificate: _Optional[str] = ..., tls_certificate_pem: _Optional[str] = ..., tls_ca_pem: _Optional[str] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., renewal_token: _Optional[str] = ..., generation: _Optional[int] = ..., expires: _Optional[float] = ...) -> None: ...
 
 class BootstrapAgentIdentityResponse(_message.Message):
     __slots__ = ("credentials",)
     CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     credentials: AgentIdentityCredentials
-    def __init__(
-        self, credentials: _Optional[_Union[AgentIdentityCredentials, _Mapping]] = ...
-    ) -> None: ...
+    def __init__(self, credentials: _Optional[_Union[AgentIdentityCredentials, _Mapping]] = ...) -> None: ...
 
 class RenewAgentIdentityRequest(_message.Message):
     __slots__ = ("renewal_token", "generation", "ssh_public_key", "tls_public_key_pem")
@@ -909,21 +676,13 @@ class RenewAgentIdentityRequest(_message.Message):
     generation: int
     ssh_public_key: str
     tls_public_key_pem: str
-    def __init__(
-        self,
-        renewal_token: _Optional[str] = ...,
-        generation: _Optional[int] = ...,
-        ssh_public_key: _Optional[str] = ...,
-        tls_public_key_pem: _Optional[str] = ...,
-    ) -> None: ...
+    def __init__(self, renewal_token: _Optional[str] = ..., generation: _Optional[int] = ..., ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ...) -> None: ...
 
 class RenewAgentIdentityResponse(_message.Message):
     __slots__ = ("credentials",)
     CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
     credentials: AgentIdentityCredentials
-    def __init__(
-        self, credentials: _Optional[_Union[AgentIdentityCredentials, _Mapping]] = ...
-    ) -> None: ...
+    def __init__(self, credentials: _Optional[_Union[AgentIdentityCredentials, _Mapping]] = ...) -> None: ...
 
 class AuthenticateSPIFFERequest(_message.Message):
     __slots__ = ("svid_chain_pem", "proof_signature", "proof_time", "ssh_public_key")
@@ -935,13 +694,7 @@ class AuthenticateSPIFFERequest(_message.Message):
     proof_signature: bytes
     proof_time: float
     ssh_public_key: str
-    def __init__(
-        self,
-        svid_chain_pem: _Optional[str] = ...,
-        proof_signature: _Optional[bytes] = ...,
-        proof_time: _Optional[float] = ...,
-        ssh_public_key: _Optional[str] = ...,
-    ) -> None: ...
+    def __init__(self, svid_chain_pem: _Optional[str] = ..., proof_signature: _Optional[bytes] = ..., proof_time: _Optional[float] = ..., ssh_public_key: _Optional[str] = ...) -> None: ...
 
 class AuthenticateSPIFFEResponse(_message.Message):
     __slots__ = ("ssh_certificate", "host_ca_keys", "expires")
@@ -951,9 +704,4 @@ class AuthenticateSPIFFEResponse(_message.Message):
     ssh_certificate: str
     host_ca_keys: _containers.RepeatedScalarFieldContainer[str]
     expires: float
-    def __init__(
-        self,
-        ssh_certificate: _Optional[str] = ...,
-        host_ca_keys: _Optional[_Iterable[str]] = ...,
-        expires: _Optional[float] = ...,
-    ) -> None: ...
+    def __init__(self, ssh_certificate: _Optional[str] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., expires: _Optional[float] = ...) -> None: ...

@@ -27,6 +27,7 @@ else:
 _T = _typing.TypeVar("_T")
 
 class _MaybeAsyncIterator(_abc.AsyncIterator[_T], _abc.Iterator[_T], metaclass=_abc_1.ABCMeta): ...
+
 class _ServicerContext(_grpc.ServicerContext, _aio.ServicerContext):  # type: ignore[misc, type-arg]
     ...
 
@@ -44,42 +45,28 @@ class AuthServiceStub:
     def __new__(cls, channel: _aio.Channel) -> AuthServiceAsyncStub: ...
     Ping: _grpc.UnaryUnaryMultiCallable[_auth_pb2.PingRequest, _auth_pb2.PingResponse]
     """Ping reports the cluster's name, version and CA pin. Needs no credentials."""
-    GetClusterCAs: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.GetClusterCAsRequest, _auth_pb2.GetClusterCAsResponse
-    ]
+    GetClusterCAs: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetClusterCAsRequest, _auth_pb2.GetClusterCAsResponse]
     """GetClusterCAs returns the public halves of the cluster's certificate authorities."""
-    AuthenticateLocal: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.AuthenticateLocalRequest, _auth_pb2.AuthenticateLocalResponse
-    ]
+    AuthenticateLocal: _grpc.UnaryUnaryMultiCallable[_auth_pb2.AuthenticateLocalRequest, _auth_pb2.AuthenticateLocalResponse]
     """AuthenticateLocal exchanges a username and password for a session ID."""
-    AcceptInvite: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.AcceptInviteRequest, _auth_pb2.AcceptInviteResponse
-    ]
+    AcceptInvite: _grpc.UnaryUnaryMultiCallable[_auth_pb2.AcceptInviteRequest, _auth_pb2.AcceptInviteResponse]
     """AcceptInvite sets a user's password with the one-time token that
     `mezctl users add` or `users reset` printed.
     """
-    RegisterAgent: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.RegisterAgentRequest, _auth_pb2.RegisterAgentResponse
-    ]
+    RegisterAgent: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RegisterAgentRequest, _auth_pb2.RegisterAgentResponse]
     """RegisterAgent redeems a one-time join token for a node's (or proxy's) first
     host certificate and X.509 client certificate.
     """
-    RegisterUsingIAMMethod: _grpc.StreamStreamMultiCallable[
-        _auth_pb2.RegisterUsingIAMMethodRequest, _auth_pb2.RegisterUsingIAMMethodResponse
-    ]
+    RegisterUsingIAMMethod: _grpc.StreamStreamMultiCallable[_auth_pb2.RegisterUsingIAMMethodRequest, _auth_pb2.RegisterUsingIAMMethodResponse]
     """RegisterUsingIAMMethod joins a node by proving an AWS identity: the server
     sends a challenge, the client answers with an sts:GetCallerIdentity request
     signed over that challenge, the server replies with the certificates.
     """
-    BootstrapAgentIdentity: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.BootstrapAgentIdentityRequest, _auth_pb2.BootstrapAgentIdentityResponse
-    ]
+    BootstrapAgentIdentity: _grpc.UnaryUnaryMultiCallable[_auth_pb2.BootstrapAgentIdentityRequest, _auth_pb2.BootstrapAgentIdentityResponse]
     """BootstrapAgentIdentity redeems an agent identity's one-time bootstrap token
     for its first SSH and X.509 credentials and a renewal token.
     """
-    AuthenticateSPIFFE: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.AuthenticateSPIFFERequest, _auth_pb2.AuthenticateSPIFFEResponse
-    ]
+    AuthenticateSPIFFE: _grpc.UnaryUnaryMultiCallable[_auth_pb2.AuthenticateSPIFFERequest, _auth_pb2.AuthenticateSPIFFEResponse]
     """AuthenticateSPIFFE exchanges a SPIFFE X.509 SVID, with proof of possession of
     its key, for a short-lived SSH certificate for the role named in its URI SAN.
     """
@@ -88,106 +75,60 @@ class AuthServiceStub:
 
     Logout deletes the calling session.
     """
-    GetCurrentUser: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.GetCurrentUserRequest, _auth_pb2.GetCurrentUserResponse
-    ]
+    GetCurrentUser: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetCurrentUserRequest, _auth_pb2.GetCurrentUserResponse]
     """GetCurrentUser describes the caller: user, roles and allowed logins."""
-    IssueUserCerts: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.IssueUserCertsRequest, _auth_pb2.IssueUserCertsResponse
-    ]
+    IssueUserCerts: _grpc.UnaryUnaryMultiCallable[_auth_pb2.IssueUserCertsRequest, _auth_pb2.IssueUserCertsResponse]
     """IssueUserCerts signs the caller's public key into a short-lived SSH user certificate."""
-    ListNodes: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.ListNodesRequest, _auth_pb2.ListNodesResponse
-    ]
+    ListNodes: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListNodesRequest, _auth_pb2.ListNodesResponse]
     """ListNodes lists the nodes the caller's roles allow, filtered by labels."""
-    SearchAuditEvents: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.SearchAuditEventsRequest, _auth_pb2.SearchAuditEventsResponse
-    ]
+    SearchAuditEvents: _grpc.UnaryUnaryMultiCallable[_auth_pb2.SearchAuditEventsRequest, _auth_pb2.SearchAuditEventsResponse]
     """SearchAuditEvents searches the audit log; needs the admin or auditor role."""
-    Heartbeat: _grpc.StreamStreamMultiCallable[
-        _auth_pb2.HeartbeatRequest, _auth_pb2.HeartbeatResponse
-    ]
+    Heartbeat: _grpc.StreamStreamMultiCallable[_auth_pb2.HeartbeatRequest, _auth_pb2.HeartbeatResponse]
     """--- agents (x-agent-id + client certificate) ----------------------------
 
     Heartbeat is an agent's presence stream: one long-lived stream per agent,
     one message per beat, one acknowledgement per message.
     """
-    EmitAuditEvent: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.EmitAuditEventRequest, _auth_pb2.EmitAuditEventResponse
-    ]
+    EmitAuditEvent: _grpc.UnaryUnaryMultiCallable[_auth_pb2.EmitAuditEventRequest, _auth_pb2.EmitAuditEventResponse]
     """EmitAuditEvent records events that an agent observed (sessions, execs, ...)."""
-    RenewHostCerts: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.RenewHostCertsRequest, _auth_pb2.RenewHostCertsResponse
-    ]
+    RenewHostCerts: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RenewHostCertsRequest, _auth_pb2.RenewHostCertsResponse]
     """RenewHostCerts re-issues a node's host certificates before they expire."""
-    RenewAgentIdentity: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.RenewAgentIdentityRequest, _auth_pb2.RenewAgentIdentityResponse
-    ]
+    RenewAgentIdentity: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RenewAgentIdentityRequest, _auth_pb2.RenewAgentIdentityResponse]
     """RenewAgentIdentity rotates an agent identity's credentials; a replayed renewal
     token or generation locks the identity.
     """
-    GetClusterStatus: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.GetClusterStatusRequest, _auth_pb2.GetClusterStatusResponse
-    ]
+    GetClusterStatus: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetClusterStatusRequest, _auth_pb2.GetClusterStatusResponse]
     """--- admin only ----------------------------------------------------------
 
     GetClusterStatus reports the cluster name, CA fingerprints and CA pin.
     """
-    CreateUser: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.CreateUserRequest, _auth_pb2.CreateUserResponse
-    ]
+    CreateUser: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateUserRequest, _auth_pb2.CreateUserResponse]
     """CreateUser adds a user and returns an invite (or sets the given password)."""
-    ListUsers: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.ListUsersRequest, _auth_pb2.ListUsersResponse
-    ]
+    ListUsers: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListUsersRequest, _auth_pb2.ListUsersResponse]
     """ListUsers lists users, without secrets."""
-    DeleteUser: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.DeleteUserRequest, _auth_pb2.DeleteUserResponse
-    ]
+    DeleteUser: _grpc.UnaryUnaryMultiCallable[_auth_pb2.DeleteUserRequest, _auth_pb2.DeleteUserResponse]
     """DeleteUser removes a user and kills its sessions."""
-    ResetUser: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.ResetUserRequest, _auth_pb2.ResetUserResponse
-    ]
+    ResetUser: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ResetUserRequest, _auth_pb2.ResetUserResponse]
     """ResetUser clears a user's password, kills its sessions and returns a new invite."""
-    UpsertRole: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.UpsertRoleRequest, _auth_pb2.UpsertRoleResponse
-    ]
+    UpsertRole: _grpc.UnaryUnaryMultiCallable[_auth_pb2.UpsertRoleRequest, _auth_pb2.UpsertRoleResponse]
     """UpsertRole creates or replaces a role."""
-    ListRoles: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.ListRolesRequest, _auth_pb2.ListRolesResponse
-    ]
+    ListRoles: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListRolesRequest, _auth_pb2.ListRolesResponse]
     """ListRoles lists roles, or one role by name."""
-    DeleteRole: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.DeleteRoleRequest, _auth_pb2.DeleteRoleResponse
-    ]
+    DeleteRole: _grpc.UnaryUnaryMultiCallable[_auth_pb2.DeleteRoleRequest, _auth_pb2.DeleteRoleResponse]
     """DeleteRole removes a role."""
-    CreateToken: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.CreateTokenRequest, _auth_pb2.CreateTokenResponse
-    ]
+    CreateToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateTokenRequest, _auth_pb2.CreateTokenResponse]
     """CreateToken makes a join token; its secret is returned once and stored hashed."""
-    ListTokens: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.ListTokensRequest, _auth_pb2.ListTokensResponse
-    ]
+    ListTokens: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListTokensRequest, _auth_pb2.ListTokensResponse]
     """ListTokens lists join tokens by name, never their secrets."""
-    DeleteToken: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.DeleteTokenRequest, _auth_pb2.DeleteTokenResponse
-    ]
+    DeleteToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.DeleteTokenRequest, _auth_pb2.DeleteTokenResponse]
     """DeleteToken removes a join token."""
-    CreateAgentIdentity: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.CreateAgentIdentityRequest, _auth_pb2.CreateAgentIdentityResponse
-    ]
+    CreateAgentIdentity: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateAgentIdentityRequest, _auth_pb2.CreateAgentIdentityResponse]
     """CreateAgentIdentity makes an agent identity and its one-time bootstrap token."""
-    ListAgentIdentities: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.ListAgentIdentitiesRequest, _auth_pb2.ListAgentIdentitiesResponse
-    ]
+    ListAgentIdentities: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListAgentIdentitiesRequest, _auth_pb2.ListAgentIdentitiesResponse]
     """ListAgentIdentities lists agent identities with their generation and lock state."""
-    DeleteAgentIdentity: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.DeleteAgentIdentityRequest, _auth_pb2.DeleteAgentIdentityResponse
-    ]
+    DeleteAgentIdentity: _grpc.UnaryUnaryMultiCallable[_auth_pb2.DeleteAgentIdentityRequest, _auth_pb2.DeleteAgentIdentityResponse]
     """DeleteAgentIdentity removes an agent identity; it is refused from then on."""
-    SetAgentIdentityLock: _grpc.UnaryUnaryMultiCallable[
-        _auth_pb2.SetAgentIdentityLockRequest, _auth_pb2.SetAgentIdentityLockResponse
-    ]
+    SetAgentIdentityLock: _grpc.UnaryUnaryMultiCallable[_auth_pb2.SetAgentIdentityLockRequest, _auth_pb2.SetAgentIdentityLockResponse]
     """SetAgentIdentityLock locks or unlocks an agent identity."""
 
 @_typing.type_check_only
@@ -199,42 +140,28 @@ class AuthServiceAsyncStub(AuthServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Ping: _aio.UnaryUnaryMultiCallable[_auth_pb2.PingRequest, _auth_pb2.PingResponse]  # type: ignore[assignment]
     """Ping reports the cluster's name, version and CA pin. Needs no credentials."""
-    GetClusterCAs: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.GetClusterCAsRequest, _auth_pb2.GetClusterCAsResponse
-    ]  # type: ignore[assignment]
+    GetClusterCAs: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetClusterCAsRequest, _auth_pb2.GetClusterCAsResponse]  # type: ignore[assignment]
     """GetClusterCAs returns the public halves of the cluster's certificate authorities."""
-    AuthenticateLocal: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.AuthenticateLocalRequest, _auth_pb2.AuthenticateLocalResponse
-    ]  # type: ignore[assignment]
+    AuthenticateLocal: _aio.UnaryUnaryMultiCallable[_auth_pb2.AuthenticateLocalRequest, _auth_pb2.AuthenticateLocalResponse]  # type: ignore[assignment]
     """AuthenticateLocal exchanges a username and password for a session ID."""
-    AcceptInvite: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.AcceptInviteRequest, _auth_pb2.AcceptInviteResponse
-    ]  # type: ignore[assignment]
+    AcceptInvite: _aio.UnaryUnaryMultiCallable[_auth_pb2.AcceptInviteRequest, _auth_pb2.AcceptInviteResponse]  # type: ignore[assignment]
     """AcceptInvite sets a user's password with the one-time token that
     `mezctl users add` or `users reset` printed.
     """
-    RegisterAgent: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.RegisterAgentRequest, _auth_pb2.RegisterAgentResponse
-    ]  # type: ignore[assignment]
+    RegisterAgent: _aio.UnaryUnaryMultiCallable[_auth_pb2.RegisterAgentRequest, _auth_pb2.RegisterAgentResponse]  # type: ignore[assignment]
     """RegisterAgent redeems a one-time join token for a node's (or proxy's) first
     host certificate and X.509 client certificate.
     """
-    RegisterUsingIAMMethod: _aio.StreamStreamMultiCallable[
-        _auth_pb2.RegisterUsingIAMMethodRequest, _auth_pb2.RegisterUsingIAMMethodResponse
-    ]  # type: ignore[assignment]
+    RegisterUsingIAMMethod: _aio.StreamStreamMultiCallable[_auth_pb2.RegisterUsingIAMMethodRequest, _auth_pb2.RegisterUsingIAMMethodResponse]  # type: ignore[assignment]
     """RegisterUsingIAMMethod joins a node by proving an AWS identity: the server
     sends a challenge, the client answers with an sts:GetCallerIdentity request
     signed over that challenge, the server replies with the certificates.
     """
-    BootstrapAgentIdentity: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.BootstrapAgentIdentityRequest, _auth_pb2.BootstrapAgentIdentityResponse
-    ]  # type: ignore[assignment]
+    BootstrapAgentIdentity: _aio.UnaryUnaryMultiCallable[_auth_pb2.BootstrapAgentIdentityRequest, _auth_pb2.BootstrapAgentIdentityResponse]  # type: ignore[assignment]
     """BootstrapAgentIdentity redeems an agent identity's one-time bootstrap token
     for its first SSH and X.509 credentials and a renewal token.
     """
-    AuthenticateSPIFFE: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.AuthenticateSPIFFERequest, _auth_pb2.AuthenticateSPIFFEResponse
-    ]  # type: ignore[assignment]
+    AuthenticateSPIFFE: _aio.UnaryUnaryMultiCallable[_auth_pb2.AuthenticateSPIFFERequest, _auth_pb2.AuthenticateSPIFFEResponse]  # type: ignore[assignment]
     """AuthenticateSPIFFE exchanges a SPIFFE X.509 SVID, with proof of possession of
     its key, for a short-lived SSH certificate for the role named in its URI SAN.
     """
@@ -243,98 +170,60 @@ class AuthServiceAsyncStub(AuthServiceStub):
 
     Logout deletes the calling session.
     """
-    GetCurrentUser: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.GetCurrentUserRequest, _auth_pb2.GetCurrentUserResponse
-    ]  # type: ignore[assignment]
+    GetCurrentUser: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetCurrentUserRequest, _auth_pb2.GetCurrentUserResponse]  # type: ignore[assignment]
     """GetCurrentUser describes the caller: user, roles and allowed logins."""
-    IssueUserCerts: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.IssueUserCertsRequest, _auth_pb2.IssueUserCertsResponse
-    ]  # type: ignore[assignment]
+    IssueUserCerts: _aio.UnaryUnaryMultiCallable[_auth_pb2.IssueUserCertsRequest, _auth_pb2.IssueUserCertsResponse]  # type: ignore[assignment]
     """IssueUserCerts signs the caller's public key into a short-lived SSH user certificate."""
     ListNodes: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListNodesRequest, _auth_pb2.ListNodesResponse]  # type: ignore[assignment]
     """ListNodes lists the nodes the caller's roles allow, filtered by labels."""
-    SearchAuditEvents: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.SearchAuditEventsRequest, _auth_pb2.SearchAuditEventsResponse
-    ]  # type: ignore[assignment]
+    SearchAuditEvents: _aio.UnaryUnaryMultiCallable[_auth_pb2.SearchAuditEventsRequest, _auth_pb2.SearchAuditEventsResponse]  # type: ignore[assignment]
     """SearchAuditEvents searches the audit log; needs the admin or auditor role."""
-    Heartbeat: _aio.StreamStreamMultiCallable[
-        _auth_pb2.HeartbeatRequest, _auth_pb2.HeartbeatResponse
-    ]  # type: ignore[assignment]
+    Heartbeat: _aio.StreamStreamMultiCallable[_auth_pb2.HeartbeatRequest, _auth_pb2.HeartbeatResponse]  # type: ignore[assignment]
     """--- agents (x-agent-id + client certificate) ----------------------------
 
     Heartbeat is an agent's presence stream: one long-lived stream per agent,
     one message per beat, one acknowledgement per message.
     """
-    EmitAuditEvent: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.EmitAuditEventRequest, _auth_pb2.EmitAuditEventResponse
-    ]  # type: ignore[assignment]
+    EmitAuditEvent: _aio.UnaryUnaryMultiCallable[_auth_pb2.EmitAuditEventRequest, _auth_pb2.EmitAuditEventResponse]  # type: ignore[assignment]
     """EmitAuditEvent records events that an agent observed (sessions, execs, ...)."""
-    RenewHostCerts: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.RenewHostCertsRequest, _auth_pb2.RenewHostCertsResponse
-    ]  # type: ignore[assignment]
+    RenewHostCerts: _aio.UnaryUnaryMultiCallable[_auth_pb2.RenewHostCertsRequest, _auth_pb2.RenewHostCertsResponse]  # type: ignore[assignment]
     """RenewHostCerts re-issues a node's host certificates before they expire."""
-    RenewAgentIdentity: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.RenewAgentIdentityRequest, _auth_pb2.RenewAgentIdentityResponse
-    ]  # type: ignore[assignment]
+    RenewAgentIdentity: _aio.UnaryUnaryMultiCallable[_auth_pb2.RenewAgentIdentityRequest, _auth_pb2.RenewAgentIdentityResponse]  # type: ignore[assignment]
     """RenewAgentIdentity rotates an agent identity's credentials; a replayed renewal
     token or generation locks the identity.
     """
-    GetClusterStatus: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.GetClusterStatusRequest, _auth_pb2.GetClusterStatusResponse
-    ]  # type: ignore[assignment]
+    GetClusterStatus: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetClusterStatusRequest, _auth_pb2.GetClusterStatusResponse]  # type: ignore[assignment]
     """--- admin only ----------------------------------------------------------
 
     GetClusterStatus reports the cluster name, CA fingerprints and CA pin.
     """
-    CreateUser: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.CreateUserRequest, _auth_pb2.CreateUserResponse
-    ]  # type: ignore[assignment]
+    CreateUser: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateUserRequest, _auth_pb2.CreateUserResponse]  # type: ignore[assignment]
     """CreateUser adds a user and returns an invite (or sets the given password)."""
     ListUsers: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListUsersRequest, _auth_pb2.ListUsersResponse]  # type: ignore[assignment]
     """ListUsers lists users, without secrets."""
-    DeleteUser: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.DeleteUserRequest, _auth_pb2.DeleteUserResponse
-    ]  # type: ignore[assignment]
+    DeleteUser: _aio.UnaryUnaryMultiCallable[_auth_pb2.DeleteUserRequest, _auth_pb2.DeleteUserResponse]  # type: ignore[assignment]
     """DeleteUser removes a user and kills its sessions."""
     ResetUser: _aio.UnaryUnaryMultiCallable[_auth_pb2.ResetUserRequest, _auth_pb2.ResetUserResponse]  # type: ignore[assignment]
     """ResetUser clears a user's password, kills its sessions and returns a new invite."""
-    UpsertRole: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.UpsertRoleRequest, _auth_pb2.UpsertRoleResponse
-    ]  # type: ignore[assignment]
+    UpsertRole: _aio.UnaryUnaryMultiCallable[_auth_pb2.UpsertRoleRequest, _auth_pb2.UpsertRoleResponse]  # type: ignore[assignment]
     """UpsertRole creates or replaces a role."""
     ListRoles: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListRolesRequest, _auth_pb2.ListRolesResponse]  # type: ignore[assignment]
     """ListRoles lists roles, or one role by name."""
-    DeleteRole: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.DeleteRoleRequest, _auth_pb2.DeleteRoleResponse
-    ]  # type: ignore[assignment]
+    DeleteRole: _aio.UnaryUnaryMultiCallable[_auth_pb2.DeleteRoleRequest, _auth_pb2.DeleteRoleResponse]  # type: ignore[assignment]
     """DeleteRole removes a role."""
-    CreateToken: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.CreateTokenRequest, _auth_pb2.CreateTokenResponse
-    ]  # type: ignore[assignment]
+    CreateToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateTokenRequest, _auth_pb2.CreateTokenResponse]  # type: ignore[assignment]
     """CreateToken makes a join token; its secret is returned once and stored hashed."""
-    ListTokens: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.ListTokensRequest, _auth_pb2.ListTokensResponse
-    ]  # type: ignore[assignment]
+    ListTokens: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListTokensRequest, _auth_pb2.ListTokensResponse]  # type: ignore[assignment]
     """ListTokens lists join tokens by name, never their secrets."""
-    DeleteToken: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.DeleteTokenRequest, _auth_pb2.DeleteTokenResponse
-    ]  # type: ignore[assignment]
+    DeleteToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.DeleteTokenRequest, _auth_pb2.DeleteTokenResponse]  # type: ignore[assignment]
     """DeleteToken removes a join token."""
-    CreateAgentIdentity: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.CreateAgentIdentityRequest, _auth_pb2.CreateAgentIdentityResponse
-    ]  # type: ignore[assignment]
+    CreateAgentIdentity: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateAgentIdentityRequest, _auth_pb2.CreateAgentIdentityResponse]  # type: ignore[assignment]
     """CreateAgentIdentity makes an agent identity and its one-time bootstrap token."""
-    ListAgentIdentities: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.ListAgentIdentitiesRequest, _auth_pb2.ListAgentIdentitiesResponse
-    ]  # type: ignore[assignment]
+    ListAgentIdentities: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListAgentIdentitiesRequest, _auth_pb2.ListAgentIdentitiesResponse]  # type: ignore[assignment]
     """ListAgentIdentities lists agent identities with their generation and lock state."""
-    DeleteAgentIdentity: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.DeleteAgentIdentityRequest, _auth_pb2.DeleteAgentIdentityResponse
-    ]  # type: ignore[assignment]
+    DeleteAgentIdentity: _aio.UnaryUnaryMultiCallable[_auth_pb2.DeleteAgentIdentityRequest, _auth_pb2.DeleteAgentIdentityResponse]  # type: ignore[assignment]
     """DeleteAgentIdentity removes an agent identity; it is refused from then on."""
-    SetAgentIdentityLock: _aio.UnaryUnaryMultiCallable[
-        _auth_pb2.SetAgentIdentityLockRequest, _auth_pb2.SetAgentIdentityLockResponse
-    ]  # type: ignore[assignment]
+    SetAgentIdentityLock: _aio.UnaryUnaryMultiCallable[_auth_pb2.SetAgentIdentityLockRequest, _auth_pb2.SetAgentIdentityLockResponse]  # type: ignore[assignment]
     """SetAgentIdentityLock locks or unlocks an agent identity."""
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -355,9 +244,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.GetClusterCAsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.GetClusterCAsResponse, _abc.Awaitable[_auth_pb2.GetClusterCAsResponse]
-    ]:
+    ) -> _typing.Union[_auth_pb2.GetClusterCAsResponse, _abc.Awaitable[_auth_pb2.GetClusterCAsResponse]]:
         """GetClusterCAs returns the public halves of the cluster's certificate authorities."""
 
     @_abc_1.abstractmethod
@@ -365,9 +252,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.AuthenticateLocalRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.AuthenticateLocalResponse, _abc.Awaitable[_auth_pb2.AuthenticateLocalResponse]
-    ]:
+    ) -> _typing.Union[_auth_pb2.AuthenticateLocalResponse, _abc.Awaitable[_auth_pb2.AuthenticateLocalResponse]]:
         """AuthenticateLocal exchanges a username and password for a session ID."""
 
     @_abc_1.abstractmethod
@@ -375,9 +260,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.AcceptInviteRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.AcceptInviteResponse, _abc.Awaitable[_auth_pb2.AcceptInviteResponse]
-    ]:
+    ) -> _typing.Union[_auth_pb2.AcceptInviteResponse, _abc.Awaitable[_auth_pb2.AcceptInviteResponse]]:
         """AcceptInvite sets a user's password with the one-time token that
         `mezctl users add` or `users reset` printed.
         """
@@ -387,9 +270,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.RegisterAgentRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.RegisterAgentResponse, _abc.Awaitable[_auth_pb2.RegisterAgentResponse]
-    ]:
+    ) -> _typing.Union[_auth_pb2.RegisterAgentResponse, _abc.Awaitable[_auth_pb2.RegisterAgentResponse]]:
         """RegisterAgent redeems a one-time join token for a node's (or proxy's) first
         host certificate and X.509 client certificate.
         """
@@ -399,10 +280,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request_iterator: _MaybeAsyncIterator[_auth_pb2.RegisterUsingIAMMethodRequest],
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _abc.Iterator[_auth_pb2.RegisterUsingIAMMethodResponse],
-        _abc.AsyncIterator[_auth_pb2.RegisterUsingIAMMethodResponse],
-    ]:
+    ) -> _typing.Union[_abc.Iterator[_auth_pb2.RegisterUsingIAMMethodResponse], _abc.AsyncIterator[_auth_pb2.RegisterUsingIAMMethodResponse]]:
         """RegisterUsingIAMMethod joins a node by proving an AWS identity: the server
         sends a challenge, the client answers with an sts:GetCallerIdentity request
         signed over that challenge, the server replies with the certificates.
@@ -413,10 +291,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.BootstrapAgentIdentityRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.BootstrapAgentIdentityResponse,
-        _abc.Awaitable[_auth_pb2.BootstrapAgentIdentityResponse],
-    ]:
+    ) -> _typing.Union[_auth_pb2.BootstrapAgentIdentityResponse, _abc.Awaitable[_auth_pb2.BootstrapAgentIdentityResponse]]:
         """BootstrapAgentIdentity redeems an agent identity's one-time bootstrap token
         for its first SSH and X.509 credentials and a renewal token.
         """
@@ -426,9 +301,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.AuthenticateSPIFFERequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.AuthenticateSPIFFEResponse, _abc.Awaitable[_auth_pb2.AuthenticateSPIFFEResponse]
-    ]:
+    ) -> _typing.Union[_auth_pb2.AuthenticateSPIFFEResponse, _abc.Awaitable[_auth_pb2.AuthenticateSPIFFEResponse]]:
         """AuthenticateSPIFFE exchanges a SPIFFE X.509 SVID, with proof of possession of
         its key, for a short-lived SSH certificate for the role named in its URI SAN.
         """
@@ -449,9 +322,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.GetCurrentUserRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.GetCurrentUserResponse, _abc.Awaitable[_auth_pb2.GetCurrentUserResponse]
-    ]:
+    ) -> _typing.Union[_auth_pb2.GetCurrentUserResponse, _abc.Awaitable[_auth_pb2.GetCurrentUserResponse]]:
         """GetCurrentUser describes the caller: user, roles and allowed logins."""
 
     @_abc_1.abstractmethod
@@ -459,9 +330,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.IssueUserCertsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.IssueUserCertsResponse, _abc.Awaitable[_auth_pb2.IssueUserCertsResponse]
-    ]:
+    ) -> _typing.Union[_auth_pb2.IssueUserCertsResponse, _abc.Awaitable[_auth_pb2.IssueUserCertsResponse]]:
         """IssueUserCerts signs the caller's public key into a short-lived SSH user certificate."""
 
     @_abc_1.abstractmethod
@@ -477,9 +346,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.SearchAuditEventsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.SearchAuditEventsResponse, _abc.Awaitable[_auth_pb2.SearchAuditEventsResponse]
-    ]:
+    ) -> _typing.Union[_auth_pb2.SearchAuditEventsResponse, _abc.Awaitable[_auth_pb2.SearchAuditEventsResponse]]:
         """SearchAuditEvents searches the audit log; needs the admin or auditor role."""
 
     @_abc_1.abstractmethod
@@ -487,9 +354,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request_iterator: _MaybeAsyncIterator[_auth_pb2.HeartbeatRequest],
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _abc.Iterator[_auth_pb2.HeartbeatResponse], _abc.AsyncIterator[_auth_pb2.HeartbeatResponse]
-    ]:
+    ) -> _typing.Union[_abc.Iterator[_auth_pb2.HeartbeatResponse], _abc.AsyncIterator[_auth_pb2.HeartbeatResponse]]:
         """--- agents (x-agent-id + client certificate) ----------------------------
 
         Heartbeat is an agent's presence stream: one long-lived stream per agent,
@@ -501,9 +366,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.EmitAuditEventRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.EmitAuditEventResponse, _abc.Awaitable[_auth_pb2.EmitAuditEventResponse]
-    ]:
+    ) -> _typing.Union[_auth_pb2.EmitAuditEventResponse, _abc.Awaitable[_auth_pb2.EmitAuditEventResponse]]:
         """EmitAuditEvent records events that an agent observed (sessions, execs, ...)."""
 
     @_abc_1.abstractmethod
@@ -511,9 +374,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.RenewHostCertsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.RenewHostCertsResponse, _abc.Awaitable[_auth_pb2.RenewHostCertsResponse]
-    ]:
+    ) -> _typing.Union[_auth_pb2.RenewHostCertsResponse, _abc.Awaitable[_auth_pb2.RenewHostCertsResponse]]:
         """RenewHostCerts re-issues a node's host certificates before they expire."""
 
     @_abc_1.abstractmethod
@@ -521,9 +382,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.RenewAgentIdentityRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.RenewAgentIdentityResponse, _abc.Awaitable[_auth_pb2.RenewAgentIdentityResponse]
-    ]:
+    ) -> _typing.Union[_auth_pb2.RenewAgentIdentityResponse, _abc.Awaitable[_auth_pb2.RenewAgentIdentityResponse]]:
         """RenewAgentIdentity rotates an agent identity's credentials; a replayed renewal
         token or generation locks the identity.
         """
@@ -533,9 +392,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.GetClusterStatusRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.GetClusterStatusResponse, _abc.Awaitable[_auth_pb2.GetClusterStatusResponse]
-    ]:
+    ) -> _typing.Union[_auth_pb2.GetClusterStatusResponse, _abc.Awaitable[_auth_pb2.GetClusterStatusResponse]]:
         """--- admin only ----------------------------------------------------------
 
         GetClusterStatus reports the cluster name, CA fingerprints and CA pin.
@@ -602,9 +459,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.CreateTokenRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.CreateTokenResponse, _abc.Awaitable[_auth_pb2.CreateTokenResponse]
-    ]:
+    ) -> _typing.Union[_auth_pb2.CreateTokenResponse, _abc.Awaitable[_auth_pb2.CreateTokenResponse]]:
         """CreateToken makes a join token; its secret is returned once and stored hashed."""
 
     @_abc_1.abstractmethod
@@ -620,9 +475,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.DeleteTokenRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.DeleteTokenResponse, _abc.Awaitable[_auth_pb2.DeleteTokenResponse]
-    ]:
+    ) -> _typing.Union[_auth_pb2.DeleteTokenResponse, _abc.Awaitable[_auth_pb2.DeleteTokenResponse]]:
         """DeleteToken removes a join token."""
 
     @_abc_1.abstractmethod
@@ -630,9 +483,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.CreateAgentIdentityRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.CreateAgentIdentityResponse, _abc.Awaitable[_auth_pb2.CreateAgentIdentityResponse]
-    ]:
+    ) -> _typing.Union[_auth_pb2.CreateAgentIdentityResponse, _abc.Awaitable[_auth_pb2.CreateAgentIdentityResponse]]:
         """CreateAgentIdentity makes an agent identity and its one-time bootstrap token."""
 
     @_abc_1.abstractmethod
@@ -640,9 +491,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.ListAgentIdentitiesRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.ListAgentIdentitiesResponse, _abc.Awaitable[_auth_pb2.ListAgentIdentitiesResponse]
-    ]:
+    ) -> _typing.Union[_auth_pb2.ListAgentIdentitiesResponse, _abc.Awaitable[_auth_pb2.ListAgentIdentitiesResponse]]:
         """ListAgentIdentities lists agent identities with their generation and lock state."""
 
     @_abc_1.abstractmethod
@@ -650,9 +499,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.DeleteAgentIdentityRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.DeleteAgentIdentityResponse, _abc.Awaitable[_auth_pb2.DeleteAgentIdentityResponse]
-    ]:
+    ) -> _typing.Union[_auth_pb2.DeleteAgentIdentityResponse, _abc.Awaitable[_auth_pb2.DeleteAgentIdentityResponse]]:
         """DeleteAgentIdentity removes an agent identity; it is refused from then on."""
 
     @_abc_1.abstractmethod
@@ -660,12 +507,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _auth_pb2.SetAgentIdentityLockRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[
-        _auth_pb2.SetAgentIdentityLockResponse,
-        _abc.Awaitable[_auth_pb2.SetAgentIdentityLockResponse],
-    ]:
+    ) -> _typing.Union[_auth_pb2.SetAgentIdentityLockResponse, _abc.Awaitable[_auth_pb2.SetAgentIdentityLockResponse]]:
         """SetAgentIdentityLock locks or unlocks an agent identity."""
 
-def add_AuthServiceServicer_to_server(
-    servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]
-) -> None: ...
+def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
