@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.common import print_json, run, setup_logging, version_callback
+from cli.mezctl_admin import register as register_admin_commands
 
 app = typer.Typer(
     help="Mezite cluster control: run the auth service and administer it.",
@@ -107,6 +108,9 @@ def status(
     for ca in reply.authorities:
         typer.echo(f"{ca.kind + ' CA:':<14}{ca.fingerprint}")
     typer.echo(f"CA pin:       {reply.ca_pin}")
+
+
+register_admin_commands(app)
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ if ! "$PY" -c 'import sys, venv, ensurepip; assert sys.version_info >= (3, 11)' 
   fi
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check .
+.venv/bin/pip install -q --disable-pip-version-check -e .
 
 DEMO=$PWD/.mezite-demo
 BIN=$PWD/.venv/bin

@@ -11,9 +11,12 @@ from server.config import ServerConfig
 
 log = logging.getLogger(__name__)
 
+AUDIT_FILE = "audit.sqlite"
+
 
 async def serve(config: ServerConfig, stop: asyncio.Event) -> None:
-    from server.auth.server import AuthServer, AuthSettings
+    from server.audit import SQLiteAuditLog
+    from server.auth.server import AuthServer
     from server.backend import SQLiteBackend
 
     if "proxy" in config.roles:
@@ -23,17 +26,14 @@ async def serve(config: ServerConfig, stop: asyncio.Event) -> None:
         )
     if config.backend.type != "sqlite" or config.backend.path is None:
         raise BadParameter("only the sqlite backend is available in this version")
-    settings = AuthSettings(
-        data_dir=config.data_dir,
-        cluster_name=config.cluster_name,
-        listen_host=config.auth.listen_addr.host,
-        listen_port=config.auth.listen_addr.port,
-        tls_names=config.auth.tls_names,
-    )
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    async with SQLiteBackend(config.backend.path) as backend:
+    async with (
+        SQLiteBackend(config.backend.path) as backend,
+        SQLiteAuditLog(config.data_dir / AUDIT_FILE) as audit_log,
+    ):
         await backend.start()
-        await AuthServer(settings, backend).serve_forever(stop)
+        await audit_log.start()
+        await AuthServer(config, backend, audit_log).serve_forever(stop)
 
 
 def run(config: ServerConfig) -> None:

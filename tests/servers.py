@@ -14,8 +14,10 @@ from typing import Any, TypeVar
 
 from proto.client import AuthClient, ClientIdentity
 from proto.clock import Clock
-from server.auth.server import ADMIN_DIR, LOCAL_ADMIN_ID, AuthServer, AuthSettings
+from server.audit import SQLiteAuditLog
+from server.auth.server import ADMIN_DIR, LOCAL_ADMIN_ID, AuthServer
 from server.backend import SQLiteBackend
+from server.config import ServerConfig, resolve_config
 
 T = TypeVar("T")
 
@@ -74,27 +76,37 @@ class RunningAuth:
         return self.loop.run(fn(self.server.backend))
 
 
+def test_config(data_dir: Path, **flags: object) -> ServerConfig:
+    """A config as `mezctl start` would resolve it, on 127.0.0.1 port 0."""
+    base: dict[str, object] = {
+        "data_dir": data_dir,
+        "cluster_name": "test-cluster",
+        "auth.listen_addr": "127.0.0.1:0",
+        "auth.tls_names": "localhost,127.0.0.1",
+        # Tests log in far more often than people; the limiter has its own test.
+        "auth.rate_limit_per_minute": 100_000,
+    }
+    return resolve_config(config_file=None, env={}, flags={**base, **flags})
+
+
 @contextmanager
 def running_auth(
-    data_dir: Path, *, clock: Clock | None = None, cluster_name: str = "test-cluster"
+    data_dir: Path, *, clock: Clock | None = None, **flags: object
 ) -> Iterator[RunningAuth]:
     loop = LoopThread()
+    config = test_config(data_dir, **flags)
     backend = SQLiteBackend(data_dir / "backend.sqlite", clock=clock)
-    settings = AuthSettings(
-        data_dir=data_dir,
-        cluster_name=cluster_name,
-        listen_host="127.0.0.1",
-        listen_port=0,
-        tls_names=("localhost", "127.0.0.1"),
-    )
-    server = AuthServer(settings, backend, clock=clock)
+    audit_log = SQLiteAuditLog(data_dir / "audit.sqlite")
+    server = AuthServer(config, backend, audit_log, clock=clock)
 
     async def start() -> None:
         await backend.open()
+        await audit_log.start()
         await server.start()
 
     async def stop() -> None:
         await server.stop()
+        await audit_log.close()
         await backend.close()
 
     loop.run(start())

@@ -143,6 +143,12 @@ class AgentResolver(Protocol):
         ...
 
 
+class PeerLimiter(Protocol):
+    def check(self, peer: str) -> None:
+        """Raise LimitExceeded when ``peer`` has made too many unauthenticated calls."""
+        ...
+
+
 @dataclass(frozen=True)
 class PeerCertificate:
     """The verified client certificate of a connection, reduced to what we use."""
@@ -199,9 +205,15 @@ def parse_agent_id(value: str) -> str:
 class Guard:
     """Authenticates one call and checks it against the method's class."""
 
-    def __init__(self, sessions: SessionResolver, agents: AgentResolver) -> None:
+    def __init__(
+        self,
+        sessions: SessionResolver,
+        agents: AgentResolver,
+        limiter: PeerLimiter | None = None,
+    ) -> None:
         self._sessions = sessions
         self._agents = agents
+        self._limiter = limiter
 
     @staticmethod
     def access_for(method: str) -> Access:
@@ -215,8 +227,11 @@ class Guard:
         method: str,
         metadata: Mapping[str, Sequence[str | bytes]],
         peer_cert: PeerCertificate | None,
+        peer_addr: str = "",
     ) -> Principal:
         access = self.access_for(method)
+        if access is Access.UNAUTHENTICATED and self._limiter is not None:
+            self._limiter.check(peer_addr)
         principal = await self._identify(metadata, peer_cert)
         self._authorize(access, principal)
         return principal

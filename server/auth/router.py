@@ -93,6 +93,8 @@ def _peer(stream: grpclib.server.Stream[Any, Any]) -> tuple[str, PeerCertificate
 
 
 Impl = Callable[..., Awaitable[Any]]
+# Called with (method, peer address, error) when the guard refuses a call.
+DenialHook = Callable[[str, str, MeziteError], None]
 
 
 def _require(impl: Impl | None, method: str) -> Impl:
@@ -102,15 +104,24 @@ def _require(impl: Impl | None, method: str) -> Impl:
 
 
 def _handler(
-    method: str, impl: Impl | None, unary_request: bool, unary_response: bool, guard: Guard
+    method: str,
+    impl: Impl | None,
+    unary: bool,
+    guard: Guard,
+    on_denied: DenialHook | None,
 ) -> Callable[[grpclib.server.Stream[Any, Any]], Awaitable[None]]:
     async def handle(stream: grpclib.server.Stream[Any, Any]) -> None:
         request_id = secrets.token_hex(8)
         peer_addr, cert = _peer(stream)
         try:
-            principal = await guard.authenticate(method, _metadata(stream), cert)
+            try:
+                principal = await guard.authenticate(method, _metadata(stream), cert, peer_addr)
+            except MeziteError as err:
+                if on_denied is not None:
+                    on_denied(method, peer_addr, err)
+                raise
             ctx = CallContext(method, principal, peer_addr, request_id, stream)
-            if unary_request and unary_response:
+            if unary:
                 request = await bounded_recv(stream)
                 if request is None:
                     raise BadParameter("missing request message")
@@ -147,7 +158,11 @@ def _find_impl(services: Sequence[object], name: str) -> Impl | None:
 
 
 def build_mapping(
-    services: Sequence[object], descriptor: ServiceDescriptor, message_types: Any, guard: Guard
+    services: Sequence[object],
+    descriptor: ServiceDescriptor,
+    message_types: Any,
+    guard: Guard,
+    on_denied: DenialHook | None = None,
 ) -> dict[str, grpclib.const.Handler]:
     """grpclib's ``__mapping__`` for every method of ``descriptor``, each implemented by
     exactly one of ``services`` (or by none: UNIMPLEMENTED)."""
@@ -157,7 +172,13 @@ def build_mapping(
         impl = _find_impl(services, snake_case(method.name))
         cardinality = _CARDINALITY[(method.client_streaming, method.server_streaming)]
         mapping[path] = grpclib.const.Handler(
-            _handler(path, impl, not method.client_streaming, not method.server_streaming, guard),
+            _handler(
+                path,
+                impl,
+                not (method.client_streaming or method.server_streaming),
+                guard,
+                on_denied,
+            ),
             cardinality,
             getattr(message_types, method.input_type.name),
             getattr(message_types, method.output_type.name),

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -20,18 +19,33 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from grpclib.server import Server
 
 from proto.clock import Clock, SystemClock
-from proto.errors import NotAuthenticated
+from proto.errors import MeziteError
 from proto.files import ensure_private_dir, write_private
 from proto.trust import AUTH_SERVER_NAME
 from proto.v1 import auth_pb2
+from server.audit import AuditLog
 from server.auth.agents import AgentRecord, AgentStore
+from server.auth.audit_service import AuditService
+from server.auth.auditing import Auditor
 from server.auth.ca import Authorities, load_or_create_authorities
+from server.auth.cert_service import CertService
 from server.auth.cluster import ClusterService
-from server.auth.grpc_auth import ADMIN_AGENT_KIND, Guard, Principal
+from server.auth.grpc_auth import ADMIN_AGENT_KIND, Guard
+from server.auth.join_tokens import JoinTokens
+from server.auth.lockout import LockoutPolicy, LoginLockout
+from server.auth.login_service import Invites, LoginService
+from server.auth.ratelimit import RateLimiter
+from server.auth.resource_admin import RoleAdminService, TokenAdminService
+from server.auth.roles import RoleStore
 from server.auth.router import Router, build_mapping
+from server.auth.sessions import SessionStore
+from server.auth.sshcert import SerialAllocator
 from server.auth.tls import server_context
+from server.auth.user_admin import UserAdminService
+from server.auth.users import UserStore
 from server.auth.x509 import issue_client_cert, issue_server_cert
 from server.backend import Backend
+from server.config import ServerConfig
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +54,6 @@ SERVER_CERT_TTL = 365 * 86400.0
 ADMIN_CERT_TTL = 365 * 86400.0
 RUNTIME_FILE = "auth.json"
 ADMIN_DIR = "admin"
-
-
-@dataclass(frozen=True)
-class AuthSettings:
-    data_dir: Path
-    cluster_name: str
-    listen_host: str
-    listen_port: int
-    tls_names: tuple[str, ...]
-
-
-class _NoSessions:
-    async def resolve_session(self, session_id: str) -> Principal:
-        raise NotAuthenticated("invalid or expired session", hint="log in again with `mez login`")
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -71,12 +71,33 @@ def _pem_cert(cert: object) -> bytes:
 
 class AuthServer:
     def __init__(
-        self, settings: AuthSettings, backend: Backend, clock: Clock | None = None
+        self,
+        config: ServerConfig,
+        backend: Backend,
+        audit_log: AuditLog,
+        clock: Clock | None = None,
     ) -> None:
-        self.settings = settings
+        self.config = config
         self.backend = backend
+        self.audit_log = audit_log
         self.clock = clock or SystemClock()
+        self.auditor = Auditor(audit_log, self.clock)
         self.agents = AgentStore(backend)
+        self.users = UserStore(backend)
+        self.roles = RoleStore(backend)
+        self.sessions = SessionStore(backend, self.users, self.clock, config.auth.session_ttl)
+        self.tokens = JoinTokens(backend, self.clock)
+        self.invites = Invites(backend, self.clock, config.auth.invite_ttl)
+        self.lockout = LoginLockout(
+            backend,
+            self.clock,
+            LockoutPolicy(
+                attempts=config.auth.lockout_attempts,
+                window=config.auth.lockout_window,
+                duration=config.auth.lockout_duration,
+            ),
+        )
+        self.serials = SerialAllocator(backend)
         self._server: Server | None = None
         self.cas: Authorities | None = None
         self.addr = ""
@@ -87,7 +108,7 @@ class AuthServer:
             cas.host_x509,
             key.public_key(),
             common_name=AUTH_SERVER_NAME,
-            names=(AUTH_SERVER_NAME, *self.settings.tls_names),
+            names=(AUTH_SERVER_NAME, *self.config.auth.tls_names),
             now=self.clock.now(),
             ttl=SERVER_CERT_TTL,
         )
@@ -121,17 +142,59 @@ class AuthServer:
         write_private(admin_dir / "ca.pem", cas.host_x509.cert_pem)
 
     def services(self, cas: Authorities) -> list[object]:
-        return [ClusterService(cas)]
+        return [
+            ClusterService(cas),
+            LoginService(
+                users=self.users,
+                roles=self.roles,
+                sessions=self.sessions,
+                lockout=self.lockout,
+                invites=self.invites,
+                auditor=self.auditor,
+            ),
+            UserAdminService(
+                users=self.users,
+                roles=self.roles,
+                invites=self.invites,
+                auditor=self.auditor,
+                clock=self.clock,
+            ),
+            RoleAdminService(self.roles, self.auditor),
+            TokenAdminService(self.tokens, self.auditor),
+            CertService(
+                cas=cas,
+                users=self.users,
+                roles=self.roles,
+                serials=self.serials,
+                auditor=self.auditor,
+                clock=self.clock,
+            ),
+            AuditService(self.audit_log, self.clock),
+        ]
+
+    def _audit_denial(self, method: str, peer: str, err: MeziteError) -> None:
+        self.auditor.emit(
+            "access.denied",
+            success=False,
+            method=method.rsplit("/", 1)[-1],
+            reason=err.message,
+            error=type(err).__name__,
+            peer=peer,
+        )
 
     async def start(self) -> None:
-        data_dir = ensure_private_dir(self.settings.data_dir)
-        cas = await load_or_create_authorities(self.backend, self.settings.cluster_name, self.clock)
+        data_dir = ensure_private_dir(self.config.data_dir)
+        cas = await load_or_create_authorities(self.backend, self.config.cluster_name, self.clock)
         self.cas = cas
+        await self.roles.ensure_presets()
         chain, key = self._write_server_tls(cas, ensure_private_dir(data_dir / "tls"))
         await self._write_admin_identity(cas, ensure_private_dir(data_dir / ADMIN_DIR))
-        guard = Guard(sessions=_NoSessions(), agents=self.agents)
+        limiter = RateLimiter(self.clock, self.config.auth.rate_limit_per_minute)
+        guard = Guard(sessions=self.sessions, agents=self.agents, limiter=limiter)
         descriptor = auth_pb2.DESCRIPTOR.services_by_name["AuthService"]
-        mapping = build_mapping(self.services(cas), descriptor, auth_pb2, guard)
+        mapping = build_mapping(
+            self.services(cas), descriptor, auth_pb2, guard, on_denied=self._audit_denial
+        )
         self._server = Server([Router(mapping)])
         sock = self._bind()
         await self._server.start(sock=sock, ssl=server_context(chain, key, cas.host_x509.cert_pem))
@@ -142,7 +205,7 @@ class AuthServer:
         log.info("CA pin: %s", cas.host_x509.pin)
 
     def _bind(self) -> socket.socket:
-        host, port = self.settings.listen_host, self.settings.listen_port
+        host, port = self.config.auth.listen_addr.host, self.config.auth.listen_addr.port
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -152,21 +215,21 @@ class AuthServer:
         return sock
 
     def _write_runtime_file(self, port: int) -> None:
-        host = self.settings.listen_host
+        host = self.config.auth.listen_addr.host
         if host in ("0.0.0.0", ""):  # noqa: S104 - a wildcard bind is reached on loopback
             host = "127.0.0.1"
         elif host == "::":
             host = "::1"
         dial = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        doc = {"addr": dial, "pid": os.getpid(), "cluster_name": self.settings.cluster_name}
-        write_private(self.settings.data_dir / RUNTIME_FILE, json.dumps(doc))
+        doc = {"addr": dial, "pid": os.getpid(), "cluster_name": self.config.cluster_name}
+        write_private(self.config.data_dir / RUNTIME_FILE, json.dumps(doc))
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-        (self.settings.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
+        (self.config.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
 
     async def serve_forever(self, stop: asyncio.Event) -> None:
         await self.start()

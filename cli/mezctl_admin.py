@@ -1,0 +1,335 @@
+"""mezctl's administration commands: users, roles, tokens and the audit log.
+
+Each command reaches the auth service as an administrator through cli.admin."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli.common import print_json
+from cli.render import parse_labels, split_list, table, when
+
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory of the auth service on this host."),
+]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
+AuthServerOpt = Annotated[
+    str | None, typer.Option("--auth-server", help="Auth service address (default: local).")
+]
+FormatOpt = Annotated[str, typer.Option("--format", help="Output format: text or json.")]
+
+users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Manage join tokens.", no_args_is_help=True)
+audit_app = typer.Typer(help="Search the audit log.", no_args_is_help=True)
+
+
+def _client(data_dir: Path | None, config: Path | None, auth_server: str | None) -> Any:
+    from cli.admin import admin_client, resolve_data_dir
+
+    return admin_client(resolve_data_dir(data_dir, config), auth_server)
+
+
+def _pin_and_addr(client: Any) -> str:
+    from proto.v1 import auth_pb2 as pb
+
+    pin = client.call("Ping", pb.PingRequest()).ca_pin
+    return f"--auth-server {client.addr} --ca-pin {pin}"
+
+
+@users_app.command("add")
+def users_add(
+    name: str,
+    roles: Annotated[str, typer.Option("--roles", help="Comma list of roles.")],
+    logins: Annotated[str | None, typer.Option("--logins", help="Comma list of OS logins.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    auth_server: AuthServerOpt = None,
+) -> None:
+    """Create a user and print a one-time invite (or set the password from stdin)."""
+    from proto.v1 import auth_pb2 as pb
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else ""
+    if password_stdin and not password:
+        from proto.errors import BadParameter
+
+        raise BadParameter("--password-stdin was given but stdin had no password")
+    with _client(data_dir, config, auth_server) as client:
+        reply = client.call(
+            "CreateUser",
+            pb.CreateUserRequest(
+                name=name, roles=split_list(roles), logins=split_list(logins), password=password
+            ),
+        )
+        if password:
+            typer.echo(f"User {name!r} created.")
+            return
+        join = _pin_and_addr(client)
+    _print_invite(name, reply.invite_token, reply.invite_expires, join)
+
+
+def _print_invite(name: str, token: str, expires: float, join: str) -> None:
+    typer.echo(f"User {name!r} has an invite, valid until {when(expires)}:")
+    typer.echo(f"  {token}")
+    typer.echo("They set their password with:")
+    typer.echo(f"  mez set-password --token {token} {join}")
+
+
+@users_app.command("ls")
+def users_ls(
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    auth_server: AuthServerOpt = None,
+    output: FormatOpt = "text",
+) -> None:
+    """List users."""
+    from proto.v1 import auth_pb2 as pb
+
+    with _client(data_dir, config, auth_server) as client:
+        users = client.call("ListUsers", pb.ListUsersRequest()).users
+    rows = [
+        {
+            "name": u.name,
+            "roles": list(u.roles),
+            "logins": list(u.logins),
+            "has_password": u.has_password,
+            "created": u.created,
+        }
+        for u in users
+    ]
+    if output == "json":
+        print_json(rows)
+        return
+    table(
+        ["User", "Roles", "Logins", "Password", "Created"],
+        [
+            [r["name"], ",".join(r["roles"]), ",".join(r["logins"]) or "-",
+             "set" if r["has_password"] else "invited", when(r["created"])]
+            for r in rows
+        ],
+    )  # fmt: skip
+
+
+@users_app.command("rm")
+def users_rm(
+    name: str,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    auth_server: AuthServerOpt = None,
+) -> None:
+    """Delete a user; their sessions end at once."""
+    from proto.v1 import auth_pb2 as pb
+
+    with _client(data_dir, config, auth_server) as client:
+        client.call("DeleteUser", pb.DeleteUserRequest(name=name))
+    typer.echo(f"User {name!r} deleted.")
+
+
+@users_app.command("reset")
+def users_reset(
+    name: str,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    auth_server: AuthServerOpt = None,
+) -> None:
+    """Clear a user's password, end their sessions and print a new invite."""
+    from proto.v1 import auth_pb2 as pb
+
+    with _client(data_dir, config, auth_server) as client:
+        reply = client.call("ResetUser", pb.ResetUserRequest(name=name))
+        join = _pin_and_addr(client)
+    _print_invite(name, reply.invite_token, reply.invite_expires, join)
+
+
+@tokens_app.command("add")
+def tokens_add(
+    type: Annotated[str, typer.Option("--type", help="node or proxy.")] = "node",
+    ttl: Annotated[str, typer.Option("--ttl", help="Lifetime, e.g. 30m.")] = "30m",
+    labels: Annotated[str | None, typer.Option("--labels", help="k=v,... for the node.")] = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    auth_server: AuthServerOpt = None,
+    output: FormatOpt = "text",
+) -> None:
+    """Create a one-time join token and print the `mezd join` line that uses it."""
+    from proto.resources import parse_duration
+    from proto.v1 import auth_pb2 as pb
+
+    request = pb.CreateTokenRequest(
+        type=type, ttl_seconds=parse_duration(ttl, path="--ttl"), labels=parse_labels(labels)
+    )
+    with _client(data_dir, config, auth_server) as client:
+        reply = client.call("CreateToken", request)
+        join = _pin_and_addr(client)
+    line = f"mezd join --token {reply.token} {join}"
+    if output == "json":
+        print_json(
+            {"token": reply.token, "name": reply.name, "expires": reply.expires, "join": line}
+        )
+        return
+    typer.echo(f"Join token {reply.name} ({type}), valid until {when(reply.expires)}.")
+    typer.echo("On the new node, run:")
+    typer.echo(f"  {line}")
+
+
+@tokens_app.command("ls")
+def tokens_ls(
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    auth_server: AuthServerOpt = None,
+    output: FormatOpt = "text",
+) -> None:
+    """List join tokens (names only; secrets are never shown again)."""
+    from proto.v1 import auth_pb2 as pb
+
+    with _client(data_dir, config, auth_server) as client:
+        tokens = client.call("ListTokens", pb.ListTokensRequest()).tokens
+    rows = [
+        {"name": t.name, "type": t.type, "expires": t.expires, "labels": dict(t.labels)}
+        for t in tokens
+    ]
+    if output == "json":
+        print_json(rows)
+        return
+    table(
+        ["Name", "Type", "Expires", "Labels"],
+        [[r["name"], r["type"], when(r["expires"]),
+          ",".join(f"{k}={v}" for k, v in sorted(r["labels"].items())) or "-"] for r in rows],
+    )  # fmt: skip
+
+
+@tokens_app.command("rm")
+def tokens_rm(
+    name: str,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    auth_server: AuthServerOpt = None,
+) -> None:
+    """Delete a join token."""
+    from proto.v1 import auth_pb2 as pb
+
+    with _client(data_dir, config, auth_server) as client:
+        client.call("DeleteToken", pb.DeleteTokenRequest(name=name))
+    typer.echo(f"Token {name} deleted.")
+
+
+@audit_app.command("events")
+def audit_events(
+    since: Annotated[str, typer.Option("--since", help="How far back, e.g. 1h.")] = "1h",
+    type: Annotated[list[str] | None, typer.Option("--type", help="Event type.")] = None,
+    user: Annotated[str, typer.Option("--user", help="Only this user.")] = "",
+    limit: Annotated[int, typer.Option("--limit", help="At most this many events.")] = 1000,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    auth_server: AuthServerOpt = None,
+    output: FormatOpt = "text",
+) -> None:
+    """Search the audit log, oldest first."""
+    from proto.resources import parse_duration
+    from proto.v1 import auth_pb2 as pb
+
+    start = time.time() - parse_duration(since, path="--since")
+    events: list[Any] = []
+    page = ""
+    with _client(data_dir, config, auth_server) as client:
+        while len(events) < limit:
+            reply = client.call(
+                "SearchAuditEvents",
+                pb.SearchAuditEventsRequest(
+                    start=start, types=type or [], user=user,
+                    limit=min(500, limit - len(events)), page_token=page,
+                ),
+            )  # fmt: skip
+            events.extend(reply.events)
+            page = reply.next_page_token
+            if not page:
+                break
+    rows = [
+        {"id": e.id, "type": e.type, "code": e.code, "time": e.time, "user": e.user,
+         "success": e.success, "session_id": e.session_id, "fields": json.loads(e.fields_json)}
+        for e in events
+    ]  # fmt: skip
+    if output == "json":
+        print_json(rows)
+        return
+    table(
+        ["Time", "Type", "Code", "User", "Details"],
+        [[when(r["time"]), r["type"], r["code"], r["user"] or "-",
+          " ".join(f"{k}={v}" for k, v in sorted(r["fields"].items()))] for r in rows],
+    )  # fmt: skip
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(users_app, name="users")
+    app.add_typer(tokens_app, name="tokens")
+    app.add_typer(audit_app, name="audit")
+
+    @app.command("create")
+    def create(
+        file: Annotated[Path, typer.Option("-f", "--file", help="YAML or TOML resource file.")],
+        data_dir: DataDirOpt = None,
+        config: ConfigOpt = None,
+        auth_server: AuthServerOpt = None,
+    ) -> None:
+        """Create or update the resources (roles) in a file."""
+        from proto.resources import load_role_resources
+        from proto.v1 import auth_pb2 as pb
+
+        roles = load_role_resources(file)
+        with _client(data_dir, config, auth_server) as client:
+            for role in roles:
+                reply = client.call("UpsertRole", pb.UpsertRoleRequest(role=role))
+                typer.echo(f"role {role.name!r} {'created' if reply.created else 'updated'}")
+
+    @app.command("get")
+    def get(
+        kind: Annotated[str, typer.Argument(help="Resource kind: roles.")],
+        name: Annotated[str, typer.Argument(help="One resource by name.")] = "",
+        data_dir: DataDirOpt = None,
+        config: ConfigOpt = None,
+        auth_server: AuthServerOpt = None,
+        output: Annotated[str, typer.Option("--format", help="yaml or json.")] = "yaml",
+    ) -> None:
+        """Show resources (roles) as YAML or JSON."""
+        from proto.errors import BadParameter
+        from proto.resources import role_to_resource
+        from proto.v1 import auth_pb2 as pb
+
+        if kind not in ("roles", "role"):
+            raise BadParameter(f"unknown resource kind {kind!r}; try: roles")
+        with _client(data_dir, config, auth_server) as client:
+            roles = client.call("ListRoles", pb.ListRolesRequest(name=name)).roles
+        docs = [role_to_resource(role) for role in roles]
+        if output == "json":
+            print_json(docs)
+            return
+        import yaml
+
+        typer.echo(yaml.safe_dump_all(docs, sort_keys=False).rstrip())
+
+    @app.command("rm")
+    def rm(
+        ref: Annotated[str, typer.Argument(help="KIND/NAME, e.g. role/dev.")],
+        data_dir: DataDirOpt = None,
+        config: ConfigOpt = None,
+        auth_server: AuthServerOpt = None,
+    ) -> None:
+        """Delete a resource, e.g. `mezctl rm role/dev`."""
+        from proto.errors import BadParameter
+        from proto.v1 import auth_pb2 as pb
+
+        kind, sep, name = ref.partition("/")
+        if not sep or kind != "role" or not name:
+            raise BadParameter(f"unknown resource {ref!r}; use role/NAME")
+        with _client(data_dir, config, auth_server) as client:
+            client.call("DeleteRole", pb.DeleteRoleRequest(name=name))
+        typer.echo(f"role {name!r} deleted")

@@ -1,0 +1,64 @@
+"""First contact with a cluster: find its CA certificate by pin.
+
+The client knows only an address and a CA pin. It asks the auth service for its CA
+bundle over a TLS connection that verifies nothing yet (grpclib over Python's ssl: grpcio
+cannot skip verification), then keeps only the CA whose key hashes to the pin. Nothing
+secret is sent on that connection; every later call (tokens, passwords) goes over grpcio
+verified against the pinned CA, so a server that cannot present a certificate from that
+CA never sees them."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+from proto.errors import ConnectionProblem, TrustFailure
+from proto.trust import parse_pin, select_pinned_ca
+
+BOOTSTRAP_TIMEOUT = 15.0
+
+
+def _split(addr: str) -> tuple[str, int]:
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        from proto.errors import BadParameter
+
+        raise BadParameter(f"invalid address {addr!r}; use HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+async def _fetch_bundle(addr: str) -> str:
+    from grpclib.client import Channel
+
+    from proto.v1 import auth_grpc, auth_pb2
+
+    host, port = _split(addr)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # verified below, by pin, before anything is trusted
+    ctx.set_alpn_protocols(["h2"])
+    channel = Channel(host, port, ssl=ctx)
+    try:
+        stub = auth_grpc.AuthServiceStub(channel)
+        reply = await stub.GetClusterCAs(auth_pb2.GetClusterCAsRequest(), timeout=BOOTSTRAP_TIMEOUT)
+    finally:
+        channel.close()
+    bundle = [ca.public_data for ca in reply.authorities if ca.kind == "host_x509"]
+    if not bundle:
+        raise TrustFailure("the server offered no host CA")
+    return "".join(bundle)
+
+
+def fetch_ca_by_pin(addr: str, pin: str) -> str:
+    """The PEM of the cluster CA at ``addr`` whose key matches ``pin``."""
+    pin = parse_pin(pin)
+    try:
+        bundle = asyncio.run(asyncio.wait_for(_fetch_bundle(addr), BOOTSTRAP_TIMEOUT))
+    except TrustFailure:
+        raise
+    except (OSError, TimeoutError, ssl.SSLError) as exc:
+        raise ConnectionProblem(f"cannot reach the auth service at {addr}: {exc}") from exc
+    except Exception as exc:  # grpclib's own errors: the peer is not a Mezite auth service
+        raise ConnectionProblem(f"{addr} did not answer as a Mezite auth service: {exc}") from exc
+    return select_pinned_ca(bundle, pin)

@@ -1,0 +1,17 @@
+"""The auth service's handle on the audit log: events stamped by the service's clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proto.clock import Clock
+from server.audit import AuditLog, new_event
+
+
+class Auditor:
+    def __init__(self, log: AuditLog, clock: Clock) -> None:
+        self.log = log
+        self._clock = clock
+
+    def emit(self, type: str, *, user: str = "", success: bool = True, **fields: Any) -> None:
+        self.log.emit(new_event(type, clock=self._clock, user=user, success=success, **fields))
