@@ -1,0 +1,1 @@
+"""mezd, the node agent: join, presence, the SSH server, agent-identity renewal."""
