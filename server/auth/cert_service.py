@@ -71,6 +71,7 @@ class CertService:
             self._audit.emit("cert.create.failed", user=name, success=False, reason=err.message)
             raise
         now = self._clock.now()
+        valid_after, valid_before = int(now - BACKDATE), int(now + ttl)
         serial = await self._serials.next()
         extensions = option_extensions(checker)
         extensions[EXT_USER] = user.name
@@ -82,8 +83,8 @@ class CertService:
                 public_key=public_key,
                 principals=principals,
                 serial=serial,
-                valid_after=now - BACKDATE,
-                valid_before=now + ttl,
+                valid_after=valid_after,
+                valid_before=valid_before,
                 extensions=extensions,
             ),
         )
@@ -101,5 +102,5 @@ class CertService:
             ssh_certificate=cert,
             host_ca_keys=[self._cas.host_ssh.public_line],
             tls_ca_pem=self._cas.host_x509.cert_pem,
-            valid_before=now + ttl,
+            valid_before=valid_before,
         )

@@ -54,7 +54,7 @@ class TokenAdminService:
             "token.create",
             user=ctx.principal.name,
             token_name=info.name,
-            token_type=info.type,
+            join_type=info.type,
             expires=info.expires,
         )
         return pb.CreateTokenResponse(token=token.text, name=info.name, expires=info.expires)

@@ -28,6 +28,10 @@ from server.backend import Backend, Item
 
 CertifiableKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
 
+ACCEPTED_KEY_TYPES = frozenset(
+    {"ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ssh-rsa"}
+)
+
 HOUR = 3600.0
 DEFAULT_CERT_TTL = 12 * HOUR
 MAX_CERT_TTL = 30 * HOUR
@@ -45,8 +49,14 @@ def parse_public_key(line: str) -> CertifiableKey:
     """An OpenSSH public key line of an accepted type, or BadParameter."""
     if not line or len(line) > MAX_PUBLIC_KEY_LINE:
         raise BadParameter("missing or oversized public key")
-    if line.split(" ", 1)[0].endswith("-cert-v01@openssh.com"):
+    key_type = line.split(" ", 1)[0]
+    if key_type.endswith("-cert-v01@openssh.com"):
         raise BadParameter("a certificate cannot be certified; send the public key")
+    if key_type not in ACCEPTED_KEY_TYPES:
+        raise BadParameter(
+            f"key type {key_type[:40]!r} not accepted; use Ed25519, ECDSA P-256/P-384 or RSA"
+            " >= 2048"
+        )
     try:
         key = load_ssh_public_key(line.strip().encode())
     except (ValueError, TypeError) as exc:
