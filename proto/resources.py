@@ -39,6 +39,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from proto.durations import (
+    DURATION_HINT,
+    MAX_DURATION_SECONDS,
+    format_duration,
+    parse_duration_text,
+)
 from proto.errors import BadParameter
 
 if TYPE_CHECKING:
@@ -59,15 +65,11 @@ __all__ = [
 KIND_ROLE = "role"
 VERSION_V1 = "v1"
 MAX_RESOURCE_FILE_BYTES = 1024 * 1024
-MAX_DURATION_SECONDS = 365 * 86400
 
 _YAML_SUFFIXES = (".yaml", ".yml")
 _TOML_SUFFIXES = (".toml",)
 
 # --- durations ----------------------------------------------------------------------
-
-_DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
-_DURATION_HINT = 'use e.g. "90s", "30m", "12h", "1h30m", "2d" or a number of seconds'
 
 
 def _show(value: object) -> str:
@@ -77,41 +79,23 @@ def _show(value: object) -> str:
 
 
 def parse_duration(value: object, *, path: str = "duration") -> int:
-    """Whole seconds in ``value``: a string such as "90s", "30m", "12h", "1h30m", "2d"
-    (units in that order, each at most once), or a non-negative integer. At most 365d."""
+    """Whole seconds in ``value``: a duration string (see proto.durations) or a
+    non-negative integer. At most 365d."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise BadParameter(
             f"{path}: expected a duration string or integer seconds, got {_type_name(value)}",
-            hint=_DURATION_HINT,
+            hint=DURATION_HINT,
         )
-    if isinstance(value, int):
-        seconds = value
-    else:
-        text = value.strip().lower()
-        match = _DURATION.fullmatch(text) if len(text) <= 40 else None
-        if re.fullmatch(r"[0-9]{1,12}", text):
-            seconds = int(text)
-        elif match is not None and any(g is not None for g in match.groups()):
-            d, h, m, s = (int(g or 0) for g in match.groups())
-            seconds = ((d * 24 + h) * 60 + m) * 60 + s
-        else:
-            raise BadParameter(f"{path}: invalid duration {_show(value)}", hint=_DURATION_HINT)
-    if seconds < 0:
+    if isinstance(value, str):
+        try:
+            return parse_duration_text(value)
+        except BadParameter as err:
+            raise BadParameter(f"{path}: {err.message}", hint=err.hint) from None
+    if value < 0:
         raise BadParameter(f"{path}: duration {_show(value)} must not be negative")
-    if seconds > MAX_DURATION_SECONDS:
+    if value > MAX_DURATION_SECONDS:
         raise BadParameter(f"{path}: duration {_show(value)} is too long: the limit is 365d")
-    return seconds
-
-
-def format_duration(seconds: int) -> str:
-    """The shortest "1h30m"-style spelling of whole ``seconds`` (``parse_duration``'s
-    inverse); "0s" for zero."""
-    rest, out = int(seconds), ""
-    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size:
-            out += f"{rest // size}{unit}"
-            rest %= size
-    return out or "0s"
+    return value
 
 
 # --- document shape -----------------------------------------------------------------

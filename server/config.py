@@ -43,6 +43,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
+from proto.durations import format_duration, parse_duration_text
 from proto.errors import BadParameter
 
 __all__ = [
@@ -177,39 +178,14 @@ def _check_host(host: object) -> None:
 
 # --- durations -----------------------------------------------------------------------
 
-_DURATION = re.compile(r"(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
-_DURATION_HINT = 'use e.g. "90s", "30m", "12h", "1h30m", "2d" or a number of seconds'
-
 
 def parse_duration(text: str) -> float:
     """Seconds in ``text``: "90s", "30m", "12h", "1h30m", "2d" or plain integer seconds.
     Zero is allowed; negative, empty, malformed and over-365-day values are not."""
-    s = text.strip().lower()
-    if s.startswith("-"):
-        raise BadParameter(f"invalid duration {_show(text)}: must not be negative")
-    match = _DURATION.fullmatch(s) if len(s) <= 40 else None
-    if re.fullmatch(r"[0-9]{1,40}", s):
-        seconds = int(s)
-    elif match and any(match.groups()):
-        d, h, m, sec = (int(g or 0) for g in match.groups())
-        seconds = ((d * 24 + h) * 60 + m) * 60 + sec
-    else:
-        raise BadParameter(f"invalid duration {_show(text)}", hint=_DURATION_HINT)
-    if seconds > MAX_DURATION:
-        raise BadParameter(f"duration {_show(text)} is too long: the limit is 365d")
-    return float(seconds)
+    return float(parse_duration_text(text))
 
 
-def _format_duration(seconds: float) -> str:
-    if seconds != int(seconds):
-        return f"{seconds:g}s"
-    rest, out = int(seconds), ""
-    units = (("d", 86400),) if rest % 86400 == 0 else ()  # "30h", not "1d6h"
-    for unit, size in (*units, ("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size:
-            out += f"{rest // size}{unit}"
-            rest %= size
-    return out or "0s"
+_format_duration = format_duration
 
 
 # --- the configuration objects ---------------------------------------------------------

@@ -8,13 +8,13 @@ import re
 from dataclasses import asdict, dataclass, replace
 
 from proto.errors import AlreadyExists, BadParameter, CompareFailed, NotFound
+from server.auth.roles import validate_login
 from server.backend import Backend, Item, prefix_range
 
 USERS_PREFIX = "users/"
 MAX_ROLES = 32
 MAX_LOGINS = 64
 _USER_RE = re.compile(r"[a-z0-9_][a-z0-9._@-]{0,63}")
-_LOGIN_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\$?", re.IGNORECASE)
 
 
 def validate_username(name: str) -> str:
@@ -24,14 +24,6 @@ def validate_username(name: str) -> str:
             hint="use up to 64 lower-case letters, digits, '.', '_', '@' or '-'",
         )
     return name
-
-
-def validate_login(login: str) -> str:
-    """An OS login name as useradd would accept it (a subset of what SSH principals may
-    be, so that every login is also a safe certificate principal)."""
-    if not _LOGIN_RE.fullmatch(login):
-        raise BadParameter(f"invalid login {login[:80]!r}")
-    return login
 
 
 @dataclass(frozen=True)
