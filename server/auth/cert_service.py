@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from proto.access import NODE_ACCESS_EXT, ROLES_EXT, USER_EXT
 from proto.clock import Clock
 from proto.errors import AccessDenied, MeziteError
 from proto.v1 import auth_pb2 as pb
@@ -12,8 +13,6 @@ from server.auth.roles import RoleStore
 from server.auth.router import CallContext
 from server.auth.sshcert import (
     BACKDATE,
-    EXT_ROLES,
-    EXT_USER,
     SerialAllocator,
     UserCertRequest,
     clamp_ttl,
@@ -74,8 +73,9 @@ class CertService:
         valid_after, valid_before = int(now - BACKDATE), int(now + ttl)
         serial = await self._serials.next()
         extensions = option_extensions(checker)
-        extensions[EXT_USER] = user.name
-        extensions[EXT_ROLES] = ",".join(user.roles)
+        extensions[USER_EXT] = user.name
+        extensions[ROLES_EXT] = ",".join(user.roles)
+        extensions[NODE_ACCESS_EXT] = checker.node_access()
         cert = sign_user_cert(
             self._cas.user_ssh,
             UserCertRequest(

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from proto.access import encode_node_access, label_rule_matches
 from proto.errors import AccessDenied
 from server.auth.roles import (
     DEFAULT_SESSION_TTL,
     INTERNAL_LOGINS,
     MAX_SESSION_TTL,
-    WILDCARD,
     Role,
     is_valid_login,
 )
@@ -30,27 +30,6 @@ class SessionOptions:
     permit_pty: bool
     port_forwarding: bool
     agent_forwarding: bool
-
-
-def label_rule_matches(rule: Mapping[str, Sequence[str]], labels: Mapping[str, str]) -> bool:
-    """Whether a node with ``labels`` matches a node-label ``rule``.
-
-    It does when, for every key of the rule, the node has that label with one of the
-    rule's values, or the values include ``"*"``. The key ``"*"`` with the value ``"*"``
-    matches every node. An empty rule matches nothing.
-    """
-    if not rule:
-        return False
-    for key, values in rule.items():
-        if key == WILDCARD:
-            if WILDCARD not in values:
-                return False
-            continue
-        if key not in labels:
-            return False
-        if WILDCARD not in values and labels[key] not in values:
-            return False
-    return True
 
 
 def _expand(logins: Sequence[str], traits: Sequence[str]) -> set[str]:
@@ -105,6 +84,13 @@ class AccessChecker:
         if any(label_rule_matches(role.deny.node_labels, labels) for role in self._roles):
             return False
         return any(label_rule_matches(role.allow.node_labels, labels) for role in self._roles)
+
+    def node_access(self) -> str:
+        """The node-label rules of the roles, for the certificate's node-access extension."""
+        return encode_node_access(
+            [role.allow.node_labels for role in self._roles],
+            [role.deny.node_labels for role in self._roles],
+        )
 
     def max_session_ttl(self) -> float:
         """The strictest (smallest) non-zero ``max_session_ttl`` over the roles; 12h when

@@ -40,10 +40,6 @@ MAX_PRINCIPAL_BYTES = 255
 MAX_PRINCIPALS = 256
 MAX_PUBLIC_KEY_LINE = 16 * 1024
 
-# Extensions Mezite itself reads (at nodes); OpenSSH ignores unknown extensions.
-EXT_USER = "mezite-user@mezite.dev"
-EXT_ROLES = "mezite-roles@mezite.dev"
-
 
 def parse_public_key(line: str) -> CertifiableKey:
     """An OpenSSH public key line of an accepted type, or BadParameter."""

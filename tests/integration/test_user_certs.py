@@ -58,7 +58,7 @@ def test_certificate_for_the_roles_logins(auth: RunningAuth, clock: FakeClock) -
     assert cert.critical_options == {}
     assert set(cert.extensions) == {
         b"permit-pty", b"permit-port-forwarding", b"permit-agent-forwarding",
-        b"mezite-user@mezite.dev", b"mezite-roles@mezite.dev",
+        b"mezite-user@mezite.dev", b"mezite-roles@mezite.dev", b"mezite-node-access@mezite.dev",
     }  # fmt: skip
     assert cert.key_id == f"user=alice serial={cert.serial}".encode()
     cert.verify_cert_signature()
@@ -105,7 +105,8 @@ def test_extensions_come_from_role_options_only(auth: RunningAuth) -> None:
     add_user(auth, "alice", roles=("pty-only",))
     cert = issue(auth, "alice")
     assert set(cert.extensions) == {
-        b"permit-pty", b"mezite-user@mezite.dev", b"mezite-roles@mezite.dev"
+        b"permit-pty", b"mezite-user@mezite.dev", b"mezite-roles@mezite.dev",
+        b"mezite-node-access@mezite.dev",
     }  # fmt: skip
 
 
