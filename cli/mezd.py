@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli.common import run, version_callback
+from cli.common import run, setup_logging, version_callback
+from cli.render import parse_labels, split_list
 
 app = typer.Typer(
     help="Mezite node agent: join a cluster and serve SSH.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+DataDirOpt = Annotated[
+    Path | None, typer.Option("--data-dir", help="Node state (default: the platform's data dir).")
+]
+TokenOpt = Annotated[str | None, typer.Option("--token", help="One-time join token.")]
+AuthOpt = Annotated[str | None, typer.Option("--auth-server", help="Auth service HOST:PORT.")]
+PinOpt = Annotated[str | None, typer.Option("--ca-pin", help="sha256:... from `mezctl status`.")]
+NameOpt = Annotated[str | None, typer.Option("--name", help="Node name (default: hostname).")]
+LabelsOpt = Annotated[str | None, typer.Option("--labels", help="k=v,... labels.")]
+AdvertiseOpt = Annotated[
+    str | None, typer.Option("--advertise-addr", help="HOST:PORT users reach this node at.")
+]
 
 
 @app.callback()
@@ -25,6 +40,97 @@ def main_options(
     ] = False,
 ) -> None:
     """Mezite node agent: join a cluster and serve SSH."""
+
+
+def _data_dir(data_dir: Path | None) -> Path:
+    if data_dir is not None:
+        return data_dir.expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("mezite-node"))
+
+
+def _join(
+    data_dir: Path,
+    token: str | None,
+    auth_server: str | None,
+    ca_pin: str | None,
+    name: str | None,
+    labels: str | None,
+    advertise_addr: str | None,
+) -> None:
+    from agent.join import JoinRequest, join
+    from proto.errors import BadParameter
+
+    missing = [flag for flag, value in (("--token", token), ("--auth-server", auth_server),
+               ("--ca-pin", ca_pin)) if not value]  # fmt: skip
+    if missing:
+        raise BadParameter(
+            f"joining needs {', '.join(missing)}",
+            hint="`mezctl tokens add --type node` prints the whole line",
+        )
+    assert token and auth_server and ca_pin
+    identity = join(
+        JoinRequest(
+            token=token,
+            auth_server=auth_server,
+            ca_pin=ca_pin,
+            name=name or socket.gethostname().lower().split(".")[0],
+            labels=parse_labels(labels),
+            advertise_addrs=split_list(advertise_addr),
+        ),
+        data_dir,
+    )
+    typer.echo(
+        f"Joined cluster {identity.cluster_name} as {identity.name} ({identity.agent_id}); "
+        f"state in {data_dir}."
+    )
+
+
+@app.command("join")
+def join_cmd(
+    token: TokenOpt = None,
+    auth_server: AuthOpt = None,
+    ca_pin: PinOpt = None,
+    name: NameOpt = None,
+    labels: LabelsOpt = None,
+    advertise_addr: AdvertiseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Join a cluster with a one-time token, verifying the auth server by its CA pin."""
+    setup_logging("WARNING")
+    _join(_data_dir(data_dir), token, auth_server, ca_pin, name, labels, advertise_addr)
+    typer.echo("Start serving with `mezd start`.")
+
+
+@app.command("start")
+def start_cmd(
+    data_dir: DataDirOpt = None,
+    listen: Annotated[str, typer.Option("--listen", help="SSH listen address.")] = "0.0.0.0:3022",
+    token: TokenOpt = None,
+    auth_server: AuthOpt = None,
+    ca_pin: PinOpt = None,
+    name: NameOpt = None,
+    labels: LabelsOpt = None,
+    advertise_addr: AdvertiseOpt = None,
+    heartbeat: Annotated[
+        float, typer.Option("--heartbeat-interval", help="Seconds between heartbeats.")
+    ] = 30.0,
+    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG..ERROR.")] = "INFO",
+) -> None:
+    """Serve SSH on this node (joining first when given a token and not yet joined)."""
+    from agent.identity import IDENTITY_FILE
+    from agent.node import NodeSettings
+    from agent.node import run as run_node
+    from proto.addr import HostPort
+
+    setup_logging(log_level)
+    directory = _data_dir(data_dir)
+    if not (directory / IDENTITY_FILE).exists() and token:
+        _join(directory, token, auth_server, ca_pin, name, labels, advertise_addr)
+    addr = HostPort.parse(listen, 3022)
+    run_node(NodeSettings(data_dir=directory, listen_host=addr.host, listen_port=addr.port,
+                          heartbeat_interval=heartbeat))  # fmt: skip
 
 
 def main() -> None:

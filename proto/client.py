@@ -106,3 +106,53 @@ class AuthClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def aio_secure_channel(addr: str, ca_pem: bytes, identity: ClientIdentity) -> grpc.aio.Channel:
+    import grpc
+
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=ca_pem,
+        private_key=identity.key_pem,
+        certificate_chain=identity.cert_pem,
+    )
+    options = [
+        ("grpc.ssl_target_name_override", AUTH_SERVER_NAME),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ]
+    return grpc.aio.secure_channel(addr, creds, options=options)
+
+
+class AsyncAuthClient:
+    """The asyncio twin of AuthClient, for long-running agents."""
+
+    def __init__(
+        self,
+        addr: str,
+        ca_pem: bytes,
+        identity: ClientIdentity = ANONYMOUS,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        from proto.v1 import auth_pb2_grpc
+
+        self.addr = addr
+        self.identity = identity
+        self._timeout = timeout
+        self._channel = aio_secure_channel(addr, ca_pem, identity)
+        self.stub = auth_pb2_grpc.AuthServiceStub(self._channel)
+
+    async def call(self, method: str, request: Message, *, deadline: float | None = None) -> Any:
+        rpc = getattr(self.stub, method)
+        try:
+            return await rpc(
+                request, metadata=self.identity.metadata(), timeout=deadline or self._timeout
+            )
+        except Exception as err:
+            raise translate(err, self.addr) from err
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.identity.metadata()
+
+    async def close(self) -> None:
+        await self._channel.close()

@@ -43,6 +43,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
+from proto.addr import ANY_HOST, HostPort, is_dns_name
 from proto.durations import format_duration, parse_duration_text
 from proto.errors import BadParameter
 
@@ -71,7 +72,6 @@ DEFAULT_AUTH_PORT = 3025
 DEFAULT_WEB_PORT = 3080
 DEFAULT_SSH_PORT = 3023
 
-ANY_HOST = "0.0.0.0"  # noqa: S104 (servers listen on every interface by default)
 
 ENV_PREFIX = "MEZITE_"
 CONFIG_FILE_ENV = "MEZITE_CONFIG"
@@ -80,100 +80,6 @@ ROLES = frozenset({"auth", "proxy"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 BackendType = Literal["sqlite", "postgres"]
 BACKEND_TYPES: tuple[BackendType, ...] = ("sqlite", "postgres")
-
-
-# --- value types ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class HostPort:
-    """A host (name or IP literal, IPv6 without brackets) and a port (0 = any free port)."""
-
-    host: str
-    port: int
-
-    def __post_init__(self) -> None:
-        if isinstance(self.port, bool) or not isinstance(self.port, int):
-            raise BadParameter(f"port must be an integer, got {self.port!r}")
-        if not 0 <= self.port <= 65535:
-            raise BadParameter(f"port {self.port} is out of range 0..65535")
-        _check_host(self.host)
-
-    @classmethod
-    def parse(cls, text: str, default_port: int | None = None) -> HostPort:
-        """Parse ``host:port``, ``[v6]:port``, ``:port`` (all interfaces, 0.0.0.0) or a
-        bare ``host`` / IPv6 literal, which takes ``default_port`` (required if None)."""
-        s = text.strip()
-        port_text: str | None = None
-        if not s:
-            raise BadParameter("empty address", hint='use "host:port"')
-        if s.startswith("["):
-            end = s.find("]")
-            if end < 0:
-                raise _bad_address(text, 'missing "]"')
-            host, rest = s[1:end], s[end + 1 :]
-            if not _is_ipv6(host):
-                raise _bad_address(text, f'"{host}" in brackets is not an IPv6 address')
-            if rest.startswith(":"):
-                port_text = rest[1:]
-            elif rest:
-                raise _bad_address(text, 'expected ":port" after "]"')
-        elif s.count(":") > 1:
-            if not _is_ipv6(s):
-                raise _bad_address(text, "not host:port", hint='write IPv6 as "[addr]:port"')
-            host = s
-        elif ":" in s:
-            host, port_text = s.split(":", 1)
-            host = host or ANY_HOST  # ":port" means every interface
-        else:
-            host = s
-        if port_text is None:
-            if default_port is None:
-                raise _bad_address(text, "missing port", hint='use "host:port"')
-            port = default_port
-        elif re.fullmatch(r"[0-9]{1,5}", port_text):
-            port = int(port_text)
-        else:
-            raise _bad_address(text, f'port "{port_text}" is not a number 0..65535')
-        try:
-            return cls(host, port)
-        except BadParameter as err:
-            raise _bad_address(text, err.message) from None
-
-    def __str__(self) -> str:
-        if ":" in self.host:
-            return f"[{self.host}]:{self.port}"
-        return f"{self.host}:{self.port}"
-
-
-def _bad_address(text: str, why: str, *, hint: str | None = None) -> BadParameter:
-    return BadParameter(f"invalid address {_show(text)}: {why}", hint=hint)
-
-
-def _is_ipv6(text: str) -> bool:
-    try:
-        ipaddress.IPv6Address(text)
-    except ValueError:
-        return False
-    return True
-
-
-_DNS_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
-
-
-def _is_dns_name(text: str) -> bool:
-    name = text.lower().removesuffix(".")
-    return 0 < len(name) <= 253 and all(_DNS_LABEL.fullmatch(p) for p in name.split("."))
-
-
-def _check_host(host: object) -> None:
-    if not isinstance(host, str) or not host:
-        raise BadParameter("host must be a non-empty string")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        if not _is_dns_name(host):
-            raise BadParameter(f"{_show(host)} is not a host name or IP address") from None
 
 
 # --- durations -----------------------------------------------------------------------
@@ -356,7 +262,7 @@ def _tls_name(text: str) -> str:
         return str(ipaddress.ip_address(text))
     except ValueError:
         pass
-    if not _is_dns_name(text):
+    if not is_dns_name(text):
         raise BadParameter(f"{_show(text)} is not a DNS name or IP address")
     return text.lower().removesuffix(".")
 
@@ -422,7 +328,7 @@ def _default_cluster_name() -> str:
 
 def _default_tls_names() -> tuple[str, ...]:
     host = socket.gethostname().lower()
-    extra = (host,) if host and _is_dns_name(host) else ()
+    extra = (host,) if host and is_dns_name(host) else ()
     return tuple(dict.fromkeys(("localhost", "127.0.0.1", "::1", *extra)))
 
 

@@ -412,7 +412,14 @@ class RegisterAgentRequest(_message.Message):
     def __init__(self, token: _Optional[str] = ..., name: _Optional[str] = ..., advertise_addrs: _Optional[_Iterable[str]] = ..., ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class AgentCredentials(_message.Message):
-    __slots__ = ("agent_id", "ssh_host_certificate", "tls_certificate_pem", "tls_ca_pem", "user_ca_keys", "host_ca_keys", "expires")
+    __slots__ = ("agent_id", "ssh_host_certificate", "tls_certificate_pem", "tls_ca_pem", "user_ca_keys", "host_ca_keys", "expires", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     SSH_HOST_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     TLS_CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
@@ -420,6 +427,7 @@ class AgentCredentials(_message.Message):
     USER_CA_KEYS_FIELD_NUMBER: _ClassVar[int]
     HOST_CA_KEYS_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     ssh_host_certificate: str
     tls_certificate_pem: str
@@ -427,7 +435,8 @@ class AgentCredentials(_message.Message):
     user_ca_keys: _containers.RepeatedScalarFieldContainer[str]
     host_ca_keys: _containers.RepeatedScalarFieldContainer[str]
     expires: float
-    def __init__(self, agent_id: _Optional[str] = ..., ssh_host_certificate: _Optional[str] = ..., tls_certificate_pem: _Optional[str] = ..., tls_ca_pem: _Optional[str] = ..., user_ca_keys: _Optional[_Iterable[str]] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., expires: _Optional[float] = ...) -> None: ...
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, agent_id: _Optional[str] = ..., ssh_host_certificate: _Optional[str] = ..., tls_certificate_pem: _Optional[str] = ..., tls_ca_pem: _Optional[str] = ..., user_ca_keys: _Optional[_Iterable[str]] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., expires: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class RegisterAgentResponse(_message.Message):
     __slots__ = ("credentials",)

@@ -8,7 +8,7 @@ from proto.errors import AccessDenied, MeziteError
 from proto.v1 import auth_pb2 as pb
 from server.auth.auditing import Auditor
 from server.auth.ca import Authorities, ssh_fingerprint
-from server.auth.rbac import AccessChecker
+from server.auth.rbac import AccessChecker, load_checker
 from server.auth.roles import RoleStore
 from server.auth.router import CallContext
 from server.auth.sshcert import (
@@ -62,8 +62,7 @@ class CertService:
             if ctx.principal.kind != "user":
                 raise AccessDenied("user certificates are issued to user sessions")
             public_key = parse_public_key(request.ssh_public_key)
-            user = await self._users.get(name)
-            checker = AccessChecker(await self._roles.get_many(user.roles), user.logins)
+            user, checker = await load_checker(self._users, self._roles, name)
             principals = validate_principals(checker.logins())
             ttl = clamp_ttl(float(request.ttl_seconds), checker.max_session_ttl())
         except MeziteError as err:

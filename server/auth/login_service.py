@@ -11,7 +11,7 @@ from proto.v1 import auth_pb2 as pb
 from server.auth.auditing import Auditor
 from server.auth.lockout import LoginLockout
 from server.auth.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
-from server.auth.rbac import AccessChecker
+from server.auth.rbac import load_checker
 from server.auth.roles import RoleStore
 from server.auth.router import CallContext
 from server.auth.secret_tokens import SecretToken, new_token, parse_token, secret_matches
@@ -139,8 +139,7 @@ class LoginService:
         principal = ctx.principal
         if principal.kind != "user":
             return pb.GetCurrentUserResponse(username=principal.name, roles=["admin"])
-        user = await self._users.get(principal.name)
-        checker = AccessChecker(await self._roles.get_many(user.roles), user.logins)
+        user, checker = await load_checker(self._users, self._roles, principal.name)
         return pb.GetCurrentUserResponse(
             username=user.name,
             roles=list(user.roles),

@@ -16,8 +16,10 @@ from server.auth.roles import (
     INTERNAL_LOGINS,
     MAX_SESSION_TTL,
     Role,
+    RoleStore,
     is_valid_login,
 )
+from server.auth.users import User, UserStore
 
 __all__ = ["AccessChecker", "SessionOptions", "label_rule_matches"]
 
@@ -118,3 +120,11 @@ class AccessChecker:
             port_forwarding=any(role.options.port_forwarding for role in self._roles),
             agent_forwarding=any(role.options.agent_forwarding for role in self._roles),
         )
+
+
+async def load_checker(
+    users: UserStore, roles: RoleStore, username: str
+) -> tuple[User, AccessChecker]:
+    """A user's record and the checker for their current roles."""
+    user = await users.get(username)
+    return user, AccessChecker(await roles.get_many(user.roles), user.logins)

@@ -34,6 +34,9 @@ from server.auth.grpc_auth import ADMIN_AGENT_KIND, Guard
 from server.auth.join_tokens import JoinTokens
 from server.auth.lockout import LockoutPolicy, LoginLockout
 from server.auth.login_service import Invites, LoginService
+from server.auth.node_service import NodeService
+from server.auth.nodes import NodeCatalog
+from server.auth.presence import PresenceTable
 from server.auth.ratelimit import RateLimiter
 from server.auth.resource_admin import RoleAdminService, TokenAdminService
 from server.auth.roles import RoleStore
@@ -98,6 +101,8 @@ class AuthServer:
             ),
         )
         self.serials = SerialAllocator(backend)
+        self.presence = PresenceTable(self.clock)
+        self.catalog = NodeCatalog(backend, self.agents, self.presence)
         self._server: Server | None = None
         self.cas: Authorities | None = None
         self.addr = ""
@@ -170,6 +175,17 @@ class AuthServer:
                 clock=self.clock,
             ),
             AuditService(self.audit_log, self.clock),
+            NodeService(
+                cas=cas,
+                agents=self.agents,
+                catalog=self.catalog,
+                tokens=self.tokens,
+                users=self.users,
+                roles=self.roles,
+                serials=self.serials,
+                auditor=self.auditor,
+                clock=self.clock,
+            ),
         ]
 
     def _audit_denial(self, method: str, peer: str, err: MeziteError) -> None:
@@ -187,6 +203,7 @@ class AuthServer:
         cas = await load_or_create_authorities(self.backend, self.config.cluster_name, self.clock)
         self.cas = cas
         await self.roles.ensure_presets()
+        await self.catalog.start()
         chain, key = self._write_server_tls(cas, ensure_private_dir(data_dir / "tls"))
         await self._write_admin_identity(cas, ensure_private_dir(data_dir / ADMIN_DIR))
         limiter = RateLimiter(self.clock, self.config.auth.rate_limit_per_minute)
@@ -229,6 +246,7 @@ class AuthServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        await self.catalog.stop()
         (self.config.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
 
     async def serve_forever(self, stop: asyncio.Event) -> None:

@@ -1,0 +1,174 @@
+"""`mezd start`: the node's SSH server, its heartbeat, its audit forwarder and the
+renewal of its certificates, all on one event loop until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from agent.audit import AuditForwarder
+from agent.backoff import Backoff, jittered
+from agent.identity import NodeIdentity
+from agent.keys import new_node_keys
+from agent.presence import Heartbeat
+from proto.client import AsyncAuthClient, ClientIdentity
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    data_dir: Path
+    listen_host: str = "0.0.0.0"  # noqa: S104 - an SSH server listens on every interface
+    listen_port: int = 3022
+    heartbeat_interval: float = 30.0
+
+
+class Node:
+    def __init__(self, settings: NodeSettings) -> None:
+        self.settings = settings
+        self.identity = NodeIdentity.load(settings.data_dir)
+        self._client: AsyncAuthClient | None = None
+        self.audit = AuditForwarder(self.client)
+        self.ssh: object | None = None
+        self.port = 0
+
+    def client(self) -> AsyncAuthClient:
+        if self._client is None:
+            ident = self.identity
+            self._client = AsyncAuthClient(
+                ident.auth_server,
+                ident.tls_ca_pem.encode(),
+                ClientIdentity(
+                    agent_id=ident.agent_id,
+                    cert_pem=ident.tls_cert_pem.encode(),
+                    key_pem=ident.tls_key_pem.encode(),
+                ),
+            )
+        return self._client
+
+    def advertised(self) -> str:
+        if self.identity.advertise_addrs:
+            return self.identity.advertise_addrs[0]
+        host = self.settings.listen_host
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+    async def _start_ssh(self) -> None:
+        import asyncssh
+
+        from agent.sshd import NodeSSHConfig, start_node_ssh_server
+
+        ident = self.identity
+        config = NodeSSHConfig(
+            host_id=ident.agent_id,
+            node_name=ident.name,
+            labels=ident.labels,
+            host_key=asyncssh.import_private_key(ident.ssh_host_key_pem),
+            host_cert=asyncssh.import_certificate(ident.ssh_host_cert),
+            user_ca_keys=ident.user_ca_keys,
+            listen_host=self.settings.listen_host,
+            listen_port=self.settings.listen_port,
+        )
+        server = await start_node_ssh_server(config, self.audit)
+        self.ssh = server
+        self.port = server.port
+        log.info("node %s serving SSH on %s:%d", ident.name, self.settings.listen_host, self.port)
+
+    async def _renew_forever(self) -> None:
+        from proto.v1 import auth_pb2 as pb
+
+        backoff = Backoff(base=5.0, cap=300.0)
+        while True:
+            # Renew when a third of the remaining lifetime is left (a third of the whole
+            # for a fresh certificate), with jitter so a fleet does not renew in step.
+            remaining = self.identity.expires - _now()
+            await asyncio.sleep(jittered(max(remaining * 2 / 3, 1.0), 0.1))
+            try:
+                keys = new_node_keys()
+                reply = await self.client().call(
+                    "RenewHostCerts",
+                    pb.RenewHostCertsRequest(
+                        ssh_public_key=keys.ssh_public_line, tls_public_key_pem=keys.tls_public_pem
+                    ),
+                )
+            except Exception as exc:
+                delay = backoff.next()
+                log.warning("certificate renewal failed (%s); retrying in %.0fs", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            backoff.reset()
+            await self._adopt(keys.ssh_private_pem, keys.tls_private_pem, reply.credentials)
+
+    async def _adopt(self, ssh_key_pem: str, tls_key_pem: str, creds: object) -> None:
+        import asyncssh
+
+        fresh = replace(
+            self.identity,
+            ssh_host_key_pem=ssh_key_pem,
+            ssh_host_cert=creds.ssh_host_certificate,  # type: ignore[attr-defined]
+            tls_key_pem=tls_key_pem,
+            tls_cert_pem=creds.tls_certificate_pem,  # type: ignore[attr-defined]
+            tls_ca_pem=creds.tls_ca_pem,  # type: ignore[attr-defined]
+            user_ca_keys=list(creds.user_ca_keys),  # type: ignore[attr-defined]
+            host_ca_keys=list(creds.host_ca_keys),  # type: ignore[attr-defined]
+            expires=creds.expires,  # type: ignore[attr-defined]
+        )
+        fresh.save(self.settings.data_dir)
+        self.identity = fresh
+        if self.ssh is not None:
+            self.ssh.set_host_credentials(  # type: ignore[attr-defined]
+                asyncssh.import_private_key(ssh_key_pem),
+                asyncssh.import_certificate(fresh.ssh_host_cert),
+            )
+        old, self._client = self._client, None  # the next call dials with the new cert
+        if old is not None:
+            await old.close()
+        log.info("renewed host certificates (valid until %s)", int(fresh.expires))
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        await self._start_ssh()
+        heartbeat = Heartbeat(
+            self.client, self.identity.name, self.advertised, self.settings.heartbeat_interval
+        )
+        tasks = [
+            asyncio.create_task(heartbeat.run(), name="heartbeat"),
+            asyncio.create_task(self.audit.run(), name="audit"),
+            asyncio.create_task(self._renew_forever(), name="renew"),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            log.info("shutting down")
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if self.ssh is not None:
+                self.ssh.close()  # type: ignore[attr-defined]
+                await self.ssh.wait_closed()  # type: ignore[attr-defined]
+            await self.audit.flush()
+            if self._client is not None:
+                await self._client.close()
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+def run(settings: NodeSettings) -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await Node(settings).serve(stop)
+
+    asyncio.run(main())

@@ -1,0 +1,58 @@
+"""The node's heartbeat: one long-lived gRPC stream to auth, one message per beat (with
+jitter), reconnecting with backoff when the stream breaks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from agent.backoff import Backoff, jittered
+from proto.client import AsyncAuthClient
+from proto.v1 import auth_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 30.0
+
+
+class Heartbeat:
+    def __init__(
+        self,
+        client: Callable[[], AsyncAuthClient],
+        name: str,
+        addr: Callable[[], str],
+        interval: float = DEFAULT_INTERVAL,
+    ) -> None:
+        self._client = client
+        self._name = name
+        self._addr = addr
+        self.interval = interval
+        self.acks = 0
+        self.connected = asyncio.Event()
+
+    async def _beats(self) -> AsyncIterator[pb.HeartbeatRequest]:
+        while True:
+            yield pb.HeartbeatRequest(name=self._name, addr=self._addr())
+            await asyncio.sleep(jittered(self.interval))
+
+    async def _stream_once(self) -> None:
+        client = self._client()
+        call = client.stub.Heartbeat(self._beats(), metadata=client.metadata())
+        async for _ack in call:
+            self.acks += 1
+            self.connected.set()
+
+    async def run(self) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                await self._stream_once()
+                backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # grpc's AioRpcError and transport errors alike
+                self.connected.clear()
+                delay = backoff.next()
+                log.warning("heartbeat stream failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)

@@ -1,0 +1,290 @@
+"""Node RPCs: RegisterAgent (token join), RenewHostCerts, Heartbeat, ListNodes and
+EmitAuditEvent."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from proto.clock import Clock
+from proto.errors import AccessDenied, AlreadyExists, BadParameter, MeziteError
+from proto.v1 import auth_pb2 as pb
+from server.audit import EVENT_CODES, new_event
+from server.auth.agents import AgentRecord, AgentStore
+from server.auth.auditing import Auditor
+from server.auth.ca import Authorities
+from server.auth.grpc_auth import Principal
+from server.auth.join_tokens import JoinTokens, validate_labels
+from server.auth.nodes import NodeCatalog
+from server.auth.rbac import load_checker
+from server.auth.roles import RoleStore
+from server.auth.router import CallContext
+from server.auth.sshcert import BACKDATE, SerialAllocator, parse_public_key, sign_host_cert
+from server.auth.users import UserStore
+from server.auth.x509 import issue_client_cert
+
+log = logging.getLogger(__name__)
+
+HOST_CERT_TTL = 24 * 3600.0
+MAX_ADDRS = 8
+MAX_EVENTS_PER_CALL = 500
+CLOCK_SKEW = 300.0
+_NODE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}")
+_ADDR_RE = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):([0-9]{1,5})")
+# What an agent may report: what happened on the node, not auth-side events.
+AGENT_EVENT_TYPES = frozenset(
+    {"session.start", "session.end", "exec", "port_forward", "sftp", "scp", "auth.failed"}
+)
+
+
+def validate_node_name(name: str) -> str:
+    if not _NODE_NAME_RE.fullmatch(name):
+        raise BadParameter(
+            f"invalid node name {name[:80]!r}",
+            hint="use up to 63 lower-case letters, digits, '.' and '-'",
+        )
+    return name
+
+
+def validate_addrs(addrs: Sequence[str]) -> list[str]:
+    if len(addrs) > MAX_ADDRS:
+        raise BadParameter(f"at most {MAX_ADDRS} advertised addresses")
+    for addr in addrs:
+        match = _ADDR_RE.fullmatch(addr)
+        if match is None or not 0 < int(match.group(2)) < 65536:
+            raise BadParameter(f"invalid address {addr[:80]!r}; use HOST:PORT")
+    return list(addrs)
+
+
+def _host(addr: str) -> str:
+    return addr.rsplit(":", 1)[0].strip("[]")
+
+
+def load_tls_public_key(pem: str) -> ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey:
+    try:
+        key = load_pem_public_key(pem.encode()) if len(pem) < 8192 else None
+    except ValueError as exc:
+        raise BadParameter("malformed X.509 public key") from exc
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1":
+        return key
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return key
+    raise BadParameter("the X.509 key must be ECDSA P-256 or Ed25519")
+
+
+class NodeService:
+    def __init__(
+        self,
+        *,
+        cas: Authorities,
+        agents: AgentStore,
+        catalog: NodeCatalog,
+        tokens: JoinTokens,
+        users: UserStore,
+        roles: RoleStore,
+        serials: SerialAllocator,
+        auditor: Auditor,
+        clock: Clock,
+    ) -> None:
+        self._cas = cas
+        self._agents = agents
+        self._catalog = catalog
+        self._tokens = tokens
+        self._users = users
+        self._roles = roles
+        self._serials = serials
+        self._audit = auditor
+        self._clock = clock
+
+    async def _credentials(
+        self, record: AgentRecord, addrs: Sequence[str], ssh_key_line: str, tls_pem: str
+    ) -> pb.AgentCredentials:
+        ssh_key = parse_public_key(ssh_key_line)
+        tls_key = load_tls_public_key(tls_pem)
+        now = self._clock.now()
+        expires = int(now + HOST_CERT_TTL)
+        principals = [record.id, record.name, *dict.fromkeys(_host(a) for a in addrs)]
+        host_cert = sign_host_cert(
+            self._cas.host_ssh,
+            ssh_key,
+            host_id=record.id,
+            principals=principals,
+            serial=await self._serials.next(),
+            valid_after=now - BACKDATE,
+            valid_before=expires,
+        )
+        tls_cert = issue_client_cert(
+            self._cas.host_x509,
+            tls_key,
+            agent_id=record.id,
+            kind=record.kind,
+            cluster_name=self._cas.cluster_name,
+            now=now,
+            ttl=HOST_CERT_TTL,
+        )
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        return pb.AgentCredentials(
+            agent_id=record.id,
+            ssh_host_certificate=host_cert,
+            tls_certificate_pem=tls_cert.public_bytes(Encoding.PEM).decode(),
+            tls_ca_pem=self._cas.host_x509.cert_pem,
+            user_ca_keys=[self._cas.user_ssh.public_line],
+            host_ca_keys=[self._cas.host_ssh.public_line],
+            expires=expires,
+            labels=dict(record.labels),
+        )
+
+    async def register_agent(
+        self, request: pb.RegisterAgentRequest, ctx: CallContext
+    ) -> pb.RegisterAgentResponse:
+        try:
+            # Everything that can be wrong with the request is checked before the
+            # one-time token is spent.
+            name = validate_node_name(request.name)
+            addrs = validate_addrs(request.advertise_addrs)
+            parse_public_key(request.ssh_public_key)
+            load_tls_public_key(request.tls_public_key_pem)
+            requested_labels = validate_labels(dict(request.labels))
+            if self._catalog.by_name(name) is not None:
+                raise AlreadyExists(
+                    f"a node named {name!r} is already registered",
+                    hint="pick another --name",
+                )
+            token = await self._tokens.consume(request.token, "node")
+        except MeziteError as err:
+            self._audit.emit(
+                "join.failed", reason=err.message, peer=ctx.peer_addr, node=request.name[:64]
+            )
+            raise
+        record = AgentRecord(
+            id=str(uuid.uuid4()),
+            kind="node",
+            name=name,
+            created=self._clock.now(),
+            labels={**requested_labels, **token.labels},  # the token's labels win
+        )
+        credentials = await self._credentials(
+            record, addrs, request.ssh_public_key, request.tls_public_key_pem
+        )
+        await self._agents.create(record)
+        self._audit.emit(
+            "join",
+            user=record.id,
+            node=name,
+            method="token",
+            token_name=token.name,
+            peer=ctx.peer_addr,
+        )
+        return pb.RegisterAgentResponse(credentials=credentials)
+
+    def _node(self, principal: Principal) -> AgentRecord:
+        record = self._catalog.get(principal.name)
+        if principal.agent_kind != "node" or record is None:
+            raise AccessDenied("this call is for nodes")
+        return record
+
+    async def renew_host_certs(
+        self, request: pb.RenewHostCertsRequest, ctx: CallContext
+    ) -> pb.RenewHostCertsResponse:
+        record = self._node(ctx.principal)
+        presence = self._catalog.presence.get(record.id)
+        addrs = [presence.addr] if presence else []
+        credentials = await self._credentials(
+            record, addrs, request.ssh_public_key, request.tls_public_key_pem
+        )
+        self._audit.emit("cert.create", user=record.id, cert_type="host", node=record.name)
+        return pb.RenewHostCertsResponse(credentials=credentials)
+
+    async def heartbeat(self, stream: Any, ctx: CallContext) -> None:
+        record = self._node(ctx.principal)
+        ttl = self._catalog.presence.ttl
+        while (beat := await ctx.recv()) is not None:
+            if beat.name != record.name:
+                raise BadParameter("a node heartbeats under its own name")
+            addr = validate_addrs([beat.addr])[0] if beat.addr else ""
+            if self._catalog.presence.beat(record.id, addr):
+                log.info("node %s (%s) online at %s", record.name, record.id, addr)
+            await ctx.send(pb.HeartbeatResponse(ttl_seconds=ttl))
+
+    async def list_nodes(
+        self, request: pb.ListNodesRequest, ctx: CallContext
+    ) -> pb.ListNodesResponse:
+        principal = ctx.principal
+        labels = validate_labels(dict(request.labels))
+        if principal.is_admin:
+            allowed: Any = lambda _labels: True  # noqa: E731 - admins see every node
+        else:
+            _, checker = await load_checker(self._users, self._roles, principal.name)
+            allowed = checker.can_access_node
+        views, next_token = self._catalog.online(
+            labels=labels, allowed=allowed, limit=request.limit, page_token=request.page_token
+        )
+        return pb.ListNodesResponse(
+            nodes=[
+                pb.Node(
+                    id=v.record.id,
+                    name=v.record.name,
+                    addr=v.addr,
+                    labels=dict(v.record.labels),
+                    last_seen=v.last_seen,
+                )
+                for v in views
+            ],
+            next_page_token=next_token,
+        )
+
+    async def emit_audit_event(
+        self, request: pb.EmitAuditEventRequest, ctx: CallContext
+    ) -> pb.EmitAuditEventResponse:
+        record = self._node(ctx.principal)
+        if len(request.events) > MAX_EVENTS_PER_CALL:
+            raise BadParameter(f"at most {MAX_EVENTS_PER_CALL} events per call")
+        now = self._clock.now()
+        events = [self._agent_event(record, e, now) for e in request.events]
+        for event in events:
+            self._audit.log.emit(event)
+        return pb.EmitAuditEventResponse()
+
+    def _agent_event(self, record: AgentRecord, event: pb.AuditEvent, now: float) -> Any:
+        import json
+
+        if event.type not in AGENT_EVENT_TYPES or event.type not in EVENT_CODES:
+            raise BadParameter(f"agents cannot report {event.type[:64]!r} events")
+        try:
+            fields = json.loads(event.fields_json or "{}")
+        except ValueError as exc:
+            raise BadParameter("fields_json is not JSON") from exc
+        if not isinstance(fields, dict):
+            raise BadParameter("fields_json must be an object")
+        # Where and when are the server's to say: the node is the authenticated agent,
+        # and a clock far off is replaced by ours.
+        fields.update(node_id=record.id, node=record.name)
+        when = event.time if abs(event.time - now) <= CLOCK_SKEW else now
+        created = new_event(
+            event.type,
+            clock=_Fixed(when),
+            user=event.user[:128],
+            success=event.success,
+            session_id=event.session_id[:64],
+            **_plain(fields),
+        )
+        return created
+
+
+class _Fixed:
+    def __init__(self, at: float) -> None:
+        self._at = at
+
+    def now(self) -> float:
+        return self._at
+
+
+def _plain(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {str(k)[:64]: v for k, v in fields.items()}

@@ -1,0 +1,129 @@
+"""The node catalog: every registered node's record, mirrored in memory from the backend
+(kept current by a watch), joined with in-memory presence. Listing 50k nodes never reads
+the backend."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from proto.errors import BadParameter, MeziteError
+from server.auth.agents import AGENTS_PREFIX, AgentRecord, AgentStore
+from server.auth.presence import PresenceTable
+from server.backend import Backend, EventType
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PAGE = 500
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class NodeView:
+    record: AgentRecord
+    addr: str
+    last_seen: float
+
+
+def _page_key(name: str, agent_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{name}\0{agent_id}".encode()).decode()
+
+
+def _parse_page_key(token: str) -> tuple[str, str]:
+    try:
+        name, sep, agent_id = base64.urlsafe_b64decode(token.encode()).decode().partition("\0")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadParameter("malformed page token") from exc
+    if not sep or len(token) > 512:
+        raise BadParameter("malformed page token")
+    return name, agent_id
+
+
+class NodeCatalog:
+    def __init__(self, backend: Backend, agents: AgentStore, presence: PresenceTable) -> None:
+        self._backend = backend
+        self._agents = agents
+        self.presence = presence
+        self._nodes: dict[str, AgentRecord] = {}
+        self._watch_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        ready = asyncio.Event()
+        self._watch_task = asyncio.create_task(self._watch(ready))
+        await ready.wait()
+
+    async def stop(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+
+    def _remember(self, record: AgentRecord) -> None:
+        if record.kind == "node":
+            self._nodes[record.id] = record
+
+    async def _watch(self, ready: asyncio.Event) -> None:
+        while True:
+            try:
+                async with self._backend.watch([AGENTS_PREFIX]) as watcher:
+                    async for event in watcher:
+                        if event.type is EventType.INIT:
+                            # (Re)read everything once the watch is in place: no change
+                            # between the read and the watch can be missed.
+                            records = await self._agents.list()
+                            self._nodes = {r.id: r for r in records if r.kind == "node"}
+                            ready.set()
+                        elif event.type is EventType.PUT:
+                            self._remember(AgentRecord.decode(event.item.value))
+                        else:
+                            agent_id = event.item.key.removeprefix(AGENTS_PREFIX)
+                            self._nodes.pop(agent_id, None)
+                            self.presence.drop(agent_id)
+            except MeziteError as err:
+                log.warning("node watch restarted: %s", err.message)
+                ready.set()
+                await asyncio.sleep(1)
+
+    def by_name(self, name: str) -> AgentRecord | None:
+        return next((n for n in self._nodes.values() if n.name == name), None)
+
+    def get(self, agent_id: str) -> AgentRecord | None:
+        return self._nodes.get(agent_id)
+
+    def online(
+        self,
+        *,
+        labels: Mapping[str, str],
+        allowed: Callable[[Mapping[str, str]], bool],
+        limit: int,
+        page_token: str,
+    ) -> tuple[list[NodeView], str]:
+        """One page of online nodes, sorted by (name, id), that carry ``labels`` and
+        that ``allowed`` lets the caller see."""
+        if limit < 0:
+            raise BadParameter("limit must not be negative")
+        limit = min(limit or DEFAULT_PAGE, MAX_PAGE)
+        after = _parse_page_key(page_token) if page_token else None
+        present = self.presence.online()
+        views: list[NodeView] = []
+        for record in sorted(self._nodes.values(), key=lambda r: (r.name, r.id)):
+            if after is not None and (record.name, record.id) <= after:
+                continue
+            entry = present.get(record.id)
+            if entry is None:
+                continue
+            if any(record.labels.get(k) != v for k, v in labels.items()):
+                continue
+            if not allowed(record.labels):
+                continue
+            views.append(NodeView(record=record, addr=entry.addr, last_seen=entry.last_seen))
+            if len(views) > limit:
+                break
+        if len(views) > limit:
+            last = views[limit - 1].record
+            return views[:limit], _page_key(last.name, last.id)
+        return views, ""
