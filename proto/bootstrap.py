@@ -44,6 +44,8 @@ async def _fetch_bundle(addr: str) -> str:
         reply = await stub.GetClusterCAs(auth_pb2.GetClusterCAsRequest(), timeout=BOOTSTRAP_TIMEOUT)
     finally:
         channel.close()
+        # Let the transport finish closing before asyncio.run tears the loop down.
+        await asyncio.sleep(0.01)
     bundle = [ca.public_data for ca in reply.authorities if ca.kind == "host_x509"]
     if not bundle:
         raise TrustFailure("the server offered no host CA")

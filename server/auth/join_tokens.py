@@ -76,10 +76,10 @@ class JoinTokens:
             raise NotFound(f"token {name!r} not found") from None
 
     async def consume(self, text: str, expected_type: str) -> JoinToken:
-        token = parse_token(text, "join token")
         try:
+            token = parse_token(text, "join token")
             item = await self._backend.get(TOKENS_PREFIX + token.name)
-        except NotFound:
+        except (NotFound, NotAuthenticated):
             raise NotAuthenticated(TOKEN_FAILED) from None
         doc = json.loads(item.value)
         if not secret_matches(token, doc["hash"]) or doc["type"] != expected_type:
