@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli.common import run, version_callback
+from cli.common import print_json, run, version_callback
 
 app = typer.Typer(
     help="Mezite user client: log in, list nodes, ssh and scp.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+FormatOpt = Annotated[str, typer.Option("--format", help="Output format: table or json.")]
 
 
 @app.callback()
@@ -28,11 +33,235 @@ def main_options(
 
 
 def read_password(from_stdin: bool, *, confirm: bool = False) -> str:
-    import sys
-
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
     return str(typer.prompt("Password", hide_input=True, confirmation_prompt=confirm))
+
+
+def _confirm_pin(addr: str) -> object:
+    """A trust-on-first-use prompt, only where a person can answer it."""
+    if not sys.stdin.isatty():
+        return None
+
+    def ask(pin: str) -> bool:
+        typer.echo(f"The cluster at {addr} presents the CA with pin:\n  {pin}", err=True)
+        typer.echo("Compare it with `mezctl status` on the auth server.", err=True)
+        return bool(typer.confirm("Trust this cluster?", default=False, err=True))
+
+    return ask
+
+
+@app.command()
+def login(
+    auth: Annotated[
+        str | None, typer.Option("--auth", help="Auth service HOST:PORT (default: last used).")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="User name.")] = None,
+    ttl: Annotated[str, typer.Option("--ttl", help="Certificate lifetime, e.g. 8h.")] = "0",
+    ca_pin: Annotated[str | None, typer.Option("--ca-pin", help="sha256:... to trust.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
+) -> None:
+    """Log in: a session in the OS keyring and a short-lived certificate in ~/.mezite."""
+    import getpass
+
+    from cli import mez_client
+    from proto.errors import BadParameter
+    from proto.profile import load_profile
+    from proto.resources import parse_duration
+
+    previous = None
+    try:
+        previous = load_profile()
+    except Exception:
+        previous = None
+    addr = auth or (previous.auth_addr if previous else None)
+    if not addr:
+        raise BadParameter("which cluster?", hint="pass --auth HOST:3025")
+    if previous and previous.auth_addr == addr and not ca_pin:
+        ca_pem, pin = previous.ca_path.read_text(), previous.ca_pin  # trusted before
+    else:
+        confirm = None if password_stdin else _confirm_pin(addr)
+        ca_pem, pin = mez_client.trust_cluster(addr, ca_pin, confirm)  # type: ignore[arg-type]
+    name = user or (previous.user if previous else None) or getpass.getuser()
+    password = read_password(password_stdin)
+    profile = mez_client.login(
+        addr=addr,
+        user=name,
+        password=password,
+        ttl=parse_duration(ttl, path="--ttl"),
+        ca_pem=ca_pem,
+        pin=pin,
+    )
+    typer.echo(f"Logged in to {profile.cluster} as {profile.user}.")
+    _print_status(profile)
+
+
+def _print_status(profile: object) -> None:
+    from cli.mez_client import session_client
+    from cli.render import when
+    from proto.profile import Profile, cert_valid_before
+    from proto.v1 import auth_pb2 as pb
+
+    assert isinstance(profile, Profile)
+    with session_client(profile) as client:
+        me = client.call("GetCurrentUser", pb.GetCurrentUserRequest())
+    typer.echo(f"  Cluster:     {profile.cluster} ({profile.auth_addr})")
+    typer.echo(f"  User:        {me.username}")
+    typer.echo(f"  Roles:       {', '.join(me.roles) or '-'}")
+    typer.echo(f"  Logins:      {', '.join(me.logins) or '-'}")
+    typer.echo(f"  Certificate: valid until {when(cert_valid_before(profile))}")
+    typer.echo(f"  Session:     valid until {when(me.session_expires)}")
+
+
+@app.command()
+def status() -> None:
+    """Show the cluster, user, roles, logins and certificate validity."""
+    from proto.profile import load_profile
+
+    _print_status(load_profile())
+
+
+@app.command()
+def logout() -> None:
+    """End the session on the server and remove local keys and certificates."""
+    from cli.mez_client import logout as do_logout
+    from proto.profile import load_profile, remove_profile
+
+    profile = load_profile()
+    do_logout(profile)
+    remove_profile(profile)
+    typer.echo(f"Logged out of {profile.cluster}.")
+
+
+@app.command("ls")
+def ls(
+    selectors: Annotated[list[str] | None, typer.Argument(help="k=v label filters.")] = None,
+    output: FormatOpt = "table",
+) -> None:
+    """List the nodes your roles let you reach."""
+    from cli.mez_client import list_nodes, parse_selector
+    from cli.render import table
+    from proto.errors import BadParameter
+    from proto.profile import load_profile
+
+    labels: dict[str, str] = {}
+    for selector in selectors or []:
+        parsed = parse_selector(selector)
+        if parsed is None:
+            raise BadParameter(f"invalid label filter {selector!r}; use key=value")
+        labels.update(parsed)
+    nodes = list_nodes(load_profile(), labels)
+    if output == "json":
+        print_json([{"id": n.id, "name": n.name, "addr": n.addr, "labels": dict(n.labels)}
+                    for n in nodes])  # fmt: skip
+        return
+    table(
+        ["Node", "Address", "Labels", "ID"],
+        [[n.name, n.addr, ",".join(f"{k}={v}" for k, v in sorted(n.labels.items())), n.id]
+         for n in nodes],
+    )  # fmt: skip
+
+
+@app.command(
+    context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
+)
+def ssh(
+    target: Annotated[str, typer.Argument(help="[LOGIN@]NODE, node id, or k=v selector.")],
+    command: Annotated[list[str] | None, typer.Argument(help="Remote command.")] = None,
+    port: Annotated[
+        int | None, typer.Option("-p", help="Ignored: nodes are found by name.")
+    ] = None,
+    local: Annotated[list[str] | None, typer.Option("-L", help="Local port forward.")] = None,
+    remote: Annotated[list[str] | None, typer.Option("-R", help="Remote port forward.")] = None,
+    no_command: Annotated[bool, typer.Option("-N", help="No remote command.")] = False,
+    tty: Annotated[bool, typer.Option("-t", help="Force a PTY.")] = False,
+    no_tty: Annotated[bool, typer.Option("-T", help="Disable the PTY.")] = False,
+    agent: Annotated[bool, typer.Option("-A", help="Forward the SSH agent.")] = False,
+) -> None:
+    """SSH to a node (OpenSSH does the session); exit code is the remote command's."""
+    from cli import mez_client
+    from proto.profile import load_profile
+
+    profile = load_profile()
+    mez_client.ensure_certs(profile)
+    login_name, host = mez_client.split_login(target, "")
+    login_name = login_name or mez_client.default_login(profile)
+    nodes = mez_client.resolve_targets(profile, host)
+    flags: list[str] = []
+    for spec in local or []:
+        flags += ["-L", spec]
+    for spec in remote or []:
+        flags += ["-R", spec]
+    flags += [flag for flag, on in (("-N", no_command), ("-t", tty), ("-T", no_tty),
+                                     ("-A", agent)) if on]  # fmt: skip
+    if len(nodes) == 1 and mez_client.parse_selector(host) is None:
+        argv = mez_client.ssh_argv(profile, nodes[0], login_name, flags, command or [])
+        sys.stdout.flush()
+        os.execv(argv[0], argv)  # noqa: S606 - OpenSSH's ssh, with our pinned options
+    from cli.fanout import run_everywhere
+
+    raise typer.Exit(run_everywhere(profile, nodes, login_name, flags, command or []))
+
+
+@app.command()
+def scp(
+    paths: Annotated[list[str], typer.Argument(help="SRC... DST; remote as [login@]node:path.")],
+    recursive: Annotated[bool, typer.Option("-r", help="Copy directories.")] = False,
+) -> None:
+    """Copy files to and from nodes with OpenSSH's scp."""
+    from cli import mez_client
+    from proto.errors import BadParameter
+    from proto.profile import load_profile
+
+    if len(paths) < 2:
+        raise BadParameter("give at least one source and a destination")
+    profile = load_profile()
+    mez_client.ensure_certs(profile)
+    argv = [mez_client.ssh_binary("scp"), *(["-r"] if recursive else [])]
+    remote_nodes = []
+    rewritten = []
+    for path in paths:
+        spec, sep, rest = path.partition(":")
+        if not sep or "/" in spec:
+            rewritten.append(path)
+            continue
+        login_name, host = mez_client.split_login(spec, mez_client.default_login(profile))
+        (node,) = mez_client.resolve_targets(profile, host)
+        remote_nodes.append(node)
+        rewritten.append(f"{login_name}@{node.name}:{rest}")
+    if len({n.id for n in remote_nodes}) != 1:
+        raise BadParameter("scp copies between this machine and one node")
+    argv += mez_client.ssh_options(profile, remote_nodes[0]) + rewritten
+    sys.stdout.flush()
+    os.execv(argv[0], argv)  # noqa: S606
+
+
+@app.command()
+def config() -> None:
+    """Print an OpenSSH config block so plain `ssh NODE.CLUSTER` and Ansible work."""
+    from cli.sshconfig import config_block
+    from proto.profile import load_profile
+
+    typer.echo(config_block(load_profile(), Path(sys.argv[0]).resolve()))
+
+
+@app.command("proxy-connect", hidden=True)
+def proxy_connect(
+    host: Annotated[str, typer.Argument(help="NODE or NODE.CLUSTER.")],
+    port: Annotated[int, typer.Argument(help="Ignored: the node's own port is used.")] = 0,
+) -> None:
+    """ProxyCommand helper for `mez config`: connect stdio to a node's SSH port."""
+    from cli import mez_client
+    from cli.sshconfig import pipe_stdio
+    from proto.profile import load_profile
+
+    profile = load_profile()
+    name = host.removesuffix(f".{profile.cluster}")
+    (node,) = mez_client.resolve_targets(profile, name)
+    mez_client.ensure_certs(profile)
+    pipe_stdio(node.addr)
 
 
 @app.command("set-password")

@@ -52,15 +52,26 @@ async def _fetch_bundle(addr: str) -> str:
     return "".join(bundle)
 
 
-def fetch_ca_by_pin(addr: str, pin: str) -> str:
-    """The PEM of the cluster CA at ``addr`` whose key matches ``pin``."""
-    pin = parse_pin(pin)
+def _fetch(addr: str) -> str:
     try:
-        bundle = asyncio.run(asyncio.wait_for(_fetch_bundle(addr), BOOTSTRAP_TIMEOUT))
+        return asyncio.run(asyncio.wait_for(_fetch_bundle(addr), BOOTSTRAP_TIMEOUT))
     except TrustFailure:
         raise
     except (OSError, TimeoutError, ssl.SSLError) as exc:
         raise ConnectionProblem(f"cannot reach the auth service at {addr}: {exc}") from exc
     except Exception as exc:  # grpclib's own errors: the peer is not a Mezite auth service
         raise ConnectionProblem(f"{addr} did not answer as a Mezite auth service: {exc}") from exc
-    return select_pinned_ca(bundle, pin)
+
+
+def fetch_unverified_ca(addr: str) -> tuple[str, str]:
+    """The CA the server at ``addr`` offers and its pin, NOT verified: for a
+    trust-on-first-use prompt that shows the pin to a person before anything is sent."""
+    from proto.trust import spki_pin
+
+    bundle = _fetch(addr)
+    return bundle, spki_pin(bundle)
+
+
+def fetch_ca_by_pin(addr: str, pin: str) -> str:
+    """The PEM of the cluster CA at ``addr`` whose key matches ``pin``."""
+    return select_pinned_ca(_fetch(addr), parse_pin(pin))

@@ -109,7 +109,14 @@ class NodeService:
         tls_key = load_tls_public_key(tls_pem)
         now = self._clock.now()
         expires = int(now + HOST_CERT_TTL)
-        principals = [record.id, record.name, *dict.fromkeys(_host(a) for a in addrs)]
+        # The id (what `mez ssh` pins with HostKeyAlias), the name, name.cluster (what
+        # `mez config` blocks dial) and the advertised hosts.
+        principals = [
+            record.id,
+            record.name,
+            f"{record.name}.{self._cas.cluster_name}",
+            *dict.fromkeys(_host(a) for a in addrs),
+        ]
         host_cert = sign_host_cert(
             self._cas.host_ssh,
             ssh_key,

@@ -75,7 +75,7 @@ def test_join_stores_a_private_identity(auth: RunningAuth, tmp_path: Path) -> No
     cert = load_ssh_public_identity(ident.ssh_host_cert.encode())
     assert isinstance(cert, SSHCertificate) and cert.type is SSHCertificateType.HOST
     assert sorted(cert.valid_principals) == sorted(
-        [ident.agent_id.encode(), b"web-1", b"127.0.0.1"]
+        [ident.agent_id.encode(), b"web-1", b"web-1.test-cluster", b"127.0.0.1"]
     )
     assert [e.type for e in audit_events(auth, "join")] == ["join"]
     with pytest.raises(AlreadyExists, match="already joined"):

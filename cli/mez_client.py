@@ -1,0 +1,233 @@
+"""What `mez` does, without the terminal: trust, login, certificates, node lookup and
+the OpenSSH command lines that carry `mez ssh`, `mez scp` and `mez config`.
+
+`mez ssh` runs OpenSSH's own `ssh` with Mezite's key, certificate and known_hosts (see
+docs/rfd/0002-mez-ssh-uses-openssh.md): the terminal, PTY, window changes, escapes,
+forwarding and exit codes are exactly OpenSSH's."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from proto.client import AuthClient, ClientIdentity
+from proto.errors import BadParameter, ConnectionProblem, NotAuthenticated, NotFound
+from proto.files import write_private
+from proto.profile import (
+    Profile,
+    cert_is_fresh,
+    forget_session,
+    load_session,
+    store_session,
+)
+
+SSH_OPTIONS_LOCKED = ("StrictHostKeyChecking=yes", "IdentitiesOnly=yes", "BatchMode=no")
+
+
+def trust_cluster(
+    addr: str, pin: str | None, confirm: Callable[[str], bool] | None
+) -> tuple[str, str]:
+    """The cluster CA at ``addr`` and its pin: verified against ``pin``, or shown to a
+    person who confirms it (trust on first use). Neither: refused."""
+    from proto.bootstrap import fetch_ca_by_pin, fetch_unverified_ca
+    from proto.trust import parse_pin
+
+    if pin:
+        return fetch_ca_by_pin(addr, pin), parse_pin(pin)
+    if confirm is None:
+        raise NotAuthenticated(
+            f"refusing to trust {addr} without a CA pin",
+            hint="pass --ca-pin sha256:... (your admin has it from `mezctl status`)",
+        )
+    bundle, seen_pin = fetch_unverified_ca(addr)
+    if not confirm(seen_pin):
+        raise NotAuthenticated("the cluster's CA was not trusted; nothing was sent")
+    return bundle, seen_pin
+
+
+def session_client(profile: Profile, session_id: str | None = None) -> AuthClient:
+    session = session_id or load_session(profile)
+    return AuthClient(
+        profile.auth_addr, profile.ca_path.read_bytes(), ClientIdentity(session_id=session)
+    )
+
+
+def _write_certs(profile: Profile, reply: Any, private_pem: str) -> None:
+    write_private(profile.key_path, private_pem)
+    write_private(profile.cert_path, reply.ssh_certificate + "\n", mode=0o644)
+    lines = "".join(f"@cert-authority * {key}\n" for key in reply.host_ca_keys)
+    write_private(profile.known_hosts_path, lines, mode=0o644)
+    write_private(profile.ca_path, reply.tls_ca_pem, mode=0o644)
+
+
+def issue_certs(profile: Profile, session_id: str | None = None, ttl: int = 0) -> None:
+    """A fresh key pair and certificate for the session."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from proto.v1 import auth_pb2 as pb
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        .decode()
+    )
+    try:
+        with session_client(profile, session_id) as client:
+            reply = client.call(
+                "IssueUserCerts", pb.IssueUserCertsRequest(ssh_public_key=public, ttl_seconds=ttl)
+            )
+    except NotAuthenticated as err:
+        raise NotAuthenticated(
+            "your session has ended", hint=f"run `mez login` ({err.message})"
+        ) from err
+    _write_certs(profile, reply, private_pem)
+
+
+def login(*, addr: str, user: str, password: str, ttl: int, ca_pem: str, pin: str) -> Profile:
+    from proto.v1 import auth_pb2 as pb
+
+    with AuthClient(addr, ca_pem.encode()) as anon:
+        cluster = anon.call("Ping", pb.PingRequest()).cluster_name
+        reply = anon.call(
+            "AuthenticateLocal", pb.AuthenticateLocalRequest(username=user, password=password)
+        )
+    profile = Profile(cluster=cluster, user=user, auth_addr=addr, ca_pin=pin)
+    profile.save()
+    write_private(profile.ca_path, ca_pem, mode=0o644)
+    store_session(profile, reply.session_id)
+    issue_certs(profile, reply.session_id, ttl)
+    return profile
+
+
+def ensure_certs(profile: Profile) -> None:
+    """Reissue the certificate silently when it has expired but the session lives."""
+    if not cert_is_fresh(profile):
+        issue_certs(profile)
+
+
+def logout(profile: Profile) -> None:
+    from proto.v1 import auth_pb2 as pb
+
+    try:
+        with session_client(profile) as client:
+            client.call("Logout", pb.LogoutRequest())
+    except (NotAuthenticated, ConnectionProblem):
+        pass  # already gone server-side, or unreachable: still clean up locally
+    forget_session(profile)
+
+
+@dataclass(frozen=True)
+class NodeRef:
+    id: str
+    name: str
+    addr: str
+    labels: Mapping[str, str]
+
+
+def list_nodes(profile: Profile, labels: Mapping[str, str] | None = None) -> list[NodeRef]:
+    from proto.v1 import auth_pb2 as pb
+
+    nodes: list[NodeRef] = []
+    page = ""
+    with session_client(profile) as client:
+        while True:
+            reply = client.call(
+                "ListNodes", pb.ListNodesRequest(labels=dict(labels or {}), page_token=page)
+            )
+            nodes += [NodeRef(n.id, n.name, n.addr, dict(n.labels)) for n in reply.nodes]
+            page = reply.next_page_token
+            if not page:
+                return nodes
+
+
+def parse_selector(text: str) -> dict[str, str] | None:
+    """``k=v[,k=v]`` as labels; None when ``text`` is a plain host name."""
+    if "=" not in text:
+        return None
+    labels = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise BadParameter(f"invalid label selector {text!r}; use key=value[,key=value]")
+        labels[key] = value
+    return labels
+
+
+def resolve_targets(profile: Profile, host: str) -> list[NodeRef]:
+    """A node name, a node id, or a label selector (every match)."""
+    selector = parse_selector(host)
+    if selector is not None:
+        found = list_nodes(profile, selector)
+        if not found:
+            raise NotFound(f"no node you can reach matches {host!r}", hint="see `mez ls`")
+        return found
+    nodes = list_nodes(profile)
+    exact = [n for n in nodes if host in (n.id, n.name)]
+    if not exact:
+        raise NotFound(f"no node named {host!r} that you can reach", hint="see `mez ls`")
+    return exact[:1]
+
+
+def split_login(target: str, default: str) -> tuple[str, str]:
+    login, sep, host = target.rpartition("@")
+    return (login if sep else default), host
+
+
+def ssh_binary(name: str = "ssh") -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise ConnectionProblem(
+            f"OpenSSH's `{name}` is not installed",
+            hint="install it (Debian: apt-get install openssh-client)",
+        )
+    return path
+
+
+def ssh_options(profile: Profile, node: NodeRef) -> list[str]:
+    """The options that pin a connection to Mezite's identity and host CA."""
+    host, _, port = node.addr.rpartition(":")
+    options = [
+        f"HostName={host.strip('[]')}",
+        f"Port={port}",
+        f"HostKeyAlias={node.id}",
+        f"IdentityFile={profile.key_path}",
+        f"CertificateFile={profile.cert_path}",
+        f"UserKnownHostsFile={profile.known_hosts_path}",
+        "GlobalKnownHostsFile=/dev/null",
+        *SSH_OPTIONS_LOCKED,
+    ]
+    args: list[str] = []
+    for option in options:
+        args += ["-o", option]
+    return args
+
+
+def ssh_argv(
+    profile: Profile, node: NodeRef, login: str, flags: Sequence[str], command: Sequence[str]
+) -> list[str]:
+    return [ssh_binary(), *ssh_options(profile, node), *flags, "-l", login, node.name,
+            *(["--", *command] if command else [])]  # fmt: skip
+
+
+def default_login(profile: Profile) -> str:
+    """The first login the certificate allows (its principals), else the user name."""
+    from cryptography.hazmat.primitives.serialization import (
+        SSHCertificate,
+        load_ssh_public_identity,
+    )
+
+    cert = load_ssh_public_identity(profile.cert_path.read_bytes())
+    principals = cert.valid_principals if isinstance(cert, SSHCertificate) else []
+    logins = [p.decode() for p in principals]
+    if profile.user in logins or not logins:
+        return profile.user
+    return logins[0]

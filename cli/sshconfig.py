@@ -1,0 +1,60 @@
+"""`mez config`: an OpenSSH config block for the logged-in cluster, and the ProxyCommand
+helper it uses to reach a node by name."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shlex
+import socket
+from pathlib import Path
+
+from proto.errors import ConnectionProblem
+from proto.profile import Profile
+
+
+def config_block(profile: Profile, mez: Path) -> str:
+    """Hosts are reached as NODE.CLUSTER (a principal of every node's host certificate)."""
+    return "\n".join(
+        [
+            f"# Mezite cluster {profile.cluster}: `ssh LOGIN@NODE.{profile.cluster}`",
+            f"Host *.{profile.cluster}",
+            f"    User {profile.user}",
+            f"    IdentityFile {profile.key_path}",
+            f"    CertificateFile {profile.cert_path}",
+            "    IdentitiesOnly yes",
+            f"    UserKnownHostsFile {profile.known_hosts_path}",
+            "    GlobalKnownHostsFile /dev/null",
+            "    StrictHostKeyChecking yes",
+            f"    ProxyCommand {shlex.quote(str(mez))} proxy-connect %h %p",
+            "",
+        ]
+    )
+
+
+def pipe_stdio(addr: str) -> None:
+    """Shuttle bytes between stdin/stdout and ``addr`` until either side closes."""
+    host, _, port = addr.rpartition(":")
+    try:
+        sock = socket.create_connection((host.strip("[]"), int(port)), timeout=10)
+    except OSError as exc:
+        raise ConnectionProblem(f"cannot reach {addr}: {exc}") from exc
+    sock.settimeout(None)
+    sel = selectors.DefaultSelector()
+    sel.register(0, selectors.EVENT_READ, "stdin")
+    sel.register(sock, selectors.EVENT_READ, "sock")
+    with sock:
+        while True:
+            for key, _ in sel.select():
+                if key.data == "stdin":
+                    data = os.read(0, 65536)
+                    if not data:
+                        sock.shutdown(socket.SHUT_WR)
+                        sel.unregister(0)
+                        continue
+                    sock.sendall(data)
+                else:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    os.write(1, data)

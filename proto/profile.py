@@ -1,0 +1,208 @@
+"""The user's client state: ``~/.mezite`` (or ``$MEZITE_HOME``), and the session in the OS
+keyring.
+
+    ~/.mezite/                 0700, refused if group- or world-writable
+      current                  name of the active cluster
+      <cluster>/profile.json   cluster, addresses, user, CA pin
+      <cluster>/key            the user's private key (0600; refused if others can read)
+      <cluster>/key-cert.pub   the short-lived SSH certificate
+      <cluster>/known_hosts    @cert-authority lines for the host CA
+      <cluster>/ca.pem         the cluster's TLS CA bundle
+
+The session ID is never written here: it lives in the keyring (service ``mezite``, one
+entry per cluster and user). Without a keyring backend, login fails with a way out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from proto.errors import AccessDenied, BadParameter, NotAuthenticated, NotFound
+from proto.files import ensure_private_dir, write_private
+
+KEYRING_SERVICE = "mezite"
+HOME_ENV = "MEZITE_HOME"
+_CLUSTER_RE = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}")
+
+
+def mezite_home() -> Path:
+    override = os.environ.get(HOME_ENV)
+    return Path(override).expanduser() if override else Path.home() / ".mezite"
+
+
+def _checked_home(create: bool) -> Path:
+    home = mezite_home()
+    if create:
+        return ensure_private_dir(home)
+    if not home.exists():
+        raise NotAuthenticated("not logged in", hint="run `mez login`")
+    mode = home.stat().st_mode
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise AccessDenied(f"{home} is writable by other users", hint=f"chmod 700 {home}")
+    return home
+
+
+@dataclass(frozen=True)
+class Profile:
+    cluster: str
+    user: str
+    auth_addr: str
+    ca_pin: str
+    proxy_addr: str = ""
+
+    @property
+    def dir(self) -> Path:
+        return mezite_home() / self.cluster
+
+    @property
+    def key_path(self) -> Path:
+        return self.dir / "key"
+
+    @property
+    def cert_path(self) -> Path:
+        return self.dir / "key-cert.pub"
+
+    @property
+    def known_hosts_path(self) -> Path:
+        return self.dir / "known_hosts"
+
+    @property
+    def ca_path(self) -> Path:
+        return self.dir / "ca.pem"
+
+    @property
+    def keyring_user(self) -> str:
+        return f"{self.cluster}/{self.user}"
+
+    def save(self) -> None:
+        if not _CLUSTER_RE.fullmatch(self.cluster):
+            raise BadParameter(f"the server gave an invalid cluster name {self.cluster[:80]!r}")
+        home = _checked_home(create=True)
+        ensure_private_dir(self.dir)
+        write_private(self.dir / "profile.json", json.dumps(asdict(self), indent=2))
+        write_private(home / "current", self.cluster)
+
+    def check_files(self) -> None:
+        """Refuse key material that other users can read or write."""
+        _checked_home(create=False)
+        for path in (self.dir, self.key_path):
+            if not path.exists():
+                continue
+            mode = path.stat().st_mode
+            loose = stat.S_IRWXG | stat.S_IRWXO
+            if mode & loose:
+                raise AccessDenied(
+                    f"{path} is accessible by other users",
+                    hint=f"chmod {'700' if path.is_dir() else '600'} {path}",
+                )
+
+
+def load_profile(cluster: str | None = None) -> Profile:
+    home = _checked_home(create=False)
+    if cluster is None:
+        current = home / "current"
+        if not current.exists():
+            raise NotAuthenticated("not logged in", hint="run `mez login`")
+        cluster = current.read_text().strip()
+    if not _CLUSTER_RE.fullmatch(cluster):
+        raise BadParameter(f"invalid cluster name {cluster[:80]!r}")
+    path = home / cluster / "profile.json"
+    if not path.exists():
+        raise NotFound(f"no profile for cluster {cluster!r}", hint="run `mez login`")
+    profile = Profile(**json.loads(path.read_text()))
+    profile.check_files()
+    return profile
+
+
+def remove_profile(profile: Profile) -> None:
+    for path in (profile.key_path, profile.cert_path, profile.known_hosts_path,
+                 profile.ca_path, profile.dir / "profile.json"):  # fmt: skip
+        path.unlink(missing_ok=True)
+    if profile.dir.exists() and not any(profile.dir.iterdir()):
+        profile.dir.rmdir()
+    current = mezite_home() / "current"
+    if current.exists() and current.read_text().strip() == profile.cluster:
+        current.unlink()
+
+
+def cert_valid_before(profile: Profile) -> float:
+    """When the stored certificate expires; 0 when there is none."""
+    if not profile.cert_path.exists():
+        return 0.0
+    from cryptography.hazmat.primitives.serialization import (
+        SSHCertificate,
+        load_ssh_public_identity,
+    )
+
+    cert = load_ssh_public_identity(profile.cert_path.read_bytes())
+    return float(cert.valid_before) if isinstance(cert, SSHCertificate) else 0.0
+
+
+def cert_is_fresh(profile: Profile, margin: float = 30.0) -> bool:
+    return cert_valid_before(profile) > time.time() + margin
+
+
+# --- the keyring ----------------------------------------------------------------------
+
+_NO_KEYRING_HINT = (
+    "Mezite keeps your session only in the OS keyring. On a desktop, unlock or start your "
+    "Secret Service (GNOME Keyring, KWallet); on a headless machine, install keyrings.alt "
+    "and set PYTHON_KEYRING_BACKEND=keyrings.alt.file.EncryptedKeyring (or PlaintextKeyring "
+    "if you accept a plain file)."
+)
+
+
+def _keyring() -> object:
+    import keyring
+    from keyring.backends.fail import Keyring as FailKeyring
+
+    backend = keyring.get_keyring()
+    chain = getattr(backend, "backends", None)
+    if isinstance(backend, FailKeyring) or chain == []:
+        raise NotAuthenticated(
+            "no OS keyring is available to keep the session", hint=_NO_KEYRING_HINT
+        )
+    return keyring
+
+
+def store_session(profile: Profile, session_id: str) -> None:
+    from keyring.errors import KeyringError
+
+    kr = _keyring()
+    try:
+        kr.set_password(KEYRING_SERVICE, profile.keyring_user, session_id)  # type: ignore[attr-defined]
+    except KeyringError as exc:
+        raise NotAuthenticated(
+            f"the keyring refused the session: {exc}", hint=_NO_KEYRING_HINT
+        ) from exc
+
+
+def load_session(profile: Profile) -> str:
+    from keyring.errors import KeyringError
+
+    kr = _keyring()
+    try:
+        session = kr.get_password(KEYRING_SERVICE, profile.keyring_user)  # type: ignore[attr-defined]
+    except KeyringError as exc:
+        raise NotAuthenticated(f"cannot read the keyring: {exc}", hint=_NO_KEYRING_HINT) from exc
+    if not session:
+        raise NotAuthenticated("your session has ended", hint="run `mez login`")
+    return str(session)
+
+
+def forget_session(profile: Profile) -> None:
+    from keyring.errors import KeyringError, PasswordDeleteError
+
+    kr = _keyring()
+    try:
+        kr.delete_password(KEYRING_SERVICE, profile.keyring_user)  # type: ignore[attr-defined]
+    except PasswordDeleteError:
+        pass
+    except KeyringError as exc:
+        raise NotAuthenticated(f"cannot update the keyring: {exc}", hint=_NO_KEYRING_HINT) from exc
