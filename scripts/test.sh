@@ -23,6 +23,7 @@ PY=${PYTHON:-python3}
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
 
 .venv/bin/python scripts/gen_proto.py --check
+.venv/bin/python scripts/gen_completions.py --check
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

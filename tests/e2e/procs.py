@@ -64,3 +64,19 @@ def mezctl_start(data_dir: Path, *extra: str, cluster: str = "e2e") -> Iterator[
         yield running
     finally:
         running.stop()
+
+
+def mez_env(tmp: Path) -> dict[str, str]:
+    """A user's environment: their own ~/.mezite and a file keyring (the OS keyring is
+    the one thing tests fake, through keyring's own PYTHON_KEYRING_BACKEND)."""
+    return {
+        "MEZITE_HOME": str(tmp / "mezite-home"),
+        "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+        "XDG_DATA_HOME": str(tmp / "xdg-data"),
+    }
+
+
+def cluster_pin(data_dir: Path) -> str:
+    done = cli("mezctl", "status", "--data-dir", str(data_dir), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    return str(json.loads(done.stdout)["ca_pin"])

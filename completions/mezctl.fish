@@ -1,0 +1,1 @@
+complete --command mezctl --no-files --arguments "(env _MEZCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) mezctl)" --condition "env _MEZCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) mezctl"

@@ -1,0 +1,1 @@
+complete --command mezd --no-files --arguments "(env _MEZD_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) mezd)" --condition "env _MEZD_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) mezd"
