@@ -28,6 +28,9 @@ FormatOpt = Annotated[str, typer.Option("--format", help="Output format: text or
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage join tokens.", no_args_is_help=True)
 audit_app = typer.Typer(help="Search the audit log.", no_args_is_help=True)
+bots_app = typer.Typer(
+    help="Manage agent identities (machines: CI, Ansible).", no_args_is_help=True
+)
 
 
 def _client(data_dir: Path | None, config: Path | None, auth_server: str | None) -> Any:
@@ -268,8 +271,120 @@ def audit_events(
     )  # fmt: skip
 
 
+@bots_app.command("add")
+def bots_add(
+    name: str,
+    roles: Annotated[str, typer.Option("--roles", help="Comma list of roles.")],
+    logins: Annotated[str | None, typer.Option("--logins", help="Comma list of OS logins.")] = None,
+    ttl: Annotated[str, typer.Option("--ttl", help="Certificate lifetime.")] = "1h",
+    token_ttl: Annotated[str, typer.Option("--token-ttl", help="Bootstrap token lifetime.")] = "1h",  # noqa: S107 - a duration, not a secret
+    dest: Annotated[str, typer.Option("--dest", help="Output dir in the printed line.")] = (
+        "./mezite-identity"
+    ),
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    auth_server: AuthServerOpt = None,
+) -> None:
+    """Create an agent identity and print the `mezd identity start` line that uses it."""
+    from proto.resources import parse_duration
+    from proto.v1 import auth_pb2 as pb
+
+    with _client(data_dir, config, auth_server) as client:
+        reply = client.call(
+            "CreateAgentIdentity",
+            pb.CreateAgentIdentityRequest(
+                name=name,
+                roles=split_list(roles),
+                logins=split_list(logins),
+                ttl_seconds=parse_duration(ttl, path="--ttl"),
+                token_ttl_seconds=parse_duration(token_ttl, path="--token-ttl"),
+            ),
+        )
+        join = _pin_and_addr(client)
+    typer.echo(f"Agent identity {name!r} created; its bootstrap token is valid until "
+               f"{when(reply.token_expires)}. On the machine, run:")  # fmt: skip
+    typer.echo(f"  mezd identity start --token {reply.bootstrap_token} {join} --dest {dest}")
+
+
+@bots_app.command("ls")
+def bots_ls(
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    auth_server: AuthServerOpt = None,
+    output: FormatOpt = "text",
+) -> None:
+    """List agent identities: roles, generation, last renewal, lock state."""
+    from proto.v1 import auth_pb2 as pb
+
+    with _client(data_dir, config, auth_server) as client:
+        found = client.call("ListAgentIdentities", pb.ListAgentIdentitiesRequest()).identities
+    rows = [{"name": i.name, "roles": list(i.roles), "logins": list(i.logins),
+             "generation": i.generation,
+             "last_renewed": i.last_renewed, "locked": i.locked, "ttl_seconds": i.ttl_seconds}
+            for i in found]  # fmt: skip
+    if output == "json":
+        print_json(rows)
+        return
+    table(
+        ["Name", "Roles", "Generation", "Last renewal", "Locked"],
+        [[r["name"], ",".join(r["roles"]), r["generation"], when(r["last_renewed"]),
+          "LOCKED" if r["locked"] else "no"] for r in rows],
+    )  # fmt: skip
+
+
+def _bot_action(name: str, method: str, request: Any, done: str, data_dir: Path | None,
+                config: Path | None, auth_server: str | None) -> None:  # fmt: skip
+    with _client(data_dir, config, auth_server) as client:
+        client.call(method, request)
+    typer.echo(f"Agent identity {name!r} {done}.")
+
+
+@bots_app.command("rm")
+def bots_rm(
+    name: str,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    auth_server: AuthServerOpt = None,
+) -> None:
+    """Delete an agent identity; it is refused from then on."""
+    from proto.v1 import auth_pb2 as pb
+
+    _bot_action(name, "DeleteAgentIdentity", pb.DeleteAgentIdentityRequest(name=name),
+                "deleted", data_dir, config, auth_server)  # fmt: skip
+
+
+@bots_app.command("lock")
+def bots_lock(
+    name: str,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    auth_server: AuthServerOpt = None,
+) -> None:
+    """Lock an agent identity: every call it makes is refused."""
+    from proto.v1 import auth_pb2 as pb
+
+    request = pb.SetAgentIdentityLockRequest(name=name, locked=True)
+    _bot_action(name, "SetAgentIdentityLock", request, "locked", data_dir, config, auth_server)
+
+
+@bots_app.command("unlock")
+def bots_unlock(
+    name: str,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    auth_server: AuthServerOpt = None,
+) -> None:
+    """Unlock an agent identity (after investigating why it was locked)."""
+    from proto.v1 import auth_pb2 as pb
+
+    _bot_action(name, "SetAgentIdentityLock",
+                pb.SetAgentIdentityLockRequest(name=name, locked=False),
+                "unlocked", data_dir, config, auth_server)  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(users_app, name="users")
+    app.add_typer(bots_app, name="agent-identities")
     app.add_typer(tokens_app, name="tokens")
     app.add_typer(audit_app, name="audit")
 

@@ -133,5 +133,59 @@ def start_cmd(
                           heartbeat_interval=heartbeat))  # fmt: skip
 
 
+identity_app = typer.Typer(
+    help="Agent identities: short-lived SSH credentials for machines (CI, Ansible).",
+    no_args_is_help=True,
+)
+app.add_typer(identity_app, name="identity")
+
+
+@identity_app.command("start")
+def identity_start(
+    dest: Annotated[Path, typer.Option("--dest", help="Where to write key, cert, ssh_config.")],
+    token: TokenOpt = None,
+    auth_server: AuthOpt = None,
+    ca_pin: PinOpt = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Identity state (default: platform dir).")
+    ] = None,
+    oneshot: Annotated[
+        bool, typer.Option("--oneshot", help="Bootstrap or renew once, write, and exit.")
+    ] = False,
+    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG..ERROR.")] = "INFO",
+) -> None:
+    """Bootstrap (first run) and keep renewing an agent identity's credentials."""
+    import asyncio
+
+    from agent import bot
+    from proto.errors import BadParameter
+
+    setup_logging(log_level)
+    if data_dir is None:
+        import platformdirs
+
+        data_dir = Path(platformdirs.user_data_dir("mezite-identity"))
+    data_dir, dest = data_dir.expanduser(), dest.expanduser()
+    with bot.exclusive(data_dir):
+        state = bot.BotState.load(data_dir)
+        if state is None:
+            if not (token and auth_server and ca_pin):
+                raise BadParameter(
+                    "the first run needs --token, --auth-server and --ca-pin",
+                    hint="`mezctl agent-identities add` prints the whole line",
+                )
+            state = bot.bootstrap(data_dir, token, auth_server, ca_pin)
+        elif oneshot:
+            state = bot.renew(data_dir, state)
+        bot.write_outputs(dest, state)
+        typer.echo(
+            f"Agent identity {state.name} (generation {state.generation}) written to {dest}; "
+            f"use: ssh -F {dest / 'ssh_config'} NODE",
+            err=True,
+        )
+        if not oneshot:
+            asyncio.run(bot.run_forever(data_dir, dest, state))
+
+
 def main() -> None:
     run(app, "mezd")

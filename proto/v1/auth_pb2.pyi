@@ -572,32 +572,36 @@ class SearchAuditEventsResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class AgentIdentity(_message.Message):
-    __slots__ = ("name", "roles", "generation", "last_renewed", "locked", "ttl_seconds")
+    __slots__ = ("name", "roles", "generation", "last_renewed", "locked", "ttl_seconds", "logins")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     LAST_RENEWED_FIELD_NUMBER: _ClassVar[int]
     LOCKED_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LOGINS_FIELD_NUMBER: _ClassVar[int]
     name: str
     roles: _containers.RepeatedScalarFieldContainer[str]
     generation: int
     last_renewed: float
     locked: bool
     ttl_seconds: int
-    def __init__(self, name: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., generation: _Optional[int] = ..., last_renewed: _Optional[float] = ..., locked: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+    logins: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., generation: _Optional[int] = ..., last_renewed: _Optional[float] = ..., locked: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ..., logins: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateAgentIdentityRequest(_message.Message):
-    __slots__ = ("name", "roles", "ttl_seconds", "token_ttl_seconds")
+    __slots__ = ("name", "roles", "ttl_seconds", "token_ttl_seconds", "logins")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     TOKEN_TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LOGINS_FIELD_NUMBER: _ClassVar[int]
     name: str
     roles: _containers.RepeatedScalarFieldContainer[str]
     ttl_seconds: int
     token_ttl_seconds: int
-    def __init__(self, name: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., ttl_seconds: _Optional[int] = ..., token_ttl_seconds: _Optional[int] = ...) -> None: ...
+    logins: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., ttl_seconds: _Optional[int] = ..., token_ttl_seconds: _Optional[int] = ..., logins: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateAgentIdentityResponse(_message.Message):
     __slots__ = ("bootstrap_token", "token_expires")

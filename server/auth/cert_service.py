@@ -1,6 +1,9 @@
-"""IssueUserCerts: a session's public key signed into a short-lived SSH user certificate."""
+"""User certificates: IssueUserCerts for sessions, and the same signing path for agent
+identities (bots), so both follow one set of rules."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from proto.access import NODE_ACCESS_EXT, ROLES_EXT, USER_EXT
 from proto.clock import Clock
@@ -36,49 +39,56 @@ def option_extensions(checker: AccessChecker) -> dict[str, str]:
     return extensions
 
 
-class CertService:
+@dataclass(frozen=True)
+class SignedUserCert:
+    certificate: str
+    serial: int
+    valid_before: int
+
+
+class UserCertSigner:
+    """Signs user certificates for a name and its roles (a user, or an agent identity)."""
+
     def __init__(
-        self,
-        *,
-        cas: Authorities,
-        users: UserStore,
-        roles: RoleStore,
-        serials: SerialAllocator,
-        auditor: Auditor,
-        clock: Clock,
+        self, cas: Authorities, serials: SerialAllocator, auditor: Auditor, clock: Clock
     ) -> None:
         self._cas = cas
-        self._users = users
-        self._roles = roles
         self._serials = serials
         self._audit = auditor
         self._clock = clock
 
-    async def issue_user_certs(
-        self, request: pb.IssueUserCertsRequest, ctx: CallContext
-    ) -> pb.IssueUserCertsResponse:
-        name = ctx.principal.name
+    async def sign(
+        self,
+        *,
+        name: str,
+        checker: AccessChecker,
+        public_key_line: str,
+        requested_ttl: float,
+        ttl_cap: float = 0.0,
+        cert_type: str = "user",
+    ) -> SignedUserCert:
+        """Every refusal is audited as cert.create.failed and changes nothing."""
         try:
-            if ctx.principal.kind != "user":
-                raise AccessDenied("user certificates are issued to user sessions")
-            public_key = parse_public_key(request.ssh_public_key)
-            user, checker = await load_checker(self._users, self._roles, name)
+            public_key = parse_public_key(public_key_line)
             principals = validate_principals(checker.logins())
-            ttl = clamp_ttl(float(request.ttl_seconds), checker.max_session_ttl())
+            limit = (
+                min(checker.max_session_ttl(), ttl_cap) if ttl_cap else checker.max_session_ttl()
+            )
+            ttl = clamp_ttl(requested_ttl, limit)
         except MeziteError as err:
-            self._audit.emit("cert.create.failed", user=name, success=False, reason=err.message)
+            self.refused(name, err)
             raise
         now = self._clock.now()
         valid_after, valid_before = int(now - BACKDATE), int(now + ttl)
         serial = await self._serials.next()
         extensions = option_extensions(checker)
-        extensions[USER_EXT] = user.name
-        extensions[ROLES_EXT] = ",".join(user.roles)
+        extensions[USER_EXT] = name
+        extensions[ROLES_EXT] = ",".join(checker.role_names)
         extensions[NODE_ACCESS_EXT] = checker.node_access()
         cert = sign_user_cert(
             self._cas.user_ssh,
             UserCertRequest(
-                user=user.name,
+                user=name,
                 public_key=public_key,
                 principals=principals,
                 serial=serial,
@@ -89,17 +99,54 @@ class CertService:
         )
         self._audit.emit(
             "cert.create",
-            user=user.name,
-            cert_type="user",
-            key_id=key_id(user.name, serial),
+            user=name,
+            cert_type=cert_type,
+            key_id=key_id(name, serial),
             serial=serial,
             principals=list(principals),
             ttl=ttl,
-            key_fingerprint=ssh_fingerprint(request.ssh_public_key),
+            key_fingerprint=ssh_fingerprint(public_key_line),
+        )
+        return SignedUserCert(certificate=cert, serial=serial, valid_before=valid_before)
+
+    def refused(self, name: str, err: MeziteError) -> None:
+        self._audit.emit("cert.create.failed", user=name, success=False, reason=err.message)
+
+
+class CertService:
+    def __init__(
+        self,
+        *,
+        cas: Authorities,
+        users: UserStore,
+        roles: RoleStore,
+        signer: UserCertSigner,
+    ) -> None:
+        self._cas = cas
+        self._users = users
+        self._roles = roles
+        self._signer = signer
+
+    async def issue_user_certs(
+        self, request: pb.IssueUserCertsRequest, ctx: CallContext
+    ) -> pb.IssueUserCertsResponse:
+        name = ctx.principal.name
+        try:
+            if ctx.principal.kind != "user":
+                raise AccessDenied("user certificates are issued to user sessions")
+            _, checker = await load_checker(self._users, self._roles, name)
+        except MeziteError as err:
+            self._signer.refused(name, err)
+            raise
+        signed = await self._signer.sign(
+            name=name,
+            checker=checker,
+            public_key_line=request.ssh_public_key,
+            requested_ttl=float(request.ttl_seconds),
         )
         return pb.IssueUserCertsResponse(
-            ssh_certificate=cert,
+            ssh_certificate=signed.certificate,
             host_ca_keys=[self._cas.host_ssh.public_line],
             tls_ca_pem=self._cas.host_x509.cert_pem,
-            valid_before=valid_before,
+            valid_before=signed.valid_before,
         )

@@ -124,8 +124,11 @@ class Principal:
 
     @property
     def acts_as_user(self) -> bool:
-        """Users, and the local admin identity acting as the operator."""
-        return self.kind == "user" or (self.kind == "agent" and self.is_admin)
+        """Users, the local admin identity acting as the operator, and agent identities
+        (bots), which hold roles like users do."""
+        return self.kind == "user" or (
+            self.kind == "agent" and (self.is_admin or self.agent_kind == "bot")
+        )
 
 
 ANONYMOUS = Principal(kind="anonymous")

@@ -22,7 +22,7 @@ from server.auth.ca import Authorities
 from server.auth.grpc_auth import Principal
 from server.auth.join_tokens import JoinTokens, validate_labels
 from server.auth.nodes import NodeCatalog
-from server.auth.rbac import load_checker
+from server.auth.rbac import AccessChecker, load_checker
 from server.auth.roles import RoleStore
 from server.auth.router import CallContext
 from server.auth.sshcert import BACKDATE, SerialAllocator, parse_public_key, sign_host_cert
@@ -227,6 +227,8 @@ class NodeService:
         labels = validate_labels(dict(request.labels))
         if principal.is_admin:
             allowed: Any = lambda _labels: True  # noqa: E731 - admins see every node
+        elif principal.kind == "agent":
+            allowed = AccessChecker(await self._roles.get_many(principal.roles)).can_access_node
         else:
             _, checker = await load_checker(self._users, self._roles, principal.name)
             allowed = checker.can_access_node

@@ -24,11 +24,13 @@ from proto.files import ensure_private_dir, write_private
 from proto.trust import AUTH_SERVER_NAME
 from proto.v1 import auth_pb2
 from server.audit import AuditLog
+from server.auth.agent_identities import AgentIdentityStore
 from server.auth.agents import AgentRecord, AgentStore
 from server.auth.audit_service import AuditService
 from server.auth.auditing import Auditor
+from server.auth.bot_service import AgentIdentityService
 from server.auth.ca import Authorities, load_or_create_authorities
-from server.auth.cert_service import CertService
+from server.auth.cert_service import CertService, UserCertSigner
 from server.auth.cluster import ClusterService
 from server.auth.grpc_auth import ADMIN_AGENT_KIND, Guard
 from server.auth.join_tokens import JoinTokens
@@ -147,6 +149,7 @@ class AuthServer:
         write_private(admin_dir / "ca.pem", cas.host_x509.cert_pem)
 
     def services(self, cas: Authorities) -> list[object]:
+        signer = UserCertSigner(cas, self.serials, self.auditor, self.clock)
         return [
             ClusterService(cas),
             LoginService(
@@ -166,15 +169,18 @@ class AuthServer:
             ),
             RoleAdminService(self.roles, self.auditor),
             TokenAdminService(self.tokens, self.auditor),
-            CertService(
+            CertService(cas=cas, users=self.users, roles=self.roles, signer=signer),
+            AuditService(self.audit_log, self.clock),
+            AgentIdentityService(
                 cas=cas,
-                users=self.users,
+                store=AgentIdentityStore(self.backend, self.clock),
+                agents=self.agents,
                 roles=self.roles,
-                serials=self.serials,
+                signer=signer,
+                backend=self.backend,
                 auditor=self.auditor,
                 clock=self.clock,
             ),
-            AuditService(self.audit_log, self.clock),
             NodeService(
                 cas=cas,
                 agents=self.agents,

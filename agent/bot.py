@@ -1,0 +1,228 @@
+"""`mezd identity start`: keep an agent identity's short-lived credentials fresh.
+
+State (``--data-dir``, 0700, under an exclusive file lock so two copies never share it):
+the current keys, certificates, renewal token and generation. Outputs (``--dest``),
+each written atomically: ``key``, ``key-cert.pub``, ``known_hosts`` (@cert-authority
+for the host CA), ``ssh_config`` (so ``ssh -F DEST/ssh_config NODE`` and Ansible
+work), ``tls.crt``, ``tls.key`` and ``ca.pem``.
+
+The renewal token and generation are saved before any output is touched: a crash after
+auth renewed but before the save leaves a dead token, and the identity locks on the next
+try — a stolen copy and a lost update look the same, and both need an admin."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from agent.backoff import Backoff, jittered
+from agent.keys import NodeKeys, new_node_keys
+from proto.client import AuthClient, ClientIdentity
+from proto.errors import AccessDenied, NotAuthenticated
+from proto.files import check_private_file, ensure_private_dir, write_private
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "bot.json"
+LOCK_FILE = "lock"
+
+
+@dataclass(frozen=True)
+class BotState:
+    name: str
+    cluster_name: str
+    auth_server: str
+    ca_pin: str
+    generation: int
+    renewal_token: str = field(repr=False)
+    ssh_key_pem: str = field(repr=False)
+    ssh_cert: str
+    tls_key_pem: str = field(repr=False)
+    tls_cert_pem: str
+    tls_ca_pem: str
+    host_ca_keys: list[str]
+    expires: float
+
+    def save(self, data_dir: Path) -> None:
+        ensure_private_dir(data_dir)
+        write_private(data_dir / STATE_FILE, json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, data_dir: Path) -> BotState | None:
+        path = data_dir / STATE_FILE
+        if not path.exists():
+            return None
+        return cls(**json.loads(check_private_file(path).read_text()))
+
+    def identity(self) -> ClientIdentity:
+        return ClientIdentity(
+            agent_id=f"bot.{self.name}",
+            cert_pem=self.tls_cert_pem.encode(),
+            key_pem=self.tls_key_pem.encode(),
+        )
+
+
+@contextlib.contextmanager
+def exclusive(data_dir: Path) -> Iterator[None]:
+    """Refuse to run two copies on the same state: they would race the renewal token and
+    lock the identity."""
+    ensure_private_dir(data_dir)
+    with open(data_dir / LOCK_FILE, "a") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AccessDenied(
+                f"another `mezd identity` is running on {data_dir}",
+                hint="stop it, or give this one its own --data-dir",
+            ) from None
+        yield
+
+
+def _adopt(state: BotState | None, keys: NodeKeys, creds: Any, **base: Any) -> BotState:
+    values = dict(
+        generation=creds.generation,
+        renewal_token=creds.renewal_token,
+        ssh_key_pem=keys.ssh_private_pem,
+        ssh_cert=creds.ssh_certificate,
+        tls_key_pem=keys.tls_private_pem,
+        tls_cert_pem=creds.tls_certificate_pem,
+        tls_ca_pem=creds.tls_ca_pem,
+        host_ca_keys=list(creds.host_ca_keys),
+        expires=creds.expires,
+    )
+    return replace(state, **values) if state else BotState(**base, **values)
+
+
+def bootstrap(data_dir: Path, token: str, auth_server: str, ca_pin: str) -> BotState:
+    from proto.bootstrap import fetch_ca_by_pin
+    from proto.trust import parse_pin
+    from proto.v1 import auth_pb2 as pb
+
+    pin = parse_pin(ca_pin)
+    ca_pem = fetch_ca_by_pin(auth_server, pin)
+    keys = new_node_keys()
+    with AuthClient(auth_server, ca_pem.encode()) as client:
+        cluster = client.call("Ping", pb.PingRequest()).cluster_name
+        reply = client.call(
+            "BootstrapAgentIdentity",
+            pb.BootstrapAgentIdentityRequest(
+                token=token,
+                ssh_public_key=keys.ssh_public_line,
+                tls_public_key_pem=keys.tls_public_pem,
+            ),
+        )
+    creds = reply.credentials
+    state = _adopt(None, keys, creds, name=creds.name, cluster_name=cluster,
+                   auth_server=auth_server, ca_pin=pin)  # fmt: skip
+    state.save(data_dir)
+    log.info("bootstrapped agent identity %s (generation %d)", state.name, state.generation)
+    return state
+
+
+def renew(data_dir: Path, state: BotState) -> BotState:
+    from proto.v1 import auth_pb2 as pb
+
+    keys = new_node_keys()
+    with AuthClient(state.auth_server, state.tls_ca_pem.encode(), state.identity()) as client:
+        reply = client.call(
+            "RenewAgentIdentity",
+            pb.RenewAgentIdentityRequest(
+                renewal_token=state.renewal_token,
+                generation=state.generation,
+                ssh_public_key=keys.ssh_public_line,
+                tls_public_key_pem=keys.tls_public_pem,
+            ),
+        )
+    fresh = _adopt(state, keys, reply.credentials)
+    fresh.save(data_dir)
+    log.info("renewed agent identity %s (generation %d)", fresh.name, fresh.generation)
+    return fresh
+
+
+def _node_hosts(state: BotState) -> list[tuple[str, str, str]]:
+    """(name, addr, id) of the nodes the identity may reach, for ssh_config."""
+    from proto.v1 import auth_pb2 as pb
+
+    nodes: list[tuple[str, str, str]] = []
+    page = ""
+    with AuthClient(state.auth_server, state.tls_ca_pem.encode(), state.identity()) as client:
+        while True:
+            reply = client.call("ListNodes", pb.ListNodesRequest(page_token=page))
+            nodes += [(n.name, n.addr, n.id) for n in reply.nodes]
+            page = reply.next_page_token
+            if not page:
+                return nodes
+
+
+def write_outputs(dest: Path, state: BotState) -> None:
+    ensure_private_dir(dest)
+    write_private(dest / "key", state.ssh_key_pem)
+    write_private(dest / "key-cert.pub", state.ssh_cert + "\n", mode=0o644)
+    write_private(
+        dest / "known_hosts",
+        "".join(f"@cert-authority * {k}\n" for k in state.host_ca_keys),
+        mode=0o644,
+    )
+    write_private(dest / "tls.key", state.tls_key_pem)
+    write_private(dest / "tls.crt", state.tls_cert_pem, mode=0o644)
+    write_private(dest / "ca.pem", state.tls_ca_pem, mode=0o644)
+    write_private(dest / "ssh_config", ssh_config(dest, state, _node_hosts(state)), mode=0o644)
+
+
+def ssh_config(dest: Path, state: BotState, nodes: list[tuple[str, str, str]]) -> str:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    lines = [
+        f"# Mezite agent identity {state.name} on cluster {state.cluster_name}",
+        f"# written by `mezd identity` at {stamp}",
+    ]
+    for name, addr, node_id in nodes:
+        host, _, port = addr.rpartition(":")
+        lines += [
+            f"Host {name} {name}.{state.cluster_name}",
+            f"    HostName {host.strip('[]')}",
+            f"    Port {port}",
+            f"    HostKeyAlias {node_id}",
+        ]
+    lines += [
+        "Host *",
+        f"    IdentityFile {dest / 'key'}",
+        f"    CertificateFile {dest / 'key-cert.pub'}",
+        "    IdentitiesOnly yes",
+        f"    UserKnownHostsFile {dest / 'known_hosts'}",
+        "    GlobalKnownHostsFile /dev/null",
+        "    StrictHostKeyChecking yes",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def renew_delay(state: BotState) -> float:
+    """Renew when about a third of the certificate's lifetime is left, with jitter."""
+    remaining = state.expires - time.time()
+    return jittered(max(remaining * 2 / 3, 1.0), 0.1)
+
+
+async def run_forever(data_dir: Path, dest: Path, state: BotState) -> None:
+    backoff = Backoff(base=2.0, cap=120.0)
+    while True:
+        await asyncio.sleep(renew_delay(state))
+        while True:
+            try:
+                state = await asyncio.to_thread(renew, data_dir, state)
+                await asyncio.to_thread(write_outputs, dest, state)
+                backoff.reset()
+                break
+            except NotAuthenticated:
+                raise  # locked or deleted: retrying cannot help; an admin must act
+            except Exception as exc:
+                delay = backoff.next()
+                log.warning("renewal failed (%s); retrying in %.0fs", exc, delay)
+                await asyncio.sleep(delay)
