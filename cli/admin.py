@@ -2,7 +2,8 @@
 
 On the auth server's host: the local admin identity that ``mezctl start`` writes into the
 data dir (``admin/``), and the address in ``auth.json``. An explicit ``--auth-server``
-overrides the address."""
+overrides the address. Elsewhere (no admin identity in the data dir): the session of the
+user logged in with `mez login`, whose roles must include admin."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from proto.errors import ConnectionProblem, NotAuthenticated
+from proto.errors import ConnectionProblem, MeziteError, NotAuthenticated
 from proto.files import check_private_file
 
 if TYPE_CHECKING:
@@ -45,9 +46,31 @@ def auth_address(data_dir: Path, override: str | None) -> str:
         ) from None
 
 
+def profile_client() -> AuthClient | None:
+    """Away from the auth host: the logged-in `mez` user's session (admin-only calls then
+    need the admin role, which auth checks)."""
+    from proto.client import AuthClient, ClientIdentity
+    from proto.profile import load_profile, load_session
+
+    try:
+        profile = load_profile()
+    except MeziteError:
+        return None
+    return AuthClient(
+        profile.auth_addr,
+        profile.ca_path.read_bytes(),
+        ClientIdentity(session_id=load_session(profile)),
+    )
+
+
 def admin_client(data_dir: Path, auth_server: str | None = None) -> AuthClient:
+    """The local admin identity on the auth host; elsewhere, the `mez` login."""
     from proto.client import AuthClient, ClientIdentity
 
+    if not (data_dir / "admin").exists() and auth_server is None:
+        client = profile_client()
+        if client is not None:
+            return client
     addr = auth_address(data_dir, auth_server)
     admin = data_dir / "admin"
     try:

@@ -109,3 +109,24 @@ def test_loose_permissions_are_refused(
     os.chmod(path, mode)
     done = cli("mez", "status", env=env)
     assert done.returncode == 4 and "other users" in done.stderr
+
+
+def test_mezctl_elsewhere_uses_the_mez_login(cluster: AuthProcess, tmp_path: Path) -> None:
+    add = cli("mezctl", "users", "add", "root-op", "--roles", "admin", "--logins", "ops",
+              "--password-stdin", "--data-dir", str(cluster.data_dir),
+              stdin=PASSWORD + "\n")  # fmt: skip
+    assert add.returncode == 0, add.stderr
+    elsewhere = str(tmp_path / "not-the-auth-host")
+    admin_env = mez_env(tmp_path / "op")
+    pin = cluster_pin(cluster.data_dir)
+    login = cli("mez", "login", "--auth", cluster.addr, "--user", "root-op", "--password-stdin",
+                "--ca-pin", pin, stdin=PASSWORD + "\n", env=admin_env)  # fmt: skip
+    assert login.returncode == 0, login.stderr
+    listed = cli("mezctl", "users", "ls", "--format", "json", "--data-dir", elsewhere,
+                 env=admin_env)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert "root-op" in listed.stdout
+    user_env = mez_env(tmp_path / "alice")
+    assert mez_login(cluster, user_env, pin=pin).returncode == 0
+    refused = cli("mezctl", "users", "ls", "--data-dir", elsewhere, env=user_env)
+    assert refused.returncode == 4 and "admin role" in refused.stderr
