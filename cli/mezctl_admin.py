@@ -382,7 +382,30 @@ def bots_unlock(
                 "unlocked", data_dir, config, auth_server)  # fmt: skip
 
 
+def export(
+    type: Annotated[str, typer.Option("--type", help="user-ca, host-ca or tls-ca.")],
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    auth_server: AuthServerOpt = None,
+) -> None:
+    """Print a CA's public half: user-ca for sshd's TrustedUserCAKeys, host-ca as a
+    known_hosts @cert-authority line, tls-ca as PEM."""
+    from proto.errors import BadParameter
+    from proto.v1 import auth_pb2 as pb
+
+    kinds = {"user-ca": "user_ssh", "host-ca": "host_ssh", "tls-ca": "host_x509"}
+    if type not in kinds:
+        raise BadParameter(f"unknown --type {type!r}; use user-ca, host-ca or tls-ca")
+    with _client(data_dir, config, auth_server) as client:
+        reply = client.call("GetClusterCAs", pb.GetClusterCAsRequest())
+    for ca in reply.authorities:
+        if ca.kind == kinds[type]:
+            line = ca.public_data.strip()
+            typer.echo(f"@cert-authority * {line}" if type == "host-ca" else line)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("export")(export)
     app.add_typer(users_app, name="users")
     app.add_typer(bots_app, name="agent-identities")
     app.add_typer(tokens_app, name="tokens")
