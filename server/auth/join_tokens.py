@@ -75,14 +75,16 @@ class JoinTokens:
         except NotFound:
             raise NotFound(f"token {name!r} not found") from None
 
-    async def consume(self, text: str, expected_type: str) -> JoinToken:
+    async def consume(self, text: str, expected_type: str | frozenset[str]) -> JoinToken:
+        """Spend a token of ``expected_type`` (or one of several types)."""
+        allowed = {expected_type} if isinstance(expected_type, str) else expected_type
         try:
             token = parse_token(text, "join token")
             item = await self._backend.get(TOKENS_PREFIX + token.name)
         except (NotFound, NotAuthenticated):
             raise NotAuthenticated(TOKEN_FAILED) from None
         doc = json.loads(item.value)
-        if not secret_matches(token, doc["hash"]) or doc["type"] != expected_type:
+        if not secret_matches(token, doc["hash"]) or doc["type"] not in allowed:
             raise NotAuthenticated(TOKEN_FAILED)
         try:
             await self._backend.compare_and_delete(item)

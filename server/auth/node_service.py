@@ -20,7 +20,7 @@ from server.auth.agents import AgentRecord, AgentStore
 from server.auth.auditing import Auditor
 from server.auth.ca import Authorities
 from server.auth.grpc_auth import Principal
-from server.auth.join_tokens import JoinTokens, validate_labels
+from server.auth.join_tokens import TOKEN_TYPES, JoinTokens, validate_labels
 from server.auth.nodes import NodeCatalog
 from server.auth.rbac import AccessChecker, load_checker
 from server.auth.roles import RoleStore
@@ -164,7 +164,7 @@ class NodeService:
                     f"a node named {name!r} is already registered",
                     hint="pick another --name",
                 )
-            token = await self._tokens.consume(request.token, "node")
+            token = await self._tokens.consume(request.token, TOKEN_TYPES)
         except MeziteError as err:
             self._audit.emit(
                 "join.failed", reason=err.message, peer=ctx.peer_addr, node=request.name[:64]
@@ -172,7 +172,7 @@ class NodeService:
             raise
         record = AgentRecord(
             id=str(uuid.uuid4()),
-            kind="node",
+            kind=token.type,  # "node" or "proxy": what the admin made the token for
             name=name,
             created=self._clock.now(),
             labels={**requested_labels, **token.labels},  # the token's labels win

@@ -100,21 +100,31 @@ def test_token_race_has_exactly_one_winner(auth: RunningAuth) -> None:
 
 
 def test_bad_tokens_get_one_error_and_change_nothing(auth: RunningAuth, clock: FakeClock) -> None:
-    proxy_token = new_token(auth, type="proxy")
+    kept = new_token(auth)
     deleted = new_token(auth)
     with auth.admin() as admin:
         admin.call("DeleteToken", pb.DeleteTokenRequest(name=deleted.split(".")[0]))
     expiring = new_token(auth, ttl=60)
+    used = new_token(auth)
+    register(auth, used, "first")
     clock.advance(61)
     messages = set()
-    for token in (proxy_token, deleted, expiring, "junk", proxy_token.split(".")[0] + ".x"):
+    forged = kept.split(".")[0] + "." + "A" * 43
+    for token in (deleted, expiring, used, "junk", forged):
         with pytest.raises(NotAuthenticated) as info:
             register(auth, token, "n1")
         messages.add(info.value.message)
     assert messages == {"invalid, expired or already used join token"}
-    assert keys_under(auth, "agents/") == ["agents/local-admin"]
-    assert keys_under(auth, "tokens/") == [f"tokens/{proxy_token.split('.')[0]}"]
+    assert len(keys_under(auth, "agents/")) == 2  # local-admin and "first"
+    assert keys_under(auth, "tokens/") == [f"tokens/{kept.split('.')[0]}"]
     assert len(audit_events(auth, "join.failed")) == 5
+
+
+def test_a_proxy_token_registers_a_proxy_not_a_node(auth: RunningAuth) -> None:
+    creds = register(auth, new_token(auth, type="proxy"), "proxy-1").credentials
+    record = auth.call(lambda: auth.server.agents.get(creds.agent_id))
+    assert record.kind == "proxy"
+    assert auth.server.catalog.get(creds.agent_id) is None
 
 
 def test_a_bad_request_does_not_spend_the_token(auth: RunningAuth) -> None:

@@ -1,0 +1,59 @@
+"""The proxy's HTTPS API as one Starlette application."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from proto.errors import MeziteError
+from server.proxy.errors import handle_http_exception, handle_mezite_error
+from server.proxy.gateway import AuthGateway
+from server.proxy.metrics import ProxyMetrics
+from server.proxy.middleware import EdgeMiddleware
+from server.proxy.openapi import OPENAPI_PATH, build_openapi
+from server.proxy.routes import WebAPI
+from server.proxy.settings import ProxySettings
+
+
+def create_app(
+    settings: ProxySettings, auth: AuthGateway, *, metrics: ProxyMetrics | None = None
+) -> Starlette:
+    """The web API over ``auth``. The caller owns ``auth`` and closes it after serving."""
+    metrics = metrics or ProxyMetrics()
+    api = WebAPI(settings, auth, metrics)
+    document = build_openapi(settings.server_version)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(document)
+
+    routes = [
+        Route("/v1/webapi/ping", api.ping, methods=["GET"]),
+        Route("/v1/webapi/login", api.login, methods=["POST"]),
+        Route("/v1/webapi/session", api.logout, methods=["DELETE"]),
+        Route("/v1/webapi/me", api.me, methods=["GET"]),
+        Route("/v1/webapi/nodes", api.nodes, methods=["GET"]),
+        Route("/v1/webapi/audit/events", api.audit_events, methods=["GET"]),
+        Route("/v1/webapi/certs", api.certs, methods=["POST"]),
+        Route(OPENAPI_PATH, openapi, methods=["GET"]),
+        Route("/healthz", api.healthz, methods=["GET"]),
+        Route("/readyz", api.readyz, methods=["GET"]),
+        Route("/metrics", api.metrics_text, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(EdgeMiddleware, metrics=metrics)],
+        exception_handlers={
+            MeziteError: handle_mezite_error,
+            HTTPException: handle_http_exception,
+        },
+    )
+    # Exact paths only: a redirect from "/x/" to "/x" would be a non-JSON answer, and
+    # DESIGN.md asks for exact matching everywhere.
+    app.router.redirect_slashes = False
+    app.state.metrics = metrics
+    app.state.settings = settings
+    return app

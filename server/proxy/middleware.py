@@ -1,0 +1,77 @@
+"""The outer edge of every request: a request id, security headers, the request
+counter, and the last line of defence that turns an unexpected exception into a JSON 500
+naming the request id (the traceback goes to the log, never to the client)."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.datastructures import MutableHeaders
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.proxy.errors import internal_error_response, new_request_id
+from server.proxy.metrics import ProxyMetrics
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-Id"
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    # API answers are per user and often secret (certificates, session ids).
+    ("Cache-Control", "no-store"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Strict-Transport-Security", "max-age=31536000"),
+    # Nothing here is a page: no scripts, frames or embedding of any kind.
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
+    ("Referrer-Policy", "no-referrer"),
+)
+
+
+def route_label(route: object) -> str:
+    """The route template ("/v1/webapi/nodes"), never the raw path, which a client could
+    vary without bound."""
+    if isinstance(route, Route):
+        return route.path
+    if isinstance(route, BaseRoute):
+        return "other"
+    return "unmatched"
+
+
+class EdgeMiddleware:
+    def __init__(self, app: ASGIApp, metrics: ProxyMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = int(message["status"])
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS:
+                    headers[name] = value
+                headers[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            log.exception("unhandled error (request id %s)", request_id)
+            if not started:
+                await internal_error_response(request_id)(scope, receive, send_with_headers)
+            # Otherwise the response is half sent: the server closes the connection.
+        finally:
+            self.metrics.requests.labels(
+                route=route_label(scope.get("route")),
+                method=ProxyMetrics.method_label(str(scope.get("method", ""))),
+                status=str(status),
+            ).inc()

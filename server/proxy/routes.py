@@ -1,0 +1,275 @@
+"""The endpoints of ``/v1/webapi/`` plus health and metrics.
+
+Each handler: parse strictly, authenticate (and check CSRF for cookie-authenticated
+changes) before touching auth, make one auth call, render JSON. Authorisation is auth's
+job: the proxy passes the session through and maps auth's refusal, so the two can never
+disagree about who may do what.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from google.protobuf.message import Message
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from proto.errors import BadParameter, Internal, MeziteError, NotAuthenticated
+from proto.v1 import auth_pb2 as pb
+from server.proxy import credentials
+from server.proxy.credentials import SessionCredential
+from server.proxy.errors import AUTH_UNAVAILABLE, error_body, error_response, request_id_of
+from server.proxy.gateway import AuthGateway
+from server.proxy.metrics import ProxyMetrics
+from server.proxy.settings import ProxySettings
+from server.proxy.specs import AUDIT_QUERY, CERTS_BODY, LOGIN_BODY, NODES_QUERY
+from server.proxy.validation import parse_json_object, parse_query, read_body, require_json
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT = 3.0
+
+
+def _client_ip(request: Request) -> str:
+    # The TCP peer as uvicorn saw it; X-Forwarded-For from clients is not trusted
+    # (serve_web turns uvicorn's proxy-header support off).
+    return request.client.host if request.client else ""
+
+
+def _node(node: pb.Node) -> dict[str, Any]:
+    return {
+        "id": node.id,
+        "name": node.name,
+        "addr": node.addr,
+        "labels": dict(node.labels),
+        "last_seen": node.last_seen,
+    }
+
+
+def _event(event: pb.AuditEvent) -> dict[str, Any]:
+    try:
+        fields = json.loads(event.fields_json) if event.fields_json else {}
+    except ValueError as exc:
+        raise Internal(f"audit event {event.id} has fields that are not JSON") from exc
+    return {
+        "id": event.id,
+        "type": event.type,
+        "code": event.code,
+        "time": event.time,
+        "user": event.user,
+        "session_id": event.session_id,
+        "fields": fields if isinstance(fields, dict) else {},
+        "success": event.success,
+    }
+
+
+def _labels(pairs: list[str]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if key in labels:
+            raise BadParameter(f"label {key!r} given more than once")
+        labels[key] = value
+    return labels
+
+
+class WebAPI:
+    """The handlers, bound to one proxy's settings, auth gateway and metrics."""
+
+    def __init__(self, settings: ProxySettings, auth: AuthGateway, metrics: ProxyMetrics) -> None:
+        self.settings = settings
+        self.auth = auth
+        self.metrics = metrics
+
+    async def _call(
+        self,
+        method: str,
+        message: Message,
+        *,
+        request: Request,
+        session: SessionCredential | None = None,
+    ) -> Any:
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            return await self.auth.call(
+                method,
+                message,
+                session_id=session.session_id if session else None,
+                client_ip=_client_ip(request),
+            )
+        except MeziteError as err:
+            outcome = type(err).__name__
+            raise
+        except BaseException:
+            outcome = "exception"
+            raise
+        finally:
+            self.metrics.upstream_seconds.labels(rpc=method, outcome=outcome).observe(
+                time.perf_counter() - started
+            )
+
+    def _session(self, request: Request) -> SessionCredential:
+        session = credentials.session_from_request(request)
+        credentials.check_csrf(request, session, self.settings)
+        return session
+
+    async def _json_body(self, request: Request) -> bytes:
+        require_json(request)
+        return await read_body(request, self.settings.max_body_bytes)
+
+    # --- unauthenticated ---------------------------------------------------
+
+    async def ping(self, request: Request) -> Response:
+        parse_query(request, ())
+        s = self.settings
+        return JSONResponse(
+            {
+                "cluster_name": s.cluster_name,
+                "auth_addr": s.auth_addr,
+                "proxy_ssh_addr": s.proxy_ssh_addr,
+                "ca_pins": list(s.ca_pins),
+                "server_version": s.server_version,
+            }
+        )
+
+    async def login(self, request: Request) -> Response:
+        parse_query(request, ())
+        credentials.check_origin(request, self.settings)
+        body = parse_json_object(await self._json_body(request), LOGIN_BODY)
+        try:
+            reply = await self._call(
+                "AuthenticateLocal",
+                pb.AuthenticateLocalRequest(username=body["username"], password=body["password"]),
+                request=request,
+            )
+        except NotAuthenticated:
+            self.metrics.logins.labels(result="denied").inc()
+            raise
+        except BaseException:
+            self.metrics.logins.labels(result="error").inc()
+            raise
+        self.metrics.logins.labels(result="success").inc()
+        self.metrics.sessions_created_minus_logged_out.inc()
+        # The cookie never outlives the session it carries.
+        max_age = min(self.settings.session_cookie_max_age, int(reply.expires - time.time()))
+        response = JSONResponse({"session_id": reply.session_id, "expires": reply.expires})
+        response.headers.append("Set-Cookie", credentials.session_cookie(reply.session_id, max_age))
+        return response
+
+    # --- a session -----------------------------------------------------------
+
+    async def logout(self, request: Request) -> Response:
+        session = self._session(request)
+        parse_query(request, ())
+        try:
+            await self._call("Logout", pb.LogoutRequest(), request=request, session=session)
+        except NotAuthenticated as err:
+            # The session is already dead: still tell the browser to drop the cookie.
+            response = error_response(err, request_id_of(request))
+            response.headers.append("Set-Cookie", credentials.cleared_session_cookie())
+            return response
+        self.metrics.sessions_created_minus_logged_out.dec()
+        logged_out = Response(status_code=204)
+        logged_out.headers.append("Set-Cookie", credentials.cleared_session_cookie())
+        return logged_out
+
+    async def me(self, request: Request) -> Response:
+        session = self._session(request)
+        parse_query(request, ())
+        reply = await self._call(
+            "GetCurrentUser", pb.GetCurrentUserRequest(), request=request, session=session
+        )
+        return JSONResponse(
+            {
+                "username": reply.username,
+                "roles": list(reply.roles),
+                "logins": list(reply.logins),
+                "session_expires": reply.session_expires,
+            }
+        )
+
+    async def nodes(self, request: Request) -> Response:
+        session = self._session(request)
+        query = parse_query(request, NODES_QUERY)
+        reply = await self._call(
+            "ListNodes",
+            pb.ListNodesRequest(
+                labels=_labels(query.get("label", [])),
+                limit=query.get("limit", 0),
+                page_token=query.get("page_token", ""),
+            ),
+            request=request,
+            session=session,
+        )
+        return JSONResponse(
+            {"nodes": [_node(n) for n in reply.nodes], "next_page_token": reply.next_page_token}
+        )
+
+    async def audit_events(self, request: Request) -> Response:
+        session = self._session(request)
+        query = parse_query(request, AUDIT_QUERY)
+        reply = await self._call(
+            "SearchAuditEvents",
+            pb.SearchAuditEventsRequest(
+                start=query.get("since", 0.0),
+                end=query.get("until", 0.0),
+                types=query.get("type", []),
+                user=query.get("user", ""),
+                limit=query.get("limit", 0),
+                page_token=query.get("page_token", ""),
+            ),
+            request=request,
+            session=session,
+        )
+        return JSONResponse(
+            {
+                "events": [_event(e) for e in reply.events],
+                "next_page_token": reply.next_page_token,
+            }
+        )
+
+    async def certs(self, request: Request) -> Response:
+        session = self._session(request)
+        parse_query(request, ())
+        body = parse_json_object(await self._json_body(request), CERTS_BODY)
+        reply = await self._call(
+            "IssueUserCerts",
+            pb.IssueUserCertsRequest(
+                ssh_public_key=body["public_key"], ttl_seconds=body["ttl_seconds"]
+            ),
+            request=request,
+            session=session,
+        )
+        self.metrics.certificates_issued.inc()
+        return JSONResponse(
+            {
+                "ssh_certificate": reply.ssh_certificate,
+                "host_ca_keys": list(reply.host_ca_keys),
+                "tls_ca_pem": reply.tls_ca_pem,
+                "valid_before": reply.valid_before,
+            }
+        )
+
+    # --- operations ----------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        """Ready when auth answers Ping; the proxy can do nothing useful without it."""
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                await self._call("Ping", pb.PingRequest(), request=request)
+        except (MeziteError, TimeoutError) as err:
+            log.info("not ready: %s", err)
+            return JSONResponse(error_body("ConnectionProblem", AUTH_UNAVAILABLE), status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics_text(self, request: Request) -> Response:
+        body, content_type = self.metrics.render()
+        return Response(body, media_type=content_type)
