@@ -172,6 +172,9 @@ def test_create_refuses_identities_without_logins(auth: RunningAuth) -> None:
 
 
 def test_exclusive_state_lock(tmp_path: Path) -> None:
-    with bot.exclusive(tmp_path / "s"), pytest.raises(AccessDenied, match="another"):
-        with bot.exclusive(tmp_path / "s"):
-            pass
+    with (
+        bot.exclusive(tmp_path / "s"),
+        pytest.raises(AccessDenied, match="another"),
+        bot.exclusive(tmp_path / "s"),
+    ):
+        pass
