@@ -17,6 +17,7 @@ Login, which sets the cookie, refuses a foreign ``Origin`` too (login CSRF).
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -24,6 +25,8 @@ from starlette.requests import Request
 
 from proto.errors import AccessDenied, NotAuthenticated
 from server.proxy.settings import ProxySettings
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "mezite_session"
 CSRF_HEADER = "X-Mezite-CSRF"
@@ -88,6 +91,13 @@ def check_origin(request: Request, settings: ProxySettings) -> None:
     if not origins:
         return
     if len(origins) != 1 or origins[0] != settings.public_origin:
+        # Logged because it never reaches auth, whose audit log sees only what we forward.
+        log.info(
+            "refused %s %s from origin %s",
+            request.method,
+            request.url.path[:200],
+            repr(origins)[:200],
+        )
         raise AccessDenied("cross-origin request refused")
 
 
@@ -96,6 +106,9 @@ def check_csrf(request: Request, credential: SessionCredential, settings: ProxyS
         return
     check_origin(request, settings)
     if request.headers.getlist(CSRF_HEADER) != ["1"]:
+        log.info(
+            "refused %s %s: cookie without %s", request.method, request.url.path[:200], CSRF_HEADER
+        )
         raise AccessDenied(
             f"a change authenticated by the session cookie needs the header '{CSRF_HEADER}: 1'"
         )

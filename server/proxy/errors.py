@@ -84,6 +84,9 @@ def error_response(
         log.warning("auth unreachable (request id %s): %s", request_id, err.message)
         message = AUTH_UNAVAILABLE
     all_headers = dict(headers or {})
+    if isinstance(err, ContentTooLarge):
+        # The rest of the body is unread: close rather than wait for it to drain.
+        all_headers["Connection"] = "close"
     if isinstance(err, NotAuthenticated):
         all_headers.setdefault("WWW-Authenticate", 'Bearer realm="mezite"')
     return JSONResponse(

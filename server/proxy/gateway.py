@@ -46,9 +46,14 @@ def _forwarded_for(client_ip: str) -> str | None:
     """The client address in canonical form, or None when it is not an IP address (a
     metadata value must never carry whatever a transport happened to report)."""
     try:
-        return str(ipaddress.ip_address(client_ip))
+        addr = ipaddress.ip_address(client_ip)
     except ValueError:
         return None
+    # A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d; auth should see one
+    # spelling per client, whatever socket the proxy happened to accept it on.
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
 
 
 class GrpcAuthGateway:

@@ -175,8 +175,11 @@ _CSRF_PARAM: Doc = {
     "name": CSRF_HEADER,
     "in": "header",
     "required": False,
-    "description": "Must be '1' when the request is authenticated by the session cookie.",
-    "schema": {"type": "string", "enum": ["1"]},
+    # Not an enum: a bearer request may send anything here (it is ignored), so only the
+    # description can say what a cookie request needs.
+    "description": "Must be '1' when the request is authenticated by the session cookie; "
+    "ignored for bearer requests.",
+    "schema": {"type": "string"},
 }
 
 
