@@ -56,10 +56,19 @@ def start(
     cluster_name: Annotated[
         str | None, typer.Option("--cluster-name", help="Cluster name (first start only).")
     ] = None,
-    roles: Annotated[str | None, typer.Option("--roles", help="Comma list: auth.")] = None,
+    web_listen: Annotated[
+        str | None, typer.Option("--web-listen", help="Proxy HTTPS address (default 0.0.0.0:3080).")
+    ] = None,
+    ssh_listen: Annotated[
+        str | None,
+        typer.Option("--proxy-ssh-listen", help="Proxy SSH address (default 0.0.0.0:3023)."),
+    ] = None,
+    roles: Annotated[
+        str | None, typer.Option("--roles", help="Comma list of auth, proxy (default both).")
+    ] = None,
     log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG..ERROR.")] = None,
 ) -> None:
-    """Run the auth service until SIGINT or SIGTERM."""
+    """Run the auth service (and the proxy) until SIGINT or SIGTERM."""
     from server.config import config_file_from_env, resolve_config
     from server.main import run as run_server
 
@@ -69,6 +78,8 @@ def start(
         flags={
             "data_dir": data_dir,
             "auth.listen_addr": listen,
+            "proxy.web_listen_addr": web_listen,
+            "proxy.ssh_listen_addr": ssh_listen,
             "cluster_name": cluster_name,
             "roles": roles,
             "log_level": log_level,

@@ -353,8 +353,7 @@ class _Setting:
 _SETTINGS: tuple[_Setting, ...] = (
     _Setting("data_dir", _path, default_factory=_default_data_dir),
     _Setting("cluster_name", _cluster_name, default_factory=_default_cluster_name),
-    # The proxy role joins the default once the proxy service ships.
-    _Setting("roles", _roles, frozenset({"auth"})),
+    _Setting("roles", _roles, ROLES),
     _Setting("log_level", _choice(LOG_LEVELS, upper=True), "INFO"),
     _Setting("auth_server", _hostport(DEFAULT_AUTH_PORT)),
     _Setting(

@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 from proto.errors import BadParameter
 from server.config import ServerConfig
+
+if TYPE_CHECKING:
+    from server.auth.server import AuthServer
+    from server.proxy.service import ProxyService
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +24,10 @@ async def serve(config: ServerConfig, stop: asyncio.Event) -> None:
     from server.auth.server import AuthServer
     from server.backend import SQLiteBackend
 
-    if "proxy" in config.roles:
+    if "auth" not in config.roles:
         raise BadParameter(
-            "the proxy role is not available in this version yet",
-            hint='start with roles = ["auth"] (the default)',
+            "a proxy without auth in the same process is not available in this version yet",
+            hint='run roles = ["auth", "proxy"] (the default) on one host',
         )
     if config.backend.type != "sqlite" or config.backend.path is None:
         raise BadParameter("only the sqlite backend is available in this version")
@@ -33,7 +38,36 @@ async def serve(config: ServerConfig, stop: asyncio.Event) -> None:
     ):
         await backend.start()
         await audit_log.start()
-        await AuthServer(config, backend, audit_log).serve_forever(stop)
+        auth = AuthServer(config, backend, audit_log)
+        await auth.start()
+        proxy = await _start_proxy(config, auth) if "proxy" in config.roles else None
+        try:
+            await stop.wait()
+        finally:
+            log.info("shutting down")
+            if proxy is not None:
+                await proxy.stop()
+            await auth.stop()
+
+
+async def _start_proxy(config: ServerConfig, auth: AuthServer) -> ProxyService:
+    from server.auth.server import LOCAL_PROXY_ID
+    from server.proxy.service import ProxyCredentials, ProxyService
+
+    assert auth.cas is not None
+    names = tuple(config.auth.tls_names) + (
+        (config.proxy.public_addr.rsplit(":", 1)[0],) if config.proxy.public_addr else ()
+    )
+    directory = await auth.local_proxy_credentials(names)
+    proxy = ProxyService(
+        config,
+        auth.addr,
+        ProxyCredentials(directory=directory, agent_id=LOCAL_PROXY_ID),
+        auth.cas.cluster_name,
+        auth.cas.host_x509.pin,
+    )
+    await proxy.start()
+    return proxy
 
 
 def run(config: ServerConfig) -> None:

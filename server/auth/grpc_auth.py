@@ -16,6 +16,7 @@ A call carrying both is refused: one call, one principal.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -233,9 +234,9 @@ class Guard:
         peer_addr: str = "",
     ) -> Principal:
         access = self.access_for(method)
-        if access is Access.UNAUTHENTICATED and self._limiter is not None:
-            self._limiter.check(peer_addr)
         principal = await self._identify(metadata, peer_cert)
+        if access is Access.UNAUTHENTICATED and self._limiter is not None:
+            self._limiter.check(client_address(metadata, principal, peer_addr))
         self._authorize(access, principal)
         return principal
 
@@ -271,6 +272,21 @@ class Guard:
             raise AccessDenied("this call is for agents")
         if access is Access.ADMIN and not principal.is_admin:
             raise AccessDenied("this call needs the admin role")
+
+
+def client_address(
+    metadata: Mapping[str, Sequence[str | bytes]], principal: Principal, peer_addr: str
+) -> str:
+    """Whom to rate-limit: the peer, or for a proxy (which carries many users' logins)
+    the address it forwards in ``x-forwarded-for``. Nobody else may claim an address."""
+    if principal.kind == "agent" and principal.agent_kind == "proxy":
+        forwarded = metadata.get("x-forwarded-for", ())
+        if len(forwarded) == 1 and isinstance(forwarded[0], str):
+            try:
+                return str(ipaddress.ip_address(forwarded[0].strip()))
+            except ValueError:
+                pass
+    return peer_addr
 
 
 def require_roles(principal: Principal, *roles: str) -> None:

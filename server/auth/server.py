@@ -7,7 +7,6 @@ uses to administer the cluster."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -21,7 +20,7 @@ from grpclib.server import Server
 from proto.clock import Clock, SystemClock
 from proto.errors import MeziteError
 from proto.files import ensure_private_dir, write_private
-from proto.trust import AUTH_SERVER_NAME
+from proto.trust import AUTH_SERVER_NAME, PROXY_SERVER_NAME
 from proto.v1 import auth_pb2
 from server.audit import AuditLog
 from server.auth.agent_identities import AgentIdentityStore
@@ -55,6 +54,8 @@ from server.config import ServerConfig
 log = logging.getLogger(__name__)
 
 LOCAL_ADMIN_ID = "local-admin"
+LOCAL_PROXY_ID = "local-proxy"
+PROXY_DIR = "proxy"
 SERVER_CERT_TTL = 365 * 86400.0
 ADMIN_CERT_TTL = 365 * 86400.0
 RUNTIME_FILE = "auth.json"
@@ -125,28 +126,49 @@ class AuthServer:
         write_private(key_path, _pem_key(key))
         return chain, key_path
 
-    async def _write_admin_identity(self, cas: Authorities, admin_dir: Path) -> None:
+    async def _write_local_identity(
+        self, cas: Authorities, directory: Path, agent_id: str, kind: str
+    ) -> None:
+        """A client identity for a component on this host (mezctl, the in-process proxy):
+        registered as an agent, its certificate and key written 0600."""
         key = ec.generate_private_key(ec.SECP256R1())
         cert = issue_client_cert(
             cas.host_x509,
             key.public_key(),
-            agent_id=LOCAL_ADMIN_ID,
-            kind=ADMIN_AGENT_KIND,
+            agent_id=agent_id,
+            kind=kind,
             cluster_name=cas.cluster_name,
             now=self.clock.now(),
             ttl=ADMIN_CERT_TTL,
         )
         await self.agents.put(
-            AgentRecord(
-                id=LOCAL_ADMIN_ID,
-                kind=ADMIN_AGENT_KIND,
-                name=LOCAL_ADMIN_ID,
-                created=self.clock.now(),
-            )
+            AgentRecord(id=agent_id, kind=kind, name=agent_id, created=self.clock.now())
         )
-        write_private(admin_dir / "key.pem", _pem_key(key))
-        write_private(admin_dir / "cert.pem", _pem_cert(cert))
-        write_private(admin_dir / "ca.pem", cas.host_x509.cert_pem)
+        write_private(directory / "key.pem", _pem_key(key))
+        write_private(directory / "cert.pem", _pem_cert(cert))
+        write_private(directory / "ca.pem", cas.host_x509.cert_pem)
+
+    async def _write_admin_identity(self, cas: Authorities, admin_dir: Path) -> None:
+        await self._write_local_identity(cas, admin_dir, LOCAL_ADMIN_ID, ADMIN_AGENT_KIND)
+
+    async def local_proxy_credentials(self, names: tuple[str, ...]) -> Path:
+        """For a proxy running in this process: a client identity (kind proxy) and a TLS
+        server certificate for its web listener, in ``<data dir>/proxy``."""
+        assert self.cas is not None, "start() first"
+        directory = ensure_private_dir(self.config.data_dir / PROXY_DIR)
+        await self._write_local_identity(self.cas, directory, LOCAL_PROXY_ID, "proxy")
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = issue_server_cert(
+            self.cas.host_x509,
+            key.public_key(),
+            common_name=PROXY_SERVER_NAME,
+            names=(PROXY_SERVER_NAME, *names),
+            now=self.clock.now(),
+            ttl=SERVER_CERT_TTL,
+        )
+        write_private(directory / "web.pem", _pem_cert(cert) + self.cas.host_x509.cert_pem.encode())
+        write_private(directory / "web.key", _pem_key(key))
+        return directory
 
     def services(self, cas: Authorities) -> list[object]:
         signer = UserCertSigner(cas, self.serials, self.auditor, self.clock)
@@ -254,11 +276,3 @@ class AuthServer:
             self._server = None
         await self.catalog.stop()
         (self.config.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
-
-    async def serve_forever(self, stop: asyncio.Event) -> None:
-        await self.start()
-        try:
-            await stop.wait()
-        finally:
-            log.info("shutting down")
-            await self.stop()

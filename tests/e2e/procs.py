@@ -39,6 +39,10 @@ class AuthProcess:
     def addr(self) -> str:
         return str(json.loads((self.data_dir / "auth.json").read_text())["addr"])
 
+    @property
+    def web_addr(self) -> str:
+        return str(json.loads((self.data_dir / "proxy.json").read_text())["web_addr"])
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -51,13 +55,14 @@ def mezctl_start(data_dir: Path, *extra: str, cluster: str = "e2e") -> Iterator[
     with log.open("w") as out:
         proc = subprocess.Popen(
             [str(BIN / "mezctl"), "start", "--data-dir", str(data_dir),
-             "--listen", "127.0.0.1:0", "--cluster-name", cluster, *extra],
+             "--listen", "127.0.0.1:0", "--web-listen", "127.0.0.1:0",
+             "--proxy-ssh-listen", "127.0.0.1:0", "--cluster-name", cluster, *extra],
             stdout=out, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
     running = AuthProcess(proc, data_dir, log)
     try:
         deadline = time.monotonic() + 30
-        while not (data_dir / "auth.json").exists():
+        while not all((data_dir / f).exists() for f in ("auth.json", "proxy.json")):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"mezctl start failed:\n{log.read_text()}")
             time.sleep(0.05)

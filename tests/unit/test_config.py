@@ -63,8 +63,7 @@ def test_defaults_are_sane(fixed_machine: Path) -> None:
     config = resolve()
     assert config.data_dir == fixed_machine
     assert config.cluster_name == "build-host"
-    # Only auth for now: the proxy role joins the default once the proxy service ships.
-    assert config.roles == frozenset({"auth"})
+    assert config.roles == frozenset({"auth", "proxy"})
     assert config.log_level == "INFO"
     assert config.auth_server is None
     auth = config.auth

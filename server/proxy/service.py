@@ -1,0 +1,109 @@
+"""The proxy role of `mezctl start`: the web API (and SSH routing) beside auth in one
+process, talking to auth over gRPC with its own client identity (kind proxy)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from proto import __version__
+from proto.client import ClientIdentity
+from proto.files import write_private
+from server.config import ServerConfig
+from server.proxy.app import create_app
+from server.proxy.gateway import GrpcAuthGateway
+from server.proxy.settings import ProxySettings
+from server.proxy.webserver import WebServerHandle, serve_web
+
+log = logging.getLogger(__name__)
+
+RUNTIME_FILE = "proxy.json"
+
+
+@dataclass(frozen=True)
+class ProxyCredentials:
+    """What auth handed this proxy: its client identity and web TLS files."""
+
+    directory: Path
+    agent_id: str
+
+    def identity(self) -> ClientIdentity:
+        return ClientIdentity(
+            agent_id=self.agent_id,
+            cert_pem=(self.directory / "cert.pem").read_bytes(),
+            key_pem=(self.directory / "key.pem").read_bytes(),
+        )
+
+    @property
+    def ca_pem(self) -> bytes:
+        return (self.directory / "ca.pem").read_bytes()
+
+
+def _dial(host: str, port: int) -> str:
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host  # noqa: S104
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class ProxyService:
+    def __init__(
+        self, config: ServerConfig, auth_addr: str, creds: ProxyCredentials, cluster: str,
+        ca_pin: str,
+    ) -> None:  # fmt: skip
+        self._config = config
+        self._auth_addr = auth_addr
+        self._creds = creds
+        self._cluster = cluster
+        self._pin = ca_pin
+        self._gateway: GrpcAuthGateway | None = None
+        self.web: WebServerHandle | None = None
+
+    def public_origin(self, port: int) -> str:
+        public = self._config.proxy.public_addr
+        if public:
+            return f"https://{public.lower()}"
+        return f"https://{_dial(self._config.proxy.web_listen_addr.host, port)}"
+
+    async def start(self) -> None:
+        proxy = self._config.proxy
+        cert_file = proxy.cert_file or self._creds.directory / "web.pem"
+        key_file = proxy.key_file or self._creds.directory / "web.key"
+        self._gateway = GrpcAuthGateway(self._auth_addr, self._creds.ca_pem, self._creds.identity())
+        listen = proxy.web_listen_addr
+        # The origin needs the bound port, which port 0 only reveals after binding; the app
+        # reads its settings per request, so it is built once the port is known.
+        holder: dict[str, object] = {}
+
+        async def app(scope: object, receive: object, send: object) -> None:
+            await holder["app"](scope, receive, send)  # type: ignore[operator]
+
+        self.web = await serve_web(app, listen.host, listen.port, cert_file, key_file)
+        settings = ProxySettings(
+            cluster_name=self._cluster,
+            auth_addr=self._auth_addr,
+            proxy_ssh_addr="",
+            ca_pins=[self._pin],
+            server_version=__version__,
+            public_origin=self.public_origin(self.web.port),
+        )
+        holder["app"] = create_app(settings, self._gateway)
+        write_private(
+            self._config.data_dir / RUNTIME_FILE,
+            json.dumps({"web_addr": self.web_addr, "public_origin": settings.public_origin}),
+        )
+        log.info("proxy web API for %s at %s", self._cluster, settings.public_origin)
+
+    @property
+    def web_addr(self) -> str:
+        assert self.web is not None
+        return _dial(self._config.proxy.web_listen_addr.host, self.web.port)
+
+    async def stop(self) -> None:
+        (self._config.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
+        if self._gateway is not None:
+            await self._gateway.close()
+            self._gateway = None
