@@ -184,6 +184,8 @@ def ssh(
     from cli import mez_client
     from proto.profile import load_profile
 
+    if command and command[0] == "--":
+        command = command[1:]  # `mez ssh NODE -- CMD`: the separator is ours, not the node's
     profile = load_profile()
     mez_client.ensure_certs(profile)
     login_name, host = mez_client.split_login(target, "")

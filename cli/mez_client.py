@@ -214,8 +214,10 @@ def ssh_options(profile: Profile, node: NodeRef) -> list[str]:
 def ssh_argv(
     profile: Profile, node: NodeRef, login: str, flags: Sequence[str], command: Sequence[str]
 ) -> list[str]:
-    return [ssh_binary(), *ssh_options(profile, node), *flags, "-l", login, node.name,
-            *(["--", *command] if command else [])]  # fmt: skip
+    # "--" before the host: OpenSSH would otherwise parse options again after the host,
+    # and a remote command starting with "-" must stay a command.
+    return [ssh_binary(), *ssh_options(profile, node), *flags, "-l", login, "--", node.name,
+            *command]  # fmt: skip
 
 
 def default_login(profile: Profile) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 from typing import Annotated
@@ -124,6 +125,9 @@ def start_cmd(
     from agent.node import run as run_node
     from proto.addr import HostPort
 
+    # Sessions fork child processes while gRPC's threads run; gRPC's fork handlers would
+    # abort those children, and they only exec, so they need none. Set before grpc loads.
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
     setup_logging(log_level)
     directory = _data_dir(data_dir)
     if not (directory / IDENTITY_FILE).exists() and token:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from proto.errors import BadParameter
+from proto.errors import BadParameter, ConnectionProblem
 from server.config import ServerConfig
 
 if TYPE_CHECKING:
@@ -39,15 +41,30 @@ async def serve(config: ServerConfig, stop: asyncio.Event) -> None:
         await backend.start()
         await audit_log.start()
         auth = AuthServer(config, backend, audit_log)
-        await auth.start()
-        proxy = await _start_proxy(config, auth) if "proxy" in config.roles else None
+        proxy = None
         try:
+            with _listen_errors(str(config.auth.listen_addr)):
+                await auth.start()
+            if "proxy" in config.roles:
+                with _listen_errors(str(config.proxy.web_listen_addr)):
+                    proxy = await _start_proxy(config, auth)
             await stop.wait()
         finally:
             log.info("shutting down")
             if proxy is not None:
                 await proxy.stop()
             await auth.stop()
+
+
+@contextlib.contextmanager
+def _listen_errors(addr: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise ConnectionProblem(
+            f"cannot listen on {addr}: {exc.strerror or exc}",
+            hint="another process holds the port; stop it or choose another address",
+        ) from exc
 
 
 async def _start_proxy(config: ServerConfig, auth: AuthServer) -> ProxyService:
