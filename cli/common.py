@@ -43,10 +43,15 @@ def report(err: MeziteError) -> None:
         typer.echo(f"hint: {err.hint}", err=True)
 
 
-def run(app: typer.Typer, prog: str) -> None:
-    """Entry point wrapper: Mezite errors become one line, a hint and an exit code."""
+def run(
+    app: typer.Typer, prog: str, default_hints: dict[type[MeziteError], str] | None = None
+) -> None:
+    """Entry point wrapper: Mezite errors become one line, a hint and an exit code.
+    Hints do not cross the wire, so a CLI can name its own way out per error class."""
     try:
         app(prog_name=prog, standalone_mode=True)
     except MeziteError as err:
+        if err.hint is None and default_hints:
+            err.hint = next((h for cls, h in default_hints.items() if isinstance(err, cls)), None)
         report(err)
         sys.exit(err.exit_code)

@@ -288,4 +288,6 @@ def set_password(
 
 
 def main() -> None:
-    run(app, "mez")
+    from proto.errors import NotAuthenticated
+
+    run(app, "mez", {NotAuthenticated: "run `mez login`"})

@@ -16,8 +16,13 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
-def cli(prog: str, *args: str, stdin: str | None = None, env: dict[str, str] | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def cli(
+    prog: str,
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / prog), *args],
         input=stdin,
@@ -54,11 +59,25 @@ def mezctl_start(data_dir: Path, *extra: str, cluster: str = "e2e") -> Iterator[
     log = data_dir.parent / f"{data_dir.name}-auth.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [str(BIN / "mezctl"), "start", "--data-dir", str(data_dir),
-             "--listen", "127.0.0.1:0", "--web-listen", "127.0.0.1:0",
-             "--proxy-ssh-listen", "127.0.0.1:0", "--cluster-name", cluster, *extra],
-            stdout=out, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            [
+                str(BIN / "mezctl"),
+                "start",
+                "--data-dir",
+                str(data_dir),
+                "--listen",
+                "127.0.0.1:0",
+                "--web-listen",
+                "127.0.0.1:0",
+                "--proxy-ssh-listen",
+                "127.0.0.1:0",
+                "--cluster-name",
+                cluster,
+                *extra,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     running = AuthProcess(proc, data_dir, log)
     try:
         deadline = time.monotonic() + 30
@@ -85,3 +104,86 @@ def cluster_pin(data_dir: Path) -> str:
     done = cli("mezctl", "status", "--data-dir", str(data_dir), "--format", "json")
     assert done.returncode == 0, done.stderr
     return str(json.loads(done.stdout)["ca_pin"])
+
+
+@dataclass
+class NodeProcess:
+    proc: subprocess.Popen[str]
+    data_dir: Path
+    log: Path
+    port: int
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def join_node(auth: AuthProcess, data_dir: Path, name: str, port: int, labels: str = "") -> None:
+    made = cli(
+        "mezctl",
+        "tokens",
+        "add",
+        "--type",
+        "node",
+        "--format",
+        "json",
+        *(["--labels", labels] if labels else []),
+        "--data-dir",
+        str(auth.data_dir),
+    )
+    assert made.returncode == 0, made.stderr
+    line = json.loads(made.stdout)["join"].split()
+    assert line[:2] == ["mezd", "join"]
+    done = cli(
+        "mezd",
+        "join",
+        *line[2:],
+        "--name",
+        name,
+        "--advertise-addr",
+        f"127.0.0.1:{port}",
+        "--data-dir",
+        str(data_dir),
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@contextmanager
+def mezd_start(data_dir: Path, port: int, *extra: str) -> Iterator[NodeProcess]:
+    log = data_dir.parent / f"{data_dir.name}-node.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                str(BIN / "mezd"),
+                "start",
+                "--data-dir",
+                str(data_dir),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--heartbeat-interval",
+                "0.5",
+                *extra,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    node = NodeProcess(proc, data_dir, log, port)
+    try:
+        deadline = time.monotonic() + 30
+        while "serving SSH" not in log.read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"mezd start failed:\n{log.read_text()}")
+            time.sleep(0.05)
+        yield node
+    finally:
+        node.stop()
