@@ -10,11 +10,11 @@ import signal
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from agent.audit import AuditForwarder
-from agent.backoff import Backoff, jittered
 from agent.identity import NodeIdentity
 from agent.keys import new_node_keys
 from agent.presence import Heartbeat
+from proto.audit_forwarder import AuditForwarder
+from proto.backoff import Backoff, jittered
 from proto.client import AsyncAuthClient, ClientIdentity
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 
-from agent.backoff import Backoff, jittered
+from proto.backoff import Backoff, jittered
 from proto.client import AsyncAuthClient
 from proto.v1 import auth_pb2 as pb
 

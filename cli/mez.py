@@ -56,6 +56,10 @@ def login(
     auth: Annotated[
         str | None, typer.Option("--auth", help="Auth service HOST:PORT (default: last used).")
     ] = None,
+    proxy: Annotated[
+        str | None,
+        typer.Option("--proxy", help="Proxy HOST:PORT (web); SSH then goes through it."),
+    ] = None,
     user: Annotated[str | None, typer.Option("--user", help="User name.")] = None,
     ttl: Annotated[str, typer.Option("--ttl", help="Certificate lifetime, e.g. 8h.")] = "0",
     ca_pin: Annotated[str | None, typer.Option("--ca-pin", help="sha256:... to trust.")] = None,
@@ -76,9 +80,16 @@ def login(
         previous = load_profile()
     except Exception:
         previous = None
+    proxy_ssh = ""
+    if proxy:
+        if auth:
+            raise BadParameter("give --proxy or --auth, not both")
+        auth, proxy_ssh = mez_client.discover_via_proxy(proxy)
+    elif previous and not auth:
+        proxy_ssh = previous.proxy_addr
     addr = auth or (previous.auth_addr if previous else None)
     if not addr:
-        raise BadParameter("which cluster?", hint="pass --auth HOST:3025")
+        raise BadParameter("which cluster?", hint="pass --proxy HOST:3080 or --auth HOST:3025")
     if previous and previous.auth_addr == addr and not ca_pin:
         ca_pem, pin = previous.ca_path.read_text(), previous.ca_pin  # trusted before
     else:
@@ -93,6 +104,7 @@ def login(
         ttl=parse_duration(ttl, path="--ttl"),
         ca_pem=ca_pem,
         pin=pin,
+        proxy_addr=proxy_ssh,
     )
     typer.echo(f"Logged in to {profile.cluster} as {profile.user}.")
     _print_status(profile)

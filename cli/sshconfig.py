@@ -14,7 +14,28 @@ from proto.profile import Profile
 
 
 def config_block(profile: Profile, mez: Path) -> str:
-    """Hosts are reached as NODE.CLUSTER (a principal of every node's host certificate)."""
+    """Hosts are reached as NODE.CLUSTER (a principal of every node's host certificate),
+    through the proxy when the profile has one."""
+    if profile.proxy_addr:
+        from cli.mez_client import _identity_lines, default_login
+
+        host, _, port = profile.proxy_addr.rpartition(":")
+        return "\n".join(
+            [
+                f"# Mezite cluster {profile.cluster}: `ssh LOGIN@NODE.{profile.cluster}`",
+                f"Host mezite-proxy.{profile.cluster}",
+                f"    HostName {host.strip('[]')}",
+                f"    Port {port}",
+                f"    User {default_login(profile)}",
+                "    HostKeyAlias proxy",
+                *_identity_lines(profile),
+                f"Host *.{profile.cluster} !mezite-proxy.{profile.cluster}",
+                f"    User {profile.user}",
+                *_identity_lines(profile),
+                f"    ProxyJump mezite-proxy.{profile.cluster}",
+                "",
+            ]
+        )
     return "\n".join(
         [
             f"# Mezite cluster {profile.cluster}: `ssh LOGIN@NODE.{profile.cluster}`",

@@ -125,10 +125,11 @@ class Principal:
 
     @property
     def acts_as_user(self) -> bool:
-        """Users, the local admin identity acting as the operator, and agent identities
-        (bots), which hold roles like users do."""
+        """Users, the local admin identity acting as the operator, agent identities
+        (bots), which hold roles like users do, and proxies, which list nodes to route
+        users to (user-only calls such as IssueUserCerts check for a session)."""
         return self.kind == "user" or (
-            self.kind == "agent" and (self.is_admin or self.agent_kind == "bot")
+            self.kind == "agent" and (self.is_admin or self.agent_kind in ("bot", "proxy"))
         )
 
 

@@ -138,7 +138,8 @@ class LoginService:
     ) -> pb.GetCurrentUserResponse:
         principal = ctx.principal
         if principal.kind != "user":
-            return pb.GetCurrentUserResponse(username=principal.name, roles=["admin"])
+            roles = ["admin"] if principal.is_admin else list(principal.roles)
+            return pb.GetCurrentUserResponse(username=principal.name, roles=roles)
         user, checker = await load_checker(self._users, self._roles, principal.name)
         return pb.GetCurrentUserResponse(
             username=user.name,

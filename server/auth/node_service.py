@@ -42,6 +42,8 @@ AGENT_EVENT_TYPES = frozenset(
     {"session.start", "session.end", "exec", "port_forward", "sftp", "scp", "auth.failed"}
 )
 
+PROXY_EVENT_TYPES = frozenset({"proxy.route", "auth.failed"})
+
 
 def validate_node_name(name: str) -> str:
     if not _NODE_NAME_RE.fullmatch(name):
@@ -225,8 +227,10 @@ class NodeService:
     ) -> pb.ListNodesResponse:
         principal = ctx.principal
         labels = validate_labels(dict(request.labels))
-        if principal.is_admin:
-            allowed: Any = lambda _labels: True  # noqa: E731 - admins see every node
+        if principal.is_admin or principal.agent_kind == "proxy":
+            # Admins see every node; a proxy routes to every node (checking each user's
+            # node access itself, from the user's certificate).
+            allowed: Any = lambda _labels: True  # noqa: E731
         elif principal.kind == "agent":
             allowed = AccessChecker(await self._roles.get_many(principal.roles)).can_access_node
         else:
@@ -252,19 +256,27 @@ class NodeService:
     async def emit_audit_event(
         self, request: pb.EmitAuditEventRequest, ctx: CallContext
     ) -> pb.EmitAuditEventResponse:
-        record = self._node(ctx.principal)
+        principal = ctx.principal
+        if principal.agent_kind == "proxy":
+            record = await self._agents.get(principal.name)
+            allowed_types = PROXY_EVENT_TYPES
+        else:
+            record = self._node(principal)
+            allowed_types = AGENT_EVENT_TYPES
         if len(request.events) > MAX_EVENTS_PER_CALL:
             raise BadParameter(f"at most {MAX_EVENTS_PER_CALL} events per call")
         now = self._clock.now()
-        events = [self._agent_event(record, e, now) for e in request.events]
+        events = [self._agent_event(record, e, now, allowed_types) for e in request.events]
         for event in events:
             self._audit.log.emit(event)
         return pb.EmitAuditEventResponse()
 
-    def _agent_event(self, record: AgentRecord, event: pb.AuditEvent, now: float) -> Any:
+    def _agent_event(
+        self, record: AgentRecord, event: pb.AuditEvent, now: float, allowed: frozenset[str]
+    ) -> Any:
         import json
 
-        if event.type not in AGENT_EVENT_TYPES or event.type not in EVENT_CODES:
+        if event.type not in allowed or event.type not in EVENT_CODES:
             raise BadParameter(f"agents cannot report {event.type[:64]!r} events")
         try:
             fields = json.loads(event.fields_json or "{}")
@@ -274,7 +286,10 @@ class NodeService:
             raise BadParameter("fields_json must be an object")
         # Where and when are the server's to say: the node is the authenticated agent,
         # and a clock far off is replaced by ours.
-        fields.update(node_id=record.id, node=record.name)
+        if record.kind == "proxy":
+            fields.update(proxy_id=record.id)
+        else:
+            fields.update(node_id=record.id, node=record.name)
         when = event.time if abs(event.time - now) <= CLOCK_SKEW else now
         created = new_event(
             event.type,

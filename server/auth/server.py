@@ -168,7 +168,36 @@ class AuthServer:
         )
         write_private(directory / "web.pem", _pem_cert(cert) + self.cas.host_x509.cert_pem.encode())
         write_private(directory / "web.key", _pem_key(key))
+        await self._write_proxy_ssh_host(directory, names)
         return directory
+
+    async def _write_proxy_ssh_host(self, directory: Path, names: tuple[str, ...]) -> None:
+        """The proxy's SSH host key and host certificate (for ProxyJump clients that trust
+        the host CA), and the user CA it trusts."""
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
+        from server.auth.sshcert import sign_host_cert
+
+        assert self.cas is not None
+        key = ed25519.Ed25519PrivateKey.generate()
+        now = self.clock.now()
+        cert = sign_host_cert(
+            self.cas.host_ssh,
+            key.public_key(),
+            host_id=LOCAL_PROXY_ID,
+            principals=[LOCAL_PROXY_ID, "proxy", *dict.fromkeys(names)],
+            serial=await self.serials.next(),
+            valid_after=now - 60,
+            valid_before=now + SERVER_CERT_TTL,
+        )
+        private = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
+        write_private(directory / "ssh_host_key", private)
+        write_private(directory / "ssh_host_key-cert.pub", cert + "\n")
+        write_private(directory / "user_ca.pub", self.cas.user_ssh.public_line + "\n")
 
     def services(self, cas: Authorities) -> list[object]:
         signer = UserCertSigner(cas, self.serials, self.auditor, self.clock)

@@ -3,19 +3,26 @@ process, talking to auth over gRPC with its own client identity (kind proxy)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from proto import __version__
-from proto.client import ClientIdentity
+from proto.audit_forwarder import AuditForwarder
+from proto.client import AsyncAuthClient, ClientIdentity
 from proto.files import write_private
 from server.config import ServerConfig
 from server.proxy.app import create_app
 from server.proxy.gateway import GrpcAuthGateway
 from server.proxy.settings import ProxySettings
 from server.proxy.webserver import WebServerHandle, serve_web
+
+if TYPE_CHECKING:
+    from server.proxy.ssh_router import ProxySSHRouter, RoutedNode
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,20 @@ def _dial(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+async def _list_nodes(client: AsyncAuthClient) -> list[RoutedNode]:
+    from proto.v1 import auth_pb2 as pb
+    from server.proxy.ssh_router import RoutedNode
+
+    nodes: list[RoutedNode] = []
+    page = ""
+    while True:
+        reply = await client.call("ListNodes", pb.ListNodesRequest(page_token=page))
+        nodes += [RoutedNode(n.id, n.name, n.addr, dict(n.labels)) for n in reply.nodes]
+        page = reply.next_page_token
+        if not page:
+            return nodes
+
+
 class ProxyService:
     def __init__(
         self, config: ServerConfig, auth_addr: str, creds: ProxyCredentials, cluster: str,
@@ -58,6 +79,10 @@ class ProxyService:
         self._pin = ca_pin
         self._gateway: GrpcAuthGateway | None = None
         self.web: WebServerHandle | None = None
+        self.ssh: ProxySSHRouter | None = None
+        self._audit: AuditForwarder | None = None
+        self._audit_task: asyncio.Task[None] | None = None
+        self._client: AsyncAuthClient | None = None
 
     def public_origin(self, port: int) -> str:
         public = self._config.proxy.public_addr
@@ -70,6 +95,7 @@ class ProxyService:
         cert_file = proxy.cert_file or self._creds.directory / "web.pem"
         key_file = proxy.key_file or self._creds.directory / "web.key"
         self._gateway = GrpcAuthGateway(self._auth_addr, self._creds.ca_pem, self._creds.identity())
+        await self._start_ssh()
         listen = proxy.web_listen_addr
         # The origin needs the bound port, which port 0 only reveals after binding; the app
         # reads its settings per request, so it is built once the port is known.
@@ -82,7 +108,7 @@ class ProxyService:
         settings = ProxySettings(
             cluster_name=self._cluster,
             auth_addr=self._auth_addr,
-            proxy_ssh_addr="",
+            proxy_ssh_addr=self.ssh_addr,
             ca_pins=[self._pin],
             server_version=__version__,
             public_origin=self.public_origin(self.web.port),
@@ -90,9 +116,44 @@ class ProxyService:
         holder["app"] = create_app(settings, self._gateway)
         write_private(
             self._config.data_dir / RUNTIME_FILE,
-            json.dumps({"web_addr": self.web_addr, "public_origin": settings.public_origin}),
+            json.dumps(
+                {
+                    "web_addr": self.web_addr,
+                    "ssh_addr": self.ssh_addr,
+                    "public_origin": settings.public_origin,
+                }
+            ),
         )
         log.info("proxy web API for %s at %s", self._cluster, settings.public_origin)
+
+    async def _start_ssh(self) -> None:
+        import asyncssh
+
+        from server.proxy.ssh_router import NodeDirectory, ProxySSHRouter
+
+        directory = self._creds.directory
+        client = AsyncAuthClient(self._auth_addr, self._creds.ca_pem, self._creds.identity())
+        self._client = client
+        self._audit = AuditForwarder(lambda: client)
+        self._audit_task = asyncio.create_task(self._audit.run())
+        nodes = NodeDirectory(lambda: _list_nodes(client), self._cluster)
+        user_ca = (directory / "user_ca.pub").read_text().splitlines()
+        self.ssh = ProxySSHRouter(
+            host_key=asyncssh.import_private_key((directory / "ssh_host_key").read_bytes()),
+            host_cert=asyncssh.import_certificate(
+                (directory / "ssh_host_key-cert.pub").read_bytes()
+            ),
+            user_ca_keys=user_ca,
+            directory=nodes,
+            audit=self._audit.emit,
+        )
+        listen = self._config.proxy.ssh_listen_addr
+        await self.ssh.start(listen.host, listen.port)
+
+    @property
+    def ssh_addr(self) -> str:
+        assert self.ssh is not None
+        return _dial(self._config.proxy.ssh_listen_addr.host, self.ssh.port)
 
     @property
     def web_addr(self) -> str:
@@ -104,6 +165,17 @@ class ProxyService:
         if self.web is not None:
             await self.web.stop()
             self.web = None
+        if self.ssh is not None:
+            await self.ssh.stop()
+            self.ssh = None
+        if self._audit_task is not None and self._audit is not None:
+            self._audit_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._audit_task
+            await self._audit.flush()
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
         if self._gateway is not None:
             await self._gateway.close()
             self._gateway = None

@@ -48,6 +48,10 @@ class AuthProcess:
     def web_addr(self) -> str:
         return str(json.loads((self.data_dir / "proxy.json").read_text())["web_addr"])
 
+    @property
+    def proxy_ssh_addr(self) -> str:
+        return str(json.loads((self.data_dir / "proxy.json").read_text())["ssh_addr"])
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)

@@ -1,6 +1,6 @@
-"""Audit events from the node to auth: buffered in memory and sent in batches, kept and
-retried with backoff while auth is unreachable, dropped (and counted) only when the
-buffer is full."""
+"""Audit events from an agent (a node, a proxy) to auth: buffered in memory and sent in
+batches, kept and retried with backoff while auth is unreachable, dropped (and counted)
+only when the buffer is full."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from agent.backoff import Backoff
+from proto.backoff import Backoff
 from proto.client import AsyncAuthClient
 from proto.errors import BadParameter
 

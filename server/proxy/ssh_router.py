@@ -1,0 +1,267 @@
+"""The proxy's SSH listener (3023): a ProxyJump hop that routes users to nodes.
+
+It authenticates users exactly as nodes do (Mezite user certificates only, checked by
+proto.sshpolicy), offers no shells, and answers ``direct-tcpip`` only for registered
+nodes, named by name, ``name.cluster`` or id. The client's destination is a *name*: the
+proxy dials the address the node registered, never a host:port the client chose, so it
+is no open relay. The user's roles (the node-access rules signed into the certificate)
+must allow the node before anything is dialed. Each route is audited."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncssh
+
+from proto.access import node_access_allows
+from proto.clock import Clock, SystemClock
+from proto.sshpolicy import AuthRefused, CertIdentity, TrustedUserCAs, check_user_certificate
+
+log = logging.getLogger(__name__)
+
+REFRESH_INTERVAL = 2.0
+RELAY_CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class RoutedNode:
+    id: str
+    name: str
+    addr: str
+    labels: Mapping[str, str]
+
+
+ListNodes = Callable[[], Awaitable[Sequence[RoutedNode]]]
+Emit = Callable[..., None]
+
+
+class NodeDirectory:
+    """Registered, online nodes, refreshed from auth in the background, so that routing
+    decisions are synchronous (asyncssh asks for them synchronously)."""
+
+    def __init__(self, list_nodes: ListNodes, cluster: str) -> None:
+        self._list_nodes = list_nodes
+        self._cluster = cluster
+        self._by_key: dict[str, RoutedNode] = {}
+        self.ready = asyncio.Event()
+
+    async def refresh(self) -> None:
+        nodes = await self._list_nodes()
+        table: dict[str, RoutedNode] = {}
+        for node in nodes:
+            for key in (node.id, node.name, f"{node.name}.{self._cluster}"):
+                table[key] = node
+        self._by_key = table
+        self.ready.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception as exc:  # auth briefly away: keep the last good table
+                log.warning("cannot refresh nodes for routing: %s", exc)
+            await asyncio.sleep(REFRESH_INTERVAL)
+
+    def resolve(self, host: str) -> RoutedNode | None:
+        return self._by_key.get(host)
+
+
+class _Connection(asyncssh.SSHServerConnection):
+    """Mezite's certificate policy in front of asyncssh's own checks (as on nodes)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, options: Any, router: ProxySSHRouter):
+        super().__init__(loop, options)
+        self.router = router
+        self.identity: CertIdentity | None = None
+
+    async def validate_public_key(
+        self, username: str, key_data: bytes, msg: bytes, signature: bytes
+    ) -> bool:
+        peer = (self.get_extra_info("peername") or ("", 0))[0]
+        try:
+            identity = check_user_certificate(
+                key_data, username, trusted=self.router.trusted, labels=None,
+                now=self.router.clock.now(),
+            )  # fmt: skip
+        except AuthRefused as refused:
+            self.router.audit("auth.failed", user=refused.user, success=False,
+                              login=username[:256], reason=refused.reason,
+                              key_id=refused.key_id, serial=refused.serial,
+                              remote_addr=str(peer))  # fmt: skip
+            return False
+        if not await super().validate_public_key(username, key_data, msg, signature):
+            return False
+        if msg:
+            self.identity = identity
+        return True
+
+    def check_certificate_permission(self, permission: str) -> bool:
+        """A jump through the proxy is how users reach nodes at all, not port forwarding
+        in the certificate's sense: routing is decided per node in connection_requested
+        (forwarding on the node itself still needs permit-port-forwarding)."""
+        if permission == "port-forwarding":
+            return True
+        return bool(super().check_certificate_permission(permission))
+
+
+class _Handler(asyncssh.SSHServer):
+    def __init__(self, router: ProxySSHRouter) -> None:
+        self._router = router
+        self._conn: _Connection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        assert isinstance(conn, _Connection)
+        self._conn = conn
+
+    def begin_auth(self, username: str) -> bool:
+        return True  # always: False would let the client in unauthenticated
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        return False  # plain keys never; certificates are checked by the connection
+
+    def validate_ca_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        return self._router.trusted.trusts(key.public_data)
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+    def session_requested(self) -> bool:
+        return False  # a hop, not a host: no shells, no commands
+
+    def server_requested(self, listen_host: str, listen_port: int) -> bool:
+        return False
+
+    def connection_requested(
+        self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+    ) -> Callable[[asyncssh.SSHReader[bytes], asyncssh.SSHWriter[bytes]], Awaitable[None]]:
+        assert self._conn is not None and self._conn.identity is not None
+        identity = self._conn.identity
+        node = self._router.directory.resolve(dest_host)
+        allowed = node is not None and node_access_allows(identity.node_access, node.labels)
+        self._router.audit(
+            "proxy.route", user=identity.user, success=allowed, requested=dest_host[:256],
+            node=node.name if node else "", node_id=node.id if node else "",
+            key_id=identity.key_id, remote_addr=str(orig_host)[:64],
+        )  # fmt: skip
+        if node is None:
+            raise asyncssh.ChannelOpenError(
+                asyncssh.OPEN_CONNECT_FAILED, f"no registered node named {dest_host[:64]!r}"
+            )
+        if not allowed:
+            raise asyncssh.ChannelOpenError(
+                asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, "your roles do not allow this node"
+            )
+
+        async def relay(
+            reader: asyncssh.SSHReader[bytes], writer: asyncssh.SSHWriter[bytes]
+        ) -> None:
+            await _pipe_to_node(node.addr, reader, writer)
+
+        return relay
+
+
+async def _pump(read: Callable[[int], Awaitable[bytes]], write: Callable[[bytes], Any],
+                drain: Callable[[], Awaitable[None]], done: Callable[[], Any]) -> None:  # fmt: skip
+    try:
+        while data := await read(RELAY_CHUNK):
+            write(data)
+            await drain()
+    finally:
+        with contextlib.suppress(Exception):
+            done()
+
+
+async def _pipe_to_node(
+    addr: str, reader: asyncssh.SSHReader[bytes], writer: asyncssh.SSHWriter[bytes]
+) -> None:
+    host, _, port = addr.rpartition(":")
+    try:
+        node_reader, node_writer = await asyncio.open_connection(host.strip("[]"), int(port))
+    except OSError as exc:
+        log.info("cannot reach node at %s: %s", addr, exc)
+        writer.close()
+        return
+    try:
+        await asyncio.gather(
+            _pump(reader.read, node_writer.write, node_writer.drain, node_writer.write_eof),
+            _pump(node_reader.read, writer.write, writer.drain, writer.write_eof),
+        )
+    finally:
+        node_writer.close()
+        writer.close()
+
+
+class ProxySSHRouter:
+    def __init__(
+        self,
+        *,
+        host_key: asyncssh.SSHKey,
+        host_cert: asyncssh.SSHCertificate,
+        user_ca_keys: Sequence[str],
+        directory: NodeDirectory,
+        audit: Emit,
+        clock: Clock | None = None,
+    ) -> None:
+        self.trusted = TrustedUserCAs(user_ca_keys)
+        self.directory = directory
+        self.audit = audit
+        self.clock = clock or SystemClock()
+        self._host_key = host_key
+        self._host_cert = host_cert
+        self._server: asyncio.AbstractServer | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self.port = 0
+
+    def _options(self) -> asyncssh.SSHServerConnectionOptions:
+        return asyncssh.SSHServerConnectionOptions(
+            server_factory=lambda: _Handler(self),
+            server_host_keys=[(self._host_key, self._host_cert)],
+            server_version="MeziteProxy",
+            authorized_client_keys=None,
+            x509_trusted_certs=None,
+            public_key_auth=True,
+            password_auth=False,
+            kbdint_auth=False,
+            host_based_auth=False,
+            gss_host=None,
+            gss_kex=False,
+            gss_auth=False,
+            allow_pty=False,
+            x11_forwarding=False,
+            agent_forwarding=False,
+            login_timeout=60,
+        )
+
+    async def start(self, host: str, port: int) -> None:
+        self._refresher = asyncio.create_task(self.directory.run())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.directory.ready.wait(), 10)
+        loop = asyncio.get_running_loop()
+        options = self._options()
+
+        def factory() -> _Connection:
+            return _Connection(loop, options, self)
+
+        self._server = await loop.create_server(factory, host, port)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        log.info("proxy SSH routing on %s:%d", host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
