@@ -24,7 +24,15 @@ from proto.profile import (
     store_session,
 )
 
-SSH_OPTIONS_LOCKED = ("StrictHostKeyChecking=yes", "IdentitiesOnly=yes", "BatchMode=no")
+# AES-GCM first: with AES-NI it moves bulk data about twice as fast as chacha20, which
+# OpenSSH prefers by default.
+CIPHERS = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com"
+SSH_OPTIONS_LOCKED = (
+    "StrictHostKeyChecking=yes",
+    "IdentitiesOnly=yes",
+    "BatchMode=no",
+    f"Ciphers={CIPHERS}",
+)
 
 
 def trust_cluster(
@@ -227,6 +235,7 @@ def _identity_lines(profile: Profile) -> list[str]:
         f"    UserKnownHostsFile {profile.known_hosts_path}",
         "    GlobalKnownHostsFile /dev/null",
         "    StrictHostKeyChecking yes",
+        f"    Ciphers {CIPHERS}",
     ]
 
 

@@ -86,7 +86,19 @@ def start(
         },
     )
     setup_logging(cfg.log_level)
+    _raise_open_file_limit()
     run_server(cfg)
+
+
+def _raise_open_file_limit() -> None:
+    """Every node keeps a connection to auth: lift the soft descriptor limit to the hard
+    one (1,024 soft would cap a cluster near a thousand nodes)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 @app.command()

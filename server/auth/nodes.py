@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -49,6 +51,7 @@ class NodeCatalog:
         self._agents = agents
         self.presence = presence
         self._nodes: dict[str, AgentRecord] = {}
+        self._sorted: list[AgentRecord] | None = None  # by (name, id); rebuilt on change
         self._watch_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -65,6 +68,12 @@ class NodeCatalog:
     def _remember(self, record: AgentRecord) -> None:
         if record.kind == "node":
             self._nodes[record.id] = record
+            self._sorted = None
+
+    def _in_order(self) -> list[AgentRecord]:
+        if self._sorted is None:
+            self._sorted = sorted(self._nodes.values(), key=lambda r: (r.name, r.id))
+        return self._sorted
 
     async def _watch(self, ready: asyncio.Event) -> None:
         while True:
@@ -76,12 +85,14 @@ class NodeCatalog:
                             # between the read and the watch can be missed.
                             records = await self._agents.list()
                             self._nodes = {r.id: r for r in records if r.kind == "node"}
+                            self._sorted = None
                             ready.set()
                         elif event.type is EventType.PUT:
                             self._remember(AgentRecord.decode(event.item.value))
                         else:
                             agent_id = event.item.key.removeprefix(AGENTS_PREFIX)
                             self._nodes.pop(agent_id, None)
+                            self._sorted = None
                             self.presence.drop(agent_id)
             except MeziteError as err:
                 log.warning("node watch restarted: %s", err.message)
@@ -108,12 +119,11 @@ class NodeCatalog:
             raise BadParameter("limit must not be negative")
         limit = min(limit or DEFAULT_PAGE, MAX_PAGE)
         after = _parse_page_key(page_token) if page_token else None
-        present = self.presence.online()
+        ordered = self._in_order()
+        start = bisect.bisect_right(ordered, after, key=lambda r: (r.name, r.id)) if after else 0
         views: list[NodeView] = []
-        for record in sorted(self._nodes.values(), key=lambda r: (r.name, r.id)):
-            if after is not None and (record.name, record.id) <= after:
-                continue
-            entry = present.get(record.id)
+        for record in itertools.islice(ordered, start, None):
+            entry = self.presence.get(record.id)
             if entry is None:
                 continue
             if any(record.labels.get(k) != v for k, v in labels.items()):
