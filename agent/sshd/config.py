@@ -1,0 +1,47 @@
+"""What the node's SSH server is given: its identity, its trust, and where it reports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import asyncssh
+
+AuditValue = str | int | float | bool | None | list[str]
+
+# Commands are recorded, not replayed: a bounded prefix is enough to tell what ran.
+MAX_AUDITED_COMMAND = 1024
+
+
+@dataclass(frozen=True)
+class NodeSSHConfig:
+    host_id: str
+    node_name: str
+    labels: Mapping[str, str]
+    host_key: asyncssh.SSHKey
+    host_cert: asyncssh.SSHCertificate
+    user_ca_keys: Sequence[str]
+    listen_host: str = "0.0.0.0"  # noqa: S104 - a node serves SSH on every interface
+    listen_port: int = 3022
+    # Not part of the public contract; kept here so tests and packagers can point at
+    # an sftp-server in a non-standard place. None: search the usual paths.
+    sftp_server: str | None = field(default=None, compare=False)
+
+
+class AuditSink(Protocol):
+    """Where the node's audit events go (the agent batches them to the auth service)."""
+
+    def emit(
+        self,
+        type: str,
+        *,
+        user: str = "",
+        success: bool = True,
+        session_id: str = "",
+        **fields: AuditValue,
+    ) -> None: ...
+
+
+def truncate_command(command: str) -> str:
+    return command[:MAX_AUDITED_COMMAND]

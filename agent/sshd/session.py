@@ -1,0 +1,335 @@
+"""One SSH session channel: a shell, a command or the sftp subsystem, run as the login
+user in a child process (see process.py), with its start and end audited."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import uuid
+from collections.abc import Mapping
+
+import asyncssh
+
+from agent.sshd.config import truncate_command
+from agent.sshd.context import AuthorizedLogin, NodeContext, emit_login_event
+from agent.sshd.environment import session_env
+from agent.sshd.forwarding import hand_agent_socket
+from agent.sshd.process import Child, Launch
+from agent.sshd.sftp import SFTP_SUBSYSTEM, scp_mode
+
+logger = logging.getLogger(__name__)
+
+# The signal names of RFC 4254 section 6.9; others from clients are ignored.
+CLIENT_SIGNALS: Mapping[str, signal.Signals] = {
+    name: signal.Signals[f"SIG{name}"]
+    for name in (
+        "ABRT",
+        "ALRM",
+        "FPE",
+        "HUP",
+        "ILL",
+        "INT",
+        "KILL",
+        "PIPE",
+        "QUIT",
+        "SEGV",
+        "TERM",
+        "USR1",
+        "USR2",
+    )
+}
+MAX_COMMAND_BYTES = 256 * 1024  # as Linux's ARG_MAX for a single argument (MAX_ARG_STRLEN)
+MAX_PENDING_INPUT = 1024 * 1024
+
+
+class NodeSession(asyncssh.SSHServerSession[bytes]):
+    def __init__(self, node: NodeContext, login: AuthorizedLogin) -> None:
+        self._node = node
+        self._login = login
+        self.session_id = str(uuid.uuid4())
+        self._chan: asyncssh.SSHServerChannel[bytes] | None = None
+        self._kind = "shell"
+        self._command = ""
+        self._term: tuple[str, tuple[int, int, int, int]] | None = None
+        self._child: Child | None = None
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._pending_eof = False
+        self._start_task: asyncio.Task[None] | None = None
+        self._started_at = 0.0
+        self._start_audited = False
+        self._exit_code: int | None = None
+        self._exit_signal: str | None = None
+        self._channel_closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._channel_closed
+
+    # -- requests before the session starts ----------------------------------------
+
+    def connection_made(self, chan: asyncssh.SSHServerChannel[bytes]) -> None:
+        self._chan = chan
+
+    def pty_requested(
+        self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Mapping[int, int]
+    ) -> bool:
+        if not self._login.identity.permit_pty:
+            logger.info("refused PTY for %s: certificate lacks permit-pty", self._login.login)
+            return False
+        if self._node.setsid is None:
+            logger.error("refused PTY: util-linux setsid not found, cannot give a controlling tty")
+            return False
+        self._term = (term_type[:64], term_size)
+        return True
+
+    def shell_requested(self) -> bool:
+        self._kind = "shell"
+        return True
+
+    def exec_requested(self, command: str) -> bool:
+        if len(command.encode()) > MAX_COMMAND_BYTES or "\0" in command:
+            return False
+        self._kind = "scp" if scp_mode(command) else "exec"
+        self._command = command
+        return True
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        if subsystem != SFTP_SUBSYSTEM:
+            logger.info("refused unknown subsystem %r", subsystem[:64])
+            return False
+        if self._node.sftp_server is None:
+            logger.error(
+                "refused sftp for %s: no sftp-server program on this node "
+                "(install openssh-sftp-server)",
+                self._login.login,
+            )
+            return False
+        self._kind = "sftp"
+        return True
+
+    def session_started(self) -> None:
+        self._started_at = self._node.clock.now()
+        self._start_task = asyncio.create_task(self._start())
+
+    # -- starting the child ---------------------------------------------------------
+
+    def _argv(self) -> list[str]:
+        user = self._login.os_user
+        if self._kind == "sftp":
+            assert self._node.sftp_server is not None
+            return [self._node.sftp_server]
+        if self._kind in ("exec", "scp"):
+            return [user.shell, "-c", self._command]
+        return [user.shell, "-l"]
+
+    def _launch(self) -> Launch:
+        assert self._chan is not None
+        node, login = self._node, self._login
+        agent_path = self._chan.get_agent_path()
+        agent_socket = (
+            hand_agent_socket(agent_path, login, daemon_uid=node.daemon_uid) if agent_path else None
+        )
+        env = session_env(
+            login,
+            self._chan.get_environment(),
+            session_id=self.session_id,
+            term=self._term[0] if self._term else None,
+            agent_socket=agent_socket,
+        )
+        return Launch(
+            argv=self._argv(),
+            env=env,
+            user=login.os_user,
+            switch_user=node.daemon_uid == 0,
+        )
+
+    async def _start(self) -> None:
+        assert self._chan is not None
+        # Hold client input back (in the channel's window) until the child can take
+        # it; what asyncssh delivered before this task ran is in self._pending.
+        self._chan.pause_reading()
+        if self._channel_closed:
+            return  # e.g. OpenSSH's ssh -tt closes the channel when the PTY is refused
+        try:
+            launch = self._launch()
+            if self._term is not None:
+                assert self._node.setsid is not None
+                child, _ = await Child.spawn_pty(
+                    self, launch, setsid=self._node.setsid, term_size=self._term[1]
+                )
+            else:
+                child = await Child.spawn(self, launch)
+        except OSError as exc:
+            self._start_failed(f"cannot start the session: {exc.strerror or exc}")
+            return
+        self._child = child
+        self._node.children.add(child)
+        self._audit_start()
+        if self._channel_closed:
+            child.hangup()
+            return
+        for data in self._pending:
+            child.write(data)
+        self._pending.clear()
+        if self._pending_eof:
+            child.write_eof()
+        assert self._chan is not None
+        self._chan.resume_reading()
+
+    def _start_failed(self, message: str) -> None:
+        logger.error("session for %s failed to start: %s", self._login.login, message)
+        emit_login_event(
+            self._node.audit,
+            "session.start",
+            self._login,
+            success=False,
+            session_id=self.session_id,
+            login_user=self._login.os_user.name,
+            pty=self._term is not None,
+            kind=self._kind,
+            error=message,
+        )
+        if self._chan is not None and not self._channel_closed:
+            self._chan.write_stderr(f"mezd: {message}\r\n".encode())
+            self._chan.exit(1)
+
+    def _audit_start(self) -> None:
+        audit, login = self._node.audit, self._login
+        self._start_audited = True
+        emit_login_event(
+            audit,
+            "session.start",
+            login,
+            session_id=self.session_id,
+            login_user=login.os_user.name,
+            pty=self._term is not None,
+            kind=self._kind,
+        )
+        if self._kind == "sftp":
+            emit_login_event(audit, "sftp", login, session_id=self.session_id, action="start")
+
+    # -- running --------------------------------------------------------------------
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if self._child is not None:
+            self._child.write(data)
+            return
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes > MAX_PENDING_INPUT and self._chan is not None:
+            self._chan.pause_reading()
+
+    def eof_received(self) -> bool:
+        if self._child is not None:
+            self._child.write_eof()
+        else:
+            self._pending_eof = True
+        # Keep our side open: the child's output and exit status are still to come.
+        return True
+
+    def pause_writing(self) -> None:
+        if self._child is not None:
+            self._child.pause_output()
+
+    def resume_writing(self) -> None:
+        if self._child is not None:
+            self._child.resume_output()
+
+    def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
+        if self._child is not None and self._term is not None:
+            self._child.resize(width, height, pixwidth, pixheight)
+
+    def signal_received(self, signal: str) -> None:
+        signum = CLIENT_SIGNALS.get(signal)
+        if signum is None:
+            logger.info("ignored unknown signal %r from client", signal[:32])
+            return
+        if self._child is not None:
+            self._child.send_signal(signum)
+
+    def break_received(self, msec: int) -> bool:
+        return False
+
+    # -- ChildEvents ----------------------------------------------------------------
+
+    def child_output(self, data: bytes, *, stderr: bool) -> None:
+        chan = self._chan
+        if chan is None or self._channel_closed or chan.is_closing():
+            return
+        if stderr:
+            chan.write_stderr(data)
+        else:
+            chan.write(data)
+
+    def child_input_paused(self, paused: bool) -> None:
+        chan = self._chan
+        if chan is None or self._channel_closed:
+            return
+        if paused:
+            chan.pause_reading()
+        else:
+            chan.resume_reading()
+
+    def child_done(self, returncode: int) -> None:
+        if self._child is not None:
+            self._node.children.discard(self._child)
+        if returncode >= 0:
+            self._exit_code = returncode
+        else:
+            self._exit_signal = _signal_name(-returncode)
+        self._audit_done()
+        chan = self._chan
+        if chan is None or self._channel_closed or chan.is_closing():
+            return
+        chan.write_eof()
+        if self._exit_signal is not None:
+            chan.exit_with_signal(self._exit_signal)
+        else:
+            chan.exit(returncode)
+
+    def _audit_done(self) -> None:
+        audit, login, sid = self._node.audit, self._login, self.session_id
+        code, sig = self._exit_code, self._exit_signal
+        if self._kind == "sftp":
+            emit_login_event(
+                audit, "sftp", login, session_id=sid, action="end", exit_code=code, signal=sig
+            )
+        elif self._kind in ("exec", "scp"):
+            emit_login_event(
+                audit,
+                self._kind,
+                login,
+                session_id=sid,
+                command=truncate_command(self._command),
+                mode=scp_mode(self._command),
+                exit_code=code,
+                signal=sig,
+            )
+        # A shell's end is the session's end, audited as such.
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._channel_closed = True
+        child = self._child
+        if child is not None and child.returncode is None:
+            child.hangup()
+        if self._start_audited:
+            emit_login_event(
+                self._node.audit,
+                "session.end",
+                self._login,
+                session_id=self.session_id,
+                login_user=self._login.os_user.name,
+                kind=self._kind,
+                exit_code=self._exit_code,
+                signal=self._exit_signal,
+                duration=round(self._node.clock.now() - self._started_at, 3),
+            )
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name.removeprefix("SIG")
+    except ValueError:
+        return f"SIG{signum}"
