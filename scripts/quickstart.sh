@@ -74,20 +74,20 @@ for _ in $(seq 100); do grep -q "heartbeat\|serving SSH" "$DEMO/node.log" 2>/dev
 
 ctl status
 KEYRING=""
-if ! "$BIN/python" -c 'import keyring, sys; from keyring.backends.fail import Keyring as F
-sys.exit(1 if isinstance(keyring.get_keyring(), F) else 0)' 2>/dev/null; then
+if ! "$BIN/python" -c 'import keyring, sys; b = keyring.get_keyring()
+sys.exit(1 if type(b).__module__.startswith(("keyring.backends.fail", "keyrings.alt")) else 0)' 2>/dev/null; then
   # No desktop keyring here (headless): keep the demo session in a plain keyring file.
   KEYRING="PYTHON_KEYRING_BACKEND=keyrings.alt.file.PlaintextKeyring "
 fi
 cat <<MSG
 
 A local Mezite cluster is running (logs in $DEMO/*.log):
-  auth + proxy  127.0.0.1:3025 (gRPC), https://127.0.0.1:3080 (web API)
+  auth + proxy  127.0.0.1:3025 (gRPC), https://127.0.0.1:3080 (web API), 127.0.0.1:3023 (SSH)
   node          demo-node at 127.0.0.1:3022, labels env=demo
   user          demo, password in $DEMO/demo-password, may log in as $LOGIN
 
 Log in and connect:
-  ${KEYRING}$BIN/mez login --auth 127.0.0.1:3025 --user demo --ca-pin $PIN --password-stdin < $DEMO/demo-password
+  ${KEYRING}$BIN/mez login --proxy 127.0.0.1:3080 --user demo --ca-pin $PIN --password-stdin < $DEMO/demo-password
   ${KEYRING}$BIN/mez ls
   ${KEYRING}$BIN/mez ssh demo-node id
 
