@@ -164,7 +164,12 @@ def _keyring() -> object:
 
     backend = keyring.get_keyring()
     chain = getattr(backend, "backends", None)
-    if isinstance(backend, FailKeyring) or chain == []:
+    # keyrings.alt's file backends win keyring's automatic choice on a machine without a
+    # Secret Service; a session must not land in a file unless the user asked for it.
+    fallback = type(backend).__module__.startswith("keyrings.alt") and not os.environ.get(
+        "PYTHON_KEYRING_BACKEND"
+    )
+    if isinstance(backend, FailKeyring) or chain == [] or fallback:
         raise NotAuthenticated(
             "no OS keyring is available to keep the session", hint=_NO_KEYRING_HINT
         )
