@@ -277,3 +277,35 @@ def test_nodes_report_audit_events_under_their_own_name(auth: RunningAuth, tmp_p
     assert event.user == "alice" and recorded["node"] == "web-1"
     assert recorded["node_id"] == ident.agent_id and recorded["command"] == "id -un"
     assert audit_events(auth, "user.login") == []
+
+
+def test_host_certificates_are_renewed_over_mtls(auth: RunningAuth, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.serialization import (
+        SSHCertificate,
+        load_ssh_public_identity,
+    )
+
+    from proto.errors import AccessDenied
+
+    ident = join_node(auth, tmp_path / "n", "web-1")
+    keys = new_node_keys()
+    request = pb.RenewHostCertsRequest(
+        ssh_public_key=keys.ssh_public_line, tls_public_key_pem=keys.tls_public_pem
+    )
+    node = ClientIdentity(
+        agent_id=ident.agent_id,
+        cert_pem=ident.tls_cert_pem.encode(),
+        key_pem=ident.tls_key_pem.encode(),
+    )
+    with auth.client(node) as client:
+        creds = client.call("RenewHostCerts", request).credentials
+    cert = load_ssh_public_identity(creds.ssh_host_certificate.encode())
+    assert isinstance(cert, SSHCertificate)
+    assert ident.agent_id.encode() in cert.valid_principals
+    old = load_ssh_public_identity(ident.ssh_host_cert.encode())
+    assert isinstance(old, SSHCertificate) and cert.serial != old.serial
+    # Only the node itself: not the admin, not anonymous.
+    with auth.admin() as admin, pytest.raises(AccessDenied):
+        admin.call("RenewHostCerts", request)
+    with auth.client() as anon, pytest.raises(NotAuthenticated):
+        anon.call("RenewHostCerts", request)
