@@ -14,6 +14,7 @@ import logging
 import re
 import secrets
 import struct
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -95,6 +96,8 @@ def _peer(stream: grpclib.server.Stream[Any, Any]) -> tuple[str, PeerCertificate
 Impl = Callable[..., Awaitable[Any]]
 # Called with (method, peer address, error) when the guard refuses a call.
 DenialHook = Callable[[str, str, MeziteError], None]
+# Called with (method name, status name, seconds) after every call.
+TimingHook = Callable[[str, str, float], None]
 
 
 def _require(impl: Impl | None, method: str) -> Impl:
@@ -109,8 +112,23 @@ def _handler(
     unary: bool,
     guard: Guard,
     on_denied: DenialHook | None,
+    on_timing: TimingHook | None = None,
 ) -> Callable[[grpclib.server.Stream[Any, Any]], Awaitable[None]]:
+    name = method.rsplit("/", 1)[-1]
+
     async def handle(stream: grpclib.server.Stream[Any, Any]) -> None:
+        started = time.perf_counter()
+        status = "OK"
+        try:
+            await _serve(stream)
+        except GRPCError as err:
+            status = err.status.name
+            raise
+        finally:
+            if on_timing is not None:
+                on_timing(name, status, time.perf_counter() - started)
+
+    async def _serve(stream: grpclib.server.Stream[Any, Any]) -> None:
         request_id = secrets.token_hex(8)
         peer_addr, cert = _peer(stream)
         try:
@@ -163,6 +181,7 @@ def build_mapping(
     message_types: Any,
     guard: Guard,
     on_denied: DenialHook | None = None,
+    on_timing: TimingHook | None = None,
 ) -> dict[str, grpclib.const.Handler]:
     """grpclib's ``__mapping__`` for every method of ``descriptor``, each implemented by
     exactly one of ``services`` (or by none: UNIMPLEMENTED)."""
@@ -178,6 +197,7 @@ def build_mapping(
                 not (method.client_streaming or method.server_streaming),
                 guard,
                 on_denied,
+                on_timing,
             ),
             cardinality,
             getattr(message_types, method.input_type.name),

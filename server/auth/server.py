@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -35,6 +36,7 @@ from server.auth.grpc_auth import ADMIN_AGENT_KIND, Guard
 from server.auth.join_tokens import JoinTokens
 from server.auth.lockout import LockoutPolicy, LoginLockout
 from server.auth.login_service import Invites, LoginService
+from server.auth.metrics import AuthMetrics
 from server.auth.node_service import NodeService
 from server.auth.nodes import NodeCatalog
 from server.auth.presence import PresenceTable
@@ -53,6 +55,13 @@ from server.config import ServerConfig
 
 log = logging.getLogger(__name__)
 
+_CERT_METHODS = {
+    "IssueUserCerts": "user",
+    "BootstrapAgentIdentity": "agent_identity",
+    "RenewAgentIdentity": "agent_identity",
+    "RegisterAgent": "host",
+    "RenewHostCerts": "host",
+}
 LOCAL_ADMIN_ID = "local-admin"
 LOCAL_PROXY_ID = "local-proxy"
 PROXY_DIR = "proxy"
@@ -105,6 +114,9 @@ class AuthServer:
         )
         self.serials = SerialAllocator(backend)
         self.presence = PresenceTable(self.clock)
+        self.metrics = AuthMetrics()
+        self.metrics.online_nodes.set_function(lambda: len(self.presence.online()))
+        self._diag: Any = None
         self.catalog = NodeCatalog(backend, self.agents, self.presence)
         self._server: Server | None = None
         self.cas: Authorities | None = None
@@ -245,6 +257,20 @@ class AuthServer:
             ),
         ]
 
+    def _observe(self, method: str, status: str, seconds: float) -> None:
+        """Metrics from each call's outcome, so services need not know about them."""
+        metrics = self.metrics
+        metrics.rpc_seconds.labels(method, status).observe(seconds)
+        ok = status == "OK"
+        if method == "AuthenticateLocal":
+            metrics.logins.labels("success" if ok else "failure").inc()
+            if ok:
+                metrics.sessions.inc()
+        elif method == "Logout" and ok:
+            metrics.sessions.dec()
+        elif ok and method in _CERT_METHODS:
+            metrics.certificates.labels(_CERT_METHODS[method]).inc()
+
     def _audit_denial(self, method: str, peer: str, err: MeziteError) -> None:
         self.auditor.emit(
             "access.denied",
@@ -267,7 +293,12 @@ class AuthServer:
         guard = Guard(sessions=self.sessions, agents=self.agents, limiter=limiter)
         descriptor = auth_pb2.DESCRIPTOR.services_by_name["AuthService"]
         mapping = build_mapping(
-            self.services(cas), descriptor, auth_pb2, guard, on_denied=self._audit_denial
+            self.services(cas),
+            descriptor,
+            auth_pb2,
+            guard,
+            on_denied=self._audit_denial,
+            on_timing=self._observe,
         )
         self._server = Server([Router(mapping)])
         sock = self._bind()
@@ -275,6 +306,9 @@ class AuthServer:
         host, port = sock.getsockname()[:2]
         self.addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._write_runtime_file(port)
+        diag = self.config.auth.diag_addr
+        if diag is not None:
+            self._diag = self.metrics.serve(diag.host, diag.port)
         log.info("auth service for cluster %s listening on %s", cas.cluster_name, self.addr)
         log.info("CA pin: %s", cas.host_x509.pin)
 
@@ -306,4 +340,8 @@ class AuthServer:
             await self._server.wait_closed()
             self._server = None
         await self.catalog.stop()
+        if self._diag is not None:
+            self._diag.shutdown()
+            self._diag.server_close()
+            self._diag = None
         (self.config.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
