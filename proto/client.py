@@ -54,7 +54,9 @@ def translate(err: Exception, addr: str) -> MeziteError:
     return ConnectionProblem(f"call to {addr} failed: {err}")
 
 
-def secure_channel(addr: str, ca_pem: bytes, identity: ClientIdentity) -> grpc.Channel:
+def _channel_args(
+    ca_pem: bytes, identity: ClientIdentity
+) -> tuple[grpc.ChannelCredentials, list[tuple[str, Any]]]:
     import grpc
 
     creds = grpc.ssl_channel_credentials(
@@ -62,11 +64,18 @@ def secure_channel(addr: str, ca_pem: bytes, identity: ClientIdentity) -> grpc.C
         private_key=identity.key_pem,
         certificate_chain=identity.cert_pem,
     )
-    options = [
+    options: list[tuple[str, Any]] = [
         ("grpc.ssl_target_name_override", AUTH_SERVER_NAME),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ]
+    return creds, options
+
+
+def secure_channel(addr: str, ca_pem: bytes, identity: ClientIdentity) -> grpc.Channel:
+    import grpc
+
+    creds, options = _channel_args(ca_pem, identity)
     return grpc.secure_channel(addr, creds, options=options)
 
 
@@ -111,16 +120,7 @@ class AuthClient:
 def aio_secure_channel(addr: str, ca_pem: bytes, identity: ClientIdentity) -> grpc.aio.Channel:
     import grpc
 
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=ca_pem,
-        private_key=identity.key_pem,
-        certificate_chain=identity.cert_pem,
-    )
-    options = [
-        ("grpc.ssl_target_name_override", AUTH_SERVER_NAME),
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-    ]
+    creds, options = _channel_args(ca_pem, identity)
     return grpc.aio.secure_channel(addr, creds, options=options)
 
 

@@ -10,18 +10,16 @@ tampering through SQL; they cannot stop someone who can write the file itself.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from proto.errors import ConnectionProblem, Internal, MeziteError
+from proto.errors import Internal, MeziteError
+from server.sqlite_worker import SQLiteWorker
 
 from .events import AuditEvent
 from .log import (
@@ -36,7 +34,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_BUSY_TIMEOUT_MS = 5000
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS events ("
@@ -62,19 +59,6 @@ _SELECT = "SELECT id, time, type, code, user, session_id, success, fields FROM e
 
 Row = tuple[str, float, str, str, str, str, int, str]
 
-# Worth a retry by the caller: another writer held the lock too long, or the file could
-# not be reached. Anything else (corruption, schema trouble) is ours to investigate.
-_UNAVAILABLE_CODES = frozenset(
-    {
-        sqlite3.SQLITE_BUSY,
-        sqlite3.SQLITE_LOCKED,
-        sqlite3.SQLITE_CANTOPEN,
-        sqlite3.SQLITE_IOERR,
-        sqlite3.SQLITE_FULL,
-        sqlite3.SQLITE_READONLY,
-    }
-)
-
 
 class SQLiteAuditLog(AuditLog):
     def __init__(
@@ -87,8 +71,9 @@ class SQLiteAuditLog(AuditLog):
     ) -> None:
         super().__init__(max_queue=max_queue, batch_size=batch_size, flush_interval=flush_interval)
         self.path = Path(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mezite-audit")
-        self._db: sqlite3.Connection | None = None  # only ever touched on the worker thread
+        self._worker = SQLiteWorker(
+            self.path, schema=_SCHEMA, synchronous="FULL", what="audit log", thread="mezite-audit"
+        )
 
     async def _open(self) -> None:
         await self._run(lambda db: None)
@@ -117,60 +102,10 @@ class SQLiteAuditLog(AuditLog):
         return await self._run(read)
 
     async def _close_storage(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self._executor, self._disconnect)
-        finally:
-            self._executor.shutdown(wait=True)
+        await self._worker.close()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._on_worker, fn)
-
-    def _on_worker(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        try:
-            if self._db is None:
-                self._db = _connect(self.path)
-            return fn(self._db)
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
-        except OSError as exc:
-            raise ConnectionProblem(f"cannot open audit log at {self.path}: {exc}") from exc
-
-    def _disconnect(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            try:
-                db.close()
-            except sqlite3.Error as exc:
-                raise _translate(exc) from exc
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # Created here, not by SQLite, so it is never readable by others even for a moment;
-    # SQLite gives the -wal and -shm files the same mode.
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        os.close(fd)
-    db = sqlite3.connect(path, isolation_level=None)
-    try:
-        db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        (mode,) = db.execute("PRAGMA journal_mode = WAL").fetchone()
-        if str(mode).lower() != "wal":
-            raise Internal(f"audit log could not switch to WAL mode (got {mode!r})")
-        db.execute("PRAGMA synchronous = FULL")
-        db.execute("BEGIN IMMEDIATE")
-        for statement in _SCHEMA:
-            db.execute(statement)
-        db.execute("COMMIT")
-    except BaseException:
-        db.close()
-        raise
-    return db
+        return await self._worker.run(fn)
 
 
 def _select(query: Query) -> tuple[str, list[object]]:
@@ -223,11 +158,3 @@ def _event(row: Row) -> AuditEvent:
         ref = uuid.uuid4().hex[:12]
         log.error("unreadable audit event %s (ref %s)", event_id, ref, exc_info=exc)
         raise Internal(f"internal audit log error (ref {ref})") from exc
-
-
-def _translate(exc: sqlite3.Error) -> MeziteError:
-    if exc.sqlite_errorcode & 0xFF in _UNAVAILABLE_CODES:
-        return ConnectionProblem(f"audit log unavailable: {exc}")
-    ref = uuid.uuid4().hex[:12]
-    log.error("audit log storage error (ref %s)", ref, exc_info=exc)
-    return Internal(f"internal audit log error (ref {ref})")

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sqlite3
-import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Self, TypeVar
@@ -26,11 +23,9 @@ from proto.errors import (
     AlreadyExists,
     BadParameter,
     CompareFailed,
-    ConnectionProblem,
-    Internal,
-    MeziteError,
     NotFound,
 )
+from server.sqlite_worker import SQLiteWorker
 
 from .base import (
     Backend,
@@ -48,7 +43,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Mutation = Callable[[sqlite3.Connection, float], tuple[T, list[Event]]]
 
-_BUSY_TIMEOUT_MS = 5000
 _SWEEP_BATCH = 1000
 
 _SCHEMA = (
@@ -79,26 +73,14 @@ _DELETE = "DELETE FROM kv WHERE key = ?"
 _BUMP_REVISION = "UPDATE meta SET value = value + ? WHERE name = 'revision'"
 _READ_REVISION = "SELECT value FROM meta WHERE name = 'revision'"
 
-# Worth a retry by the caller: another writer held the lock too long, or the file could
-# not be reached. Anything else (corruption, schema trouble) is ours to investigate.
-_UNAVAILABLE_CODES = frozenset(
-    {
-        sqlite3.SQLITE_BUSY,
-        sqlite3.SQLITE_LOCKED,
-        sqlite3.SQLITE_CANTOPEN,
-        sqlite3.SQLITE_IOERR,
-        sqlite3.SQLITE_FULL,
-        sqlite3.SQLITE_READONLY,
-    }
-)
-
 
 class SQLiteBackend(Backend):
     def __init__(self, path: str | Path, clock: Clock | None = None) -> None:
         super().__init__(clock)
         self.path = Path(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mezite-sqlite")
-        self._db: sqlite3.Connection | None = None  # only ever touched on the worker thread
+        self._worker = SQLiteWorker(
+            self.path, schema=_SCHEMA, synchronous="NORMAL", what="storage", thread="mezite-sqlite"
+        )
 
     async def open(self) -> None:
         """Connect now, so a bad path or locked file surfaces at startup rather than on
@@ -225,16 +207,11 @@ class SQLiteBackend(Backend):
                 return total
 
     async def _close_storage(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self._executor, self._disconnect)
-        finally:
-            self._executor.shutdown(wait=True)
+        await self._worker.close()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         self._check_open()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._on_worker, fn)
+        return await self._worker.run(fn)
 
     async def _mutate(self, fn: Mutation[T]) -> T:
         loop = asyncio.get_running_loop()
@@ -254,59 +231,6 @@ class SQLiteBackend(Backend):
             return result
 
         return await self._run(transaction)
-
-    def _on_worker(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        try:
-            if self._db is None:
-                self._db = _connect(self.path)
-            return fn(self._db)
-        except sqlite3.Error as exc:
-            raise _translate(exc) from exc
-        except OSError as exc:
-            raise ConnectionProblem(f"cannot open storage at {self.path}: {exc}") from exc
-
-    def _disconnect(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            try:
-                db.close()
-            except sqlite3.Error as exc:
-                raise _translate(exc) from exc
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # Created here, not by SQLite, so it is never readable by others even for a moment;
-    # SQLite gives the -wal and -shm files the same mode.
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        os.close(fd)
-    db = sqlite3.connect(path, isolation_level=None)
-    try:
-        db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        (mode,) = db.execute("PRAGMA journal_mode = WAL").fetchone()
-        if str(mode).lower() != "wal":
-            raise Internal(f"storage could not switch to WAL mode (got {mode!r})")
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute("BEGIN IMMEDIATE")
-        for statement in _SCHEMA:
-            db.execute(statement)
-        db.execute("COMMIT")
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-def _translate(exc: sqlite3.Error) -> MeziteError:
-    if exc.sqlite_errorcode & 0xFF in _UNAVAILABLE_CODES:
-        return ConnectionProblem(f"storage unavailable: {exc}")
-    ref = uuid.uuid4().hex[:12]
-    log.error("storage error (ref %s)", ref, exc_info=exc)
-    return Internal(f"internal storage error (ref {ref})")
 
 
 def _item(row: tuple[str, bytes, float | None, int]) -> Item:
