@@ -105,7 +105,10 @@ def write_reports(
         "details": {k: _clean(o.details) for k, o in outcomes.items()},
         "seconds": {k: round(o.seconds, 1) for k, o in outcomes.items()},
     }
-    (out / "results.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    text = json.dumps(doc, indent=2, default=str) + "\n"
+    # Paths of this checkout mean nothing elsewhere: record them relative to it.
+    root = str(Path(__file__).resolve().parent.parent) + "/"
+    (out / "results.json").write_text(text.replace(root, ""))
 
 
 def _clean(value: Any) -> Any:
