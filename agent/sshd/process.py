@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from agent.sshd.ttymodes import apply_tty_modes
 from agent.sshd.users import OSUser
 
 logger = logging.getLogger(__name__)
@@ -79,8 +80,16 @@ def pack_winsize(width: int, height: int, pixwidth: int, pixheight: int) -> byte
 
 
 class _ProcessProtocol(asyncio.SubprocessProtocol):
+    """Events of the child process and its pipes. A short-lived child can exit, and
+    its pipes close, before ``subprocess_exec`` returns to the caller: all state is
+    set up from ``connection_made``, which asyncio calls before any of those."""
+
     def __init__(self, child: Child) -> None:
         self._child = child
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.SubprocessTransport)
+        self._child.adopt(transport)
 
     def pipe_data_received(self, fd: int, data: bytes | str) -> None:
         assert isinstance(data, bytes)
@@ -126,15 +135,16 @@ class _PtyInput(asyncio.BaseProtocol):
 class Child:
     """One running session process."""
 
-    def __init__(self, events: ChildEvents) -> None:
+    def __init__(self, events: ChildEvents, *, pty_master: int | None = None) -> None:
         self.events = events
         self.pid = 0
         self.returncode: int | None = None
         self._transport: asyncio.SubprocessTransport | None = None
         self._stdin: asyncio.WriteTransport | None = None
         self._outputs: list[asyncio.ReadTransport] = []
-        self._open_outputs = 0
-        self._master: int | None = None
+        self._master = pty_master
+        # With a PTY the one output is the master, read once the child runs.
+        self._open_outputs = 1 if pty_master is not None else 0
         self._drain_timer: asyncio.TimerHandle | None = None
         self._exited = asyncio.Event()
         self._done = False
@@ -144,7 +154,7 @@ class Child:
         """Start ``launch`` with pipes for stdin, stdout and stderr."""
         child = cls(events)
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.subprocess_exec(
+        await loop.subprocess_exec(
             lambda: _ProcessProtocol(child),
             *launch.argv,
             stdin=asyncio.subprocess.PIPE,
@@ -153,10 +163,6 @@ class Child:
             start_new_session=True,
             **launch.popen_kwargs(),
         )
-        child._adopt(transport)
-        child._stdin = _write_pipe(transport.get_pipe_transport(0))
-        child._outputs = [_read_pipe(transport.get_pipe_transport(fd)) for fd in (1, 2)]
-        child._open_outputs += 2
         return child
 
     @classmethod
@@ -167,19 +173,21 @@ class Child:
         *,
         setsid: str,
         term_size: tuple[int, int, int, int],
+        term_modes: Mapping[int, int],
     ) -> tuple[Child, str]:
         """Start ``launch`` on a new PTY; returns the child and the slave's path."""
-        child = cls(events)
         loop = asyncio.get_running_loop()
         master, slave = os.openpty()
+        child = cls(events, pty_master=master)
         try:
             tty_path = os.ttyname(slave)
             fcntl.ioctl(slave, termios.TIOCSWINSZ, pack_winsize(*term_size))
+            apply_tty_modes(slave, term_modes)
             if launch.switch_user:
                 _give_tty(tty_path, launch.user)
             env = {**launch.env, "SSH_TTY": tty_path}
             kwargs = launch.popen_kwargs() | {"env": env}
-            transport, _ = await loop.subprocess_exec(
+            await loop.subprocess_exec(
                 lambda: _ProcessProtocol(child),
                 setsid,
                 "--ctty",
@@ -195,20 +203,21 @@ class Child:
         finally:
             # The child has its copies; the master sees EIO once they are all closed.
             os.close(slave)
-        child._adopt(transport)
-        child._master = master
         out_file = os.fdopen(master, "rb", buffering=0)
         in_file = os.fdopen(os.dup(master), "wb", buffering=0)
         out_transport, _ = await loop.connect_read_pipe(lambda: _PtyOutput(child), out_file)
-        child._open_outputs += 1
         child._outputs = [out_transport]
         in_transport, _ = await loop.connect_write_pipe(lambda: _PtyInput(child), in_file)
         child._stdin = in_transport
         return child, tty_path
 
-    def _adopt(self, transport: asyncio.SubprocessTransport) -> None:
+    def adopt(self, transport: asyncio.SubprocessTransport) -> None:
         self._transport = transport
         self.pid = transport.get_pid()
+        if self._master is None:
+            self._stdin = _write_pipe(transport.get_pipe_transport(0))
+            self._outputs = [_read_pipe(transport.get_pipe_transport(fd)) for fd in (1, 2)]
+            self._open_outputs = 2
         logger.debug("session process %d started", self.pid)
 
     # -- input from the client ------------------------------------------------------
@@ -257,7 +266,7 @@ class Child:
         """The client is gone: hang up the session as a terminal would."""
         self.send_signal(signal.SIGHUP)
         if self._stdin is not None:
-            self._stdin.close()
+            self._stdin.abort()  # input nobody will read any more
         if self._master is not None:
             for transport in self._outputs:
                 transport.close()

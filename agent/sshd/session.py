@@ -51,11 +51,12 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
         self._chan: asyncssh.SSHServerChannel[bytes] | None = None
         self._kind = "shell"
         self._command = ""
-        self._term: tuple[str, tuple[int, int, int, int]] | None = None
+        self._term: tuple[str, tuple[int, int, int, int], Mapping[int, int]] | None = None
         self._child: Child | None = None
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._pending_eof = False
+        self._input_paused = False  # the child's stdin is full
         self._start_task: asyncio.Task[None] | None = None
         self._started_at = 0.0
         self._start_audited = False
@@ -81,7 +82,7 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
         if self._node.setsid is None:
             logger.error("refused PTY: util-linux setsid not found, cannot give a controlling tty")
             return False
-        self._term = (term_type[:64], term_size)
+        self._term = (term_type[:64], term_size, dict(term_modes))
         return True
 
     def shell_requested(self) -> bool:
@@ -156,13 +157,22 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
             launch = self._launch()
             if self._term is not None:
                 assert self._node.setsid is not None
+                _, term_size, term_modes = self._term
                 child, _ = await Child.spawn_pty(
-                    self, launch, setsid=self._node.setsid, term_size=self._term[1]
+                    self,
+                    launch,
+                    setsid=self._node.setsid,
+                    term_size=term_size,
+                    term_modes=term_modes,
                 )
             else:
                 child = await Child.spawn(self, launch)
         except OSError as exc:
             self._start_failed(f"cannot start the session: {exc.strerror or exc}")
+            return
+        except Exception:
+            logger.exception("session for %s failed to start", self._login.login)
+            self._start_failed("cannot start the session: internal error")
             return
         self._child = child
         self._node.children.add(child)
@@ -175,8 +185,8 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
         self._pending.clear()
         if self._pending_eof:
             child.write_eof()
-        assert self._chan is not None
-        self._chan.resume_reading()
+        if not self._input_paused:
+            self._chan.resume_reading()
 
     def _start_failed(self, message: str) -> None:
         logger.error("session for %s failed to start: %s", self._login.login, message)
@@ -264,6 +274,7 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
             chan.write(data)
 
     def child_input_paused(self, paused: bool) -> None:
+        self._input_paused = paused
         chan = self._chan
         if chan is None or self._channel_closed:
             return
@@ -292,20 +303,26 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
     def _audit_done(self) -> None:
         audit, login, sid = self._node.audit, self._login, self.session_id
         code, sig = self._exit_code, self._exit_signal
+        command = truncate_command(self._command)
         if self._kind == "sftp":
             emit_login_event(
                 audit, "sftp", login, session_id=sid, action="end", exit_code=code, signal=sig
             )
-        elif self._kind in ("exec", "scp"):
+        elif self._kind == "scp":
+            mode = scp_mode(self._command)
             emit_login_event(
                 audit,
-                self._kind,
+                "scp",
                 login,
                 session_id=sid,
-                command=truncate_command(self._command),
-                mode=scp_mode(self._command),
+                command=command,
+                mode=mode,
                 exit_code=code,
                 signal=sig,
+            )
+        elif self._kind == "exec":
+            emit_login_event(
+                audit, "exec", login, session_id=sid, command=command, exit_code=code, signal=sig
             )
         # A shell's end is the session's end, audited as such.
 

@@ -93,10 +93,10 @@ class RecordingAudit:
     def of(self, type: str) -> list[Recorded]:
         return [e for e in self.events if e.type == type]
 
-    async def wait_for(self, type: str, count: int = 1, timeout: float = 5.0) -> list[Recorded]:
+    async def wait_for(self, type: str, count: int = 1, within: float = 5.0) -> list[Recorded]:
         """Events are emitted by the server as it notices things (a closed connection,
         an exited child), which can be just after the client has its answer."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while len(self.of(type)) < count:
             if time.monotonic() > deadline:
                 raise AssertionError(f"expected {count} {type!r} events, got {self.events!r}")
@@ -200,7 +200,7 @@ class CertFactory:
         if principals:
             builder = builder.valid_principals([p.encode() for p in principals])
         else:
-            builder = builder.valid_for_all_principals()
+            builder = builder.valid_for_all_principals()  # type: ignore[no-untyped-call]
         for ext_name, value in sorted(extensions.items()):
             builder = builder.add_extension(ext_name.encode(), value.encode())
         for opt_name, value in sorted((critical_options or {}).items()):
@@ -247,14 +247,16 @@ class RunningNode:
     def port(self) -> int:
         return self.server.port
 
-    def ssh_options(self, cert: UserCert | None, *, key: Path | None = None) -> list[str]:
+    def ssh_options(
+        self, cert: UserCert | None, *, key: Path | None = None, known_hosts: Path | None = None
+    ) -> list[str]:
         identity = key or (cert.key_path if cert else None)
         assert identity is not None
         options = [
             "-F",
             "/dev/null",
             "-o",
-            f"UserKnownHostsFile={self.known_hosts}",
+            f"UserKnownHostsFile={known_hosts or self.known_hosts}",
             "-o",
             "GlobalKnownHostsFile=/dev/null",
             "-o",
@@ -265,8 +267,6 @@ class RunningNode:
             "IdentitiesOnly=yes",
             "-o",
             "ConnectTimeout=10",
-            "-o",
-            "LogLevel=ERROR",
             "-i",
             str(identity),
         ]
@@ -281,20 +281,23 @@ class RunningNode:
         login: str = "alice",
         options: Sequence[str] = (),
         key: Path | None = None,
+        known_hosts: Path | None = None,
         stdin: bytes | None = None,
         env: Mapping[str, str] | None = None,
-        timeout: float = 30,
+        limit: float = 30,
     ) -> SSHResult:
+        """Run OpenSSH's ssh against the node; options go first, as ssh takes the
+        first value of an option it sees."""
         assert SSH_BIN is not None
         args = [
-            *self.ssh_options(cert, key=key),
+            *options,
+            *self.ssh_options(cert, key=key, known_hosts=known_hosts),
             "-p",
             str(self.port),
-            *options,
             f"{login}@127.0.0.1",
             *command,
         ]
-        return await run(SSH_BIN, *args, stdin=stdin, env=env, timeout=timeout)
+        return await run(SSH_BIN, *args, stdin=stdin, env=env, limit=limit)
 
     def client_env(self, **extra: str) -> dict[str, str]:
         return {
@@ -323,7 +326,7 @@ async def run(
     *args: str,
     stdin: bytes | None = None,
     env: Mapping[str, str] | None = None,
-    timeout: float = 30,
+    limit: float = 30,
 ) -> SSHResult:
     proc = await asyncio.create_subprocess_exec(
         program,
@@ -334,7 +337,7 @@ async def run(
         env=dict(env) if env is not None else None,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+        out, err = await asyncio.wait_for(proc.communicate(stdin), limit)
     except TimeoutError:
         proc.kill()
         await proc.wait()
@@ -345,26 +348,32 @@ async def run(
 
 def _test_users(nobody_home: Path) -> FakeUsers:
     me = pwd.getpwuid(os.getuid())
+    my_groups = tuple(os.getgrouplist(me.pw_name, me.pw_gid))
+    # OSUser(name, uid, gid, home, shell, groups)
     return FakeUsers(
         {
-            "alice": OSUser(
-                name=me.pw_name,
-                uid=me.pw_uid,
-                gid=me.pw_gid,
-                home=me.pw_dir,
-                shell="/bin/sh",
-                groups=tuple(os.getgrouplist(me.pw_name, me.pw_gid)),
-            ),
-            "nobody": OSUser(
-                name="nobody",
-                uid=65534,
-                gid=65534,
-                home=str(nobody_home),
-                shell="/bin/sh",
-                groups=(65534,),
-            ),
+            "alice": OSUser(me.pw_name, me.pw_uid, me.pw_gid, me.pw_dir, "/bin/sh", my_groups),
+            "nobody": OSUser("nobody", 65534, 65534, str(nobody_home), "/bin/sh", (65534,)),
         }
     )
+
+
+def _make_shared_dir() -> Path:
+    """nobody's home must be reachable by nobody: pytest's tmp_path sits under a 0700
+    directory, so it lives in /tmp instead, in a 0755 root-owned directory."""
+    base = Path(tempfile.mkdtemp(prefix="mezite-sshd-", dir="/tmp"))
+    base.chmod(0o755)
+    home = base / "home"
+    home.mkdir()
+    os.chown(home, 65534, 65534)
+    return base
+
+
+def _make_client_dir(tmp_path: Path, host_ca: ed25519.Ed25519PrivateKey) -> Path:
+    client_dir = tmp_path / "client"
+    client_dir.mkdir()
+    (client_dir / "known_hosts").write_text(f"@cert-authority * {public_line(host_ca)}\n")
+    return client_dir
 
 
 @asynccontextmanager
@@ -373,47 +382,41 @@ async def running_node(
 ) -> AsyncIterator[RunningNode]:
     clock = FakeClock(time.time())
     authorities = Authorities()
-    client_dir = tmp_path / "client"
-    client_dir.mkdir()
-    known_hosts = client_dir / "known_hosts"
-    known_hosts.write_text(f"@cert-authority * {public_line(authorities.host_ca)}\n")
-    # nobody's home must be reachable by nobody: pytest's tmp_path sits under a 0700
-    # directory, so it lives in /tmp instead, 0755 root-owned with a nobody-owned home.
-    base = Path(tempfile.mkdtemp(prefix="mezite-sshd-", dir="/tmp"))
-    base.chmod(0o755)
-    nobody_home = base / "home"
-    nobody_home.mkdir()
-    os.chown(nobody_home, 65534, 65534)
+    client_dir = _make_client_dir(tmp_path, authorities.host_ca)
     host_key, host_cert = authorities.host_credentials(clock.now())
     audit = RecordingAudit(clock)
-    server = await start_node_ssh_server(
-        NodeSSHConfig(
-            host_id=HOST_ID,
-            node_name=NODE_NAME,
-            labels=labels,
-            host_key=host_key,
-            host_cert=host_cert,
-            user_ca_keys=[public_line(authorities.user_ca)],
-            listen_host="127.0.0.1",
-            listen_port=0,
-            **config,
-        ),
-        audit,
-        clock=clock,
-        users=_test_users(nobody_home),
-    )
+    base = _make_shared_dir()
+    nobody_home = base / "home"
     try:
-        yield RunningNode(
-            server=server,
-            audit=audit,
+        server = await start_node_ssh_server(
+            NodeSSHConfig(
+                host_id=HOST_ID,
+                node_name=NODE_NAME,
+                labels=labels,
+                host_key=host_key,
+                host_cert=host_cert,
+                user_ca_keys=[public_line(authorities.user_ca)],
+                listen_host="127.0.0.1",
+                listen_port=0,
+                **config,
+            ),
+            audit,
             clock=clock,
-            certs=CertFactory(authorities, client_dir, clock),
-            authorities=authorities,
-            nobody_home=nobody_home,
-            client_dir=client_dir,
-            known_hosts=known_hosts,
+            users=_test_users(nobody_home),
         )
+        try:
+            yield RunningNode(
+                server=server,
+                audit=audit,
+                clock=clock,
+                certs=CertFactory(authorities, client_dir, clock),
+                authorities=authorities,
+                nobody_home=nobody_home,
+                client_dir=client_dir,
+                known_hosts=client_dir / "known_hosts",
+            )
+        finally:
+            server.close()
+            await server.wait_closed()
     finally:
-        server.close()
-        await server.wait_closed()
         shutil.rmtree(base, ignore_errors=True)

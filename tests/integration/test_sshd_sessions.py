@@ -176,12 +176,23 @@ async def test_window_change_reaches_the_terminal(node: RunningNode) -> None:
         assert (await process.stdout.readline()).strip() == "24 80"
         process.change_terminal_size(132, 50)
         process.stdin.write("go\n")
-        lines = []
+        lines: list[str] = []
         while "50 132" not in lines:
             line = await asyncio.wait_for(process.stdout.readline(), 10)
             assert line, lines
             lines.append(line.strip())
         await process.wait()
+
+
+async def test_client_terminal_modes_are_applied(node: RunningNode) -> None:
+    cert = node.certs.issue("alice")
+    async with await node.connect(cert) as conn:
+        modes = {asyncssh.PTY_ECHO: 0, asyncssh.PTY_VERASE: 8, asyncssh.PTY_ICRNL: 0}
+        completed = await conn.run("stty -a", term_type="xterm", term_modes=modes)
+    settings = str(completed.stdout)
+    assert re.search(r"(^|\s)-echo(\s|$)", settings), settings
+    assert re.search(r"(^|\s)-icrnl(\s|$)", settings), settings
+    assert "erase = ^H" in settings
 
 
 async def test_client_signal_reaches_the_command(node: RunningNode) -> None:
@@ -214,6 +225,20 @@ async def test_stdin_eof_with_asyncssh(node: RunningNode) -> None:
         completed = await conn.run("wc -c", input="12345")
         assert completed.exit_status == 0
         assert str(completed.stdout).strip() == "5"
+
+
+async def test_sessions_share_a_connection_up_to_a_limit(node: RunningNode) -> None:
+    cert = node.certs.issue("alice")
+    async with await node.connect(cert) as conn:
+        results = await asyncio.gather(*(conn.run(f"echo {i}") for i in range(5)))
+        assert [str(r.stdout).strip() for r in results] == [str(i) for i in range(5)]
+        running = [await conn.create_process("read x") for _ in range(10)]
+        with pytest.raises(asyncssh.ChannelOpenError):
+            await conn.create_process("true")
+        for process in running:
+            process.stdin.write_eof()
+        for process in running:
+            assert (await process.wait()).exit_status != 0  # read found EOF
 
 
 async def test_disconnect_hangs_up_the_session(node: RunningNode) -> None:
