@@ -220,6 +220,27 @@ class Cluster:
             user=True,
         )
 
+    def proxy_env(self) -> dict[str, str]:
+        """A second user home, logged in through the proxy (`mez login --proxy`)."""
+        return {**self.user_env(), "MEZITE_HOME": str(self.root / "mezite-home-proxy")}
+
+    def mez_login_proxy(self) -> bool:
+        """Log in through the proxy; False when this cluster runs no proxy."""
+        runtime = self.data_dir / "proxy.json"
+        if not runtime.exists():
+            return False
+        web = str(json.loads(runtime.read_text())["web_addr"])
+        env = {**os.environ, **self.proxy_env()}
+        done = subprocess.run(
+            [str(BIN / "mez"), "login", "--proxy", web, "--user", self.user,
+             "--password-stdin", "--ca-pin", self.pin],
+            input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, check=False,
+            env=env,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"mez login --proxy failed: {done.stderr.strip()}")
+        return True
+
     def profile_dir(self) -> Path:
         return Path(self.user_env()["MEZITE_HOME"]) / self.name
 
