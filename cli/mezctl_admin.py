@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.common import print_json
-from cli.render import parse_labels, split_list, table, when
+from cli.render import parse_labels, show_rows, split_list, when
 
 DataDirOpt = Annotated[
     Path | None,
@@ -109,16 +109,10 @@ def users_ls(
         }
         for u in users
     ]
-    if output == "json":
-        print_json(rows)
-        return
-    table(
-        ["User", "Roles", "Logins", "Password", "Created"],
-        [
-            [r["name"], ",".join(r["roles"]), ",".join(r["logins"]) or "-",
-             "set" if r["has_password"] else "invited", when(r["created"])]
-            for r in rows
-        ],
+    show_rows(
+        rows, output, ["User", "Roles", "Logins", "Password", "Created"],
+        lambda r: [r["name"], ",".join(r["roles"]), ",".join(r["logins"]) or "-",
+                   "set" if r["has_password"] else "invited", when(r["created"])],
     )  # fmt: skip
 
 
@@ -200,13 +194,10 @@ def tokens_ls(
         {"name": t.name, "type": t.type, "expires": t.expires, "labels": dict(t.labels)}
         for t in tokens
     ]
-    if output == "json":
-        print_json(rows)
-        return
-    table(
-        ["Name", "Type", "Expires", "Labels"],
-        [[r["name"], r["type"], when(r["expires"]),
-          ",".join(f"{k}={v}" for k, v in sorted(r["labels"].items())) or "-"] for r in rows],
+    show_rows(
+        rows, output, ["Name", "Type", "Expires", "Labels"],
+        lambda r: [r["name"], r["type"], when(r["expires"]),
+                   ",".join(f"{k}={v}" for k, v in sorted(r["labels"].items())) or "-"],
     )  # fmt: skip
 
 
@@ -261,13 +252,10 @@ def audit_events(
          "success": e.success, "session_id": e.session_id, "fields": json.loads(e.fields_json)}
         for e in events
     ]  # fmt: skip
-    if output == "json":
-        print_json(rows)
-        return
-    table(
-        ["Time", "Type", "Code", "User", "Details"],
-        [[when(r["time"]), r["type"], r["code"], r["user"] or "-",
-          " ".join(f"{k}={v}" for k, v in sorted(r["fields"].items()))] for r in rows],
+    show_rows(
+        rows, output, ["Time", "Type", "Code", "User", "Details"],
+        lambda r: [when(r["time"]), r["type"], r["code"], r["user"] or "-",
+                   " ".join(f"{k}={v}" for k, v in sorted(r["fields"].items()))],
     )  # fmt: skip
 
 
@@ -322,13 +310,10 @@ def bots_ls(
              "generation": i.generation,
              "last_renewed": i.last_renewed, "locked": i.locked, "ttl_seconds": i.ttl_seconds}
             for i in found]  # fmt: skip
-    if output == "json":
-        print_json(rows)
-        return
-    table(
-        ["Name", "Roles", "Generation", "Last renewal", "Locked"],
-        [[r["name"], ",".join(r["roles"]), r["generation"], when(r["last_renewed"]),
-          "LOCKED" if r["locked"] else "no"] for r in rows],
+    show_rows(
+        rows, output, ["Name", "Roles", "Generation", "Last renewal", "Locked"],
+        lambda r: [r["name"], ",".join(r["roles"]), r["generation"], when(r["last_renewed"]),
+                   "LOCKED" if r["locked"] else "no"],
     )  # fmt: skip
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
 def when(ts: float) -> str:
@@ -36,3 +37,18 @@ def parse_labels(text: str | None) -> dict[str, str]:
             raise BadParameter(f"invalid label {part!r}; use key=value")
         labels[key] = value
     return labels
+
+
+def show_rows(
+    rows: Sequence[dict[str, Any]],
+    output: str,
+    headers: Sequence[str],
+    cells: Callable[[dict[str, Any]], Sequence[object]],
+) -> None:
+    """Listings: the rows as JSON for scripts (``--format json``), else a table."""
+    if output == "json":
+        import json
+
+        print(json.dumps(list(rows), indent=2, sort_keys=True))
+        return
+    table(headers, [cells(row) for row in rows])
