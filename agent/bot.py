@@ -23,11 +23,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from agent.keys import NodeKeys, new_node_keys
 from proto.backoff import Backoff, jittered
 from proto.client import AuthClient, ClientIdentity
 from proto.errors import AccessDenied, NotAuthenticated
 from proto.files import check_private_file, ensure_private_dir, write_private
+from proto.keys import NodeKeys, new_node_keys
 
 log = logging.getLogger(__name__)
 

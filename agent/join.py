@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.identity import NodeIdentity
-from agent.keys import new_node_keys
 from proto.bootstrap import fetch_ca_by_pin
 from proto.client import AuthClient
+from proto.errors import NotAuthenticated
+from proto.keys import new_node_keys
 from proto.trust import parse_pin
 
 log = logging.getLogger(__name__)
@@ -37,17 +38,24 @@ def join(request: JoinRequest, data_dir: Path) -> NodeIdentity:
     keys = new_node_keys()
     with AuthClient(request.auth_server, ca_pem.encode()) as client:
         cluster = client.call("Ping", pb.PingRequest()).cluster_name
-        reply = client.call(
-            "RegisterAgent",
-            pb.RegisterAgentRequest(
-                token=request.token,
-                name=request.name,
-                advertise_addrs=list(request.advertise_addrs),
-                ssh_public_key=keys.ssh_public_line,
-                tls_public_key_pem=keys.tls_public_pem,
-                labels=dict(request.labels),
-            ),
-        )
+        try:
+            reply = client.call(
+                "RegisterAgent",
+                pb.RegisterAgentRequest(
+                    token=request.token,
+                    name=request.name,
+                    advertise_addrs=list(request.advertise_addrs),
+                    ssh_public_key=keys.ssh_public_line,
+                    tls_public_key_pem=keys.tls_public_pem,
+                    labels=dict(request.labels),
+                ),
+            )
+        except NotAuthenticated as err:
+            raise NotAuthenticated(
+                err.message,
+                hint="a node joins with a token from `mezctl tokens add --type node`, "
+                "and each token works once",
+            ) from err
     creds = reply.credentials
     identity = NodeIdentity(
         agent_id=creds.agent_id,

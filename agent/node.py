@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from agent.identity import NodeIdentity
-from agent.keys import new_node_keys
 from agent.presence import Heartbeat
 from proto.audit_forwarder import AuditForwarder
 from proto.backoff import Backoff, jittered
 from proto.client import AsyncAuthClient, ClientIdentity
+from proto.keys import new_node_keys
 
 log = logging.getLogger(__name__)
 

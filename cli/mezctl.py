@@ -67,8 +67,24 @@ def start(
         str | None, typer.Option("--roles", help="Comma list of auth, proxy (default both).")
     ] = None,
     log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG..ERROR.")] = None,
+    auth_server: Annotated[
+        str | None,
+        typer.Option("--auth-server", help="Proxy only: the auth service's host:port."),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", help="Proxy only, first start: the join token (mezctl tokens add)."
+        ),
+    ] = None,
+    ca_pin: Annotated[
+        str | None, typer.Option("--ca-pin", help="Proxy only, first start: the cluster CA pin.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Proxy only: its name (default: hostname).")
+    ] = None,
 ) -> None:
-    """Run the auth service (and the proxy) until SIGINT or SIGTERM."""
+    """Run the auth service and the proxy (or either alone) until SIGINT or SIGTERM."""
     from server.config import config_file_from_env, resolve_config
     from server.main import run as run_server
 
@@ -83,6 +99,10 @@ def start(
             "cluster_name": cluster_name,
             "roles": roles,
             "log_level": log_level,
+            "auth_server": auth_server,
+            "join_token": token,
+            "ca_pin": ca_pin,
+            "proxy.name": name,
         },
     )
     setup_logging(cfg.log_level)

@@ -157,7 +157,7 @@ def tokens_add(
     auth_server: AuthServerOpt = None,
     output: FormatOpt = "text",
 ) -> None:
-    """Create a one-time join token and print the `mezd join` line that uses it."""
+    """Create a one-time join token and print the command line that uses it."""
     from proto.resources import parse_duration
     from proto.v1 import auth_pb2 as pb
 
@@ -167,14 +167,17 @@ def tokens_add(
     with _client(data_dir, config, auth_server) as client:
         reply = client.call("CreateToken", request)
         join = _pin_and_addr(client)
-    line = f"mezd join --token {reply.token} {join}"
+    if type == "proxy":
+        line = f"mezctl start --roles proxy --token {reply.token} {join}"
+    else:
+        line = f"mezd join --token {reply.token} {join}"
     if output == "json":
         print_json(
             {"token": reply.token, "name": reply.name, "expires": reply.expires, "join": line}
         )
         return
     typer.echo(f"Join token {reply.name} ({type}), valid until {when(reply.expires)}.")
-    typer.echo("On the new node, run:")
+    typer.echo(f"On the new {'proxy host' if type == 'proxy' else 'node'}, run:")
     typer.echo(f"  {line}")
 
 

@@ -154,5 +154,6 @@ class AsyncAuthClient:
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return self.identity.metadata()
 
-    async def close(self) -> None:
-        await self._channel.close()
+    async def close(self, grace: float | None = None) -> None:
+        """Close the channel; with ``grace``, calls in flight get that many seconds."""
+        await self._channel.close(grace)

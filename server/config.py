@@ -117,6 +117,7 @@ class ProxyConfig:
     public_addr: str | None
     cert_file: Path | None  # cert_file and key_file: both or neither
     key_file: Path | None
+    name: str  # a proxy-only node's name in the cluster
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,8 @@ class ServerConfig:
     proxy: ProxyConfig
     auth_server: HostPort | None  # where a proxy-only node finds the auth server
     backend: BackendConfig
+    ca_pin: str | None = None  # a proxy-only node checks the cluster by this pin at join
+    join_token: str | None = field(default=None, repr=False)  # spent at a proxy's first start
 
 
 # --- value parsers ---------------------------------------------------------------------
@@ -301,6 +304,32 @@ def _cluster_name(value: object, text: bool) -> str:
     return s
 
 
+def _agent_name(value: object, text: bool) -> str:
+    s = _text(value, "a string")
+    if not _CLUSTER_NAME.fullmatch(s):
+        raise BadParameter(
+            f"invalid name {_show(s)}: use 1-63 characters of a-z, 0-9, '.' and '-', "
+            "starting with a letter or digit"
+        )
+    return s
+
+
+def _ca_pin(value: object, text: bool) -> str:
+    from proto.trust import parse_pin
+
+    return parse_pin(_text(value, 'a pin string "sha256:<hex>"'))
+
+
+def _join_token(value: object, text: bool) -> str:
+    # Never echo the value: it is a secret until it is spent.
+    if not isinstance(value, str):
+        raise _wrong_type("a join token string", value, show=False)
+    token = value.strip()
+    if not token or len(token) > 256 or not token.isascii() or not token.isprintable():
+        raise BadParameter("malformed join token; use the one `mezctl tokens add` printed")
+    return token
+
+
 def _dsn(value: object, text: bool) -> str:
     # Never echo the value: it may hold a password.
     if not isinstance(value, str):
@@ -319,7 +348,7 @@ def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("mezite"))
 
 
-def _default_cluster_name() -> str:
+def _default_host_name() -> str:
     """The host name, lowercased and made valid (so a host called "My_Laptop" works)."""
     name = re.sub(r"[^a-z0-9.-]+", "-", socket.gethostname().lower())
     name = name.lstrip(".-")[:63].rstrip(".-")
@@ -352,10 +381,12 @@ class _Setting:
 
 _SETTINGS: tuple[_Setting, ...] = (
     _Setting("data_dir", _path, default_factory=_default_data_dir),
-    _Setting("cluster_name", _cluster_name, default_factory=_default_cluster_name),
+    _Setting("cluster_name", _cluster_name, default_factory=_default_host_name),
     _Setting("roles", _roles, ROLES),
     _Setting("log_level", _choice(LOG_LEVELS, upper=True), "INFO"),
     _Setting("auth_server", _hostport(DEFAULT_AUTH_PORT)),
+    _Setting("ca_pin", _ca_pin),
+    _Setting("join_token", _join_token),
     _Setting(
         "auth.listen_addr", _hostport(DEFAULT_AUTH_PORT), HostPort(ANY_HOST, DEFAULT_AUTH_PORT)
     ),
@@ -376,6 +407,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("proxy.public_addr", _public_addr),
     _Setting("proxy.cert_file", _path),
     _Setting("proxy.key_file", _path),
+    _Setting("proxy.name", _agent_name, default_factory=_default_host_name),
     _Setting("backend.type", _choice(BACKEND_TYPES), "sqlite"),
     _Setting("backend.path", _path),  # None here; data_dir/backend.sqlite for sqlite
     _Setting("backend.dsn", _dsn),
@@ -562,11 +594,14 @@ def _build(layers: _Layers) -> ServerConfig:
             public_addr=layers.optional("proxy.public_addr", str),
             cert_file=layers.optional("proxy.cert_file", Path),
             key_file=layers.optional("proxy.key_file", Path),
+            name=layers.get("proxy.name", str),
         ),
         auth_server=layers.optional("auth_server", HostPort),
         backend=BackendConfig(
             type=backend_type, path=backend_path, dsn=layers.optional("backend.dsn", str)
         ),
+        ca_pin=layers.optional("ca_pin", str),
+        join_token=layers.optional("join_token", str),
     )
 
 
@@ -585,6 +620,13 @@ def _check(config: ServerConfig, layers: _Layers) -> None:
             f"but this node runs auth (roles {src('roles')})",
             hint='unset auth_server, or set roles = ["proxy"]',
         )
+    for key in ("ca_pin", "join_token"):
+        if "auth" in config.roles and getattr(config, key) is not None:
+            raise BadParameter(
+                f"{key} ({src(key)}) is only for a proxy-only node joining a cluster, "
+                f"but this node runs auth (roles {src('roles')})",
+                hint=f'unset {key}, or set roles = ["proxy"]',
+            )
 
     proxy = config.proxy
     if (proxy.cert_file is None) != (proxy.key_file is None):

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from proto.errors import BadParameter, ConnectionProblem
+from proto.files import ensure_private_dir
 from server.config import ServerConfig
 
 if TYPE_CHECKING:
@@ -27,10 +28,8 @@ async def serve(config: ServerConfig, stop: asyncio.Event) -> None:
     from server.backend import SQLiteBackend
 
     if "auth" not in config.roles:
-        raise BadParameter(
-            "a proxy without auth in the same process is not available in this version yet",
-            hint='run roles = ["auth", "proxy"] (the default) on one host',
-        )
+        await _serve_lone_proxy(config, stop)
+        return
     if config.backend.type != "sqlite" or config.backend.path is None:
         raise BadParameter("only the sqlite backend is available in this version")
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -54,6 +53,24 @@ async def serve(config: ServerConfig, stop: asyncio.Event) -> None:
             if proxy is not None:
                 await proxy.stop()
             await auth.stop()
+
+
+async def _serve_lone_proxy(config: ServerConfig, stop: asyncio.Event) -> None:
+    """The proxy alone: joined to (or rejoining) a remote auth service."""
+    from server.proxy import lone
+
+    ensure_private_dir(config.data_dir)
+    with _listen_errors(str(config.proxy.web_listen_addr)):
+        proxy, identity = await lone.start(config)
+    renewal = asyncio.create_task(lone.renew_forever(proxy, config, identity), name="renew")
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        renewal.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewal
+        await proxy.stop()
 
 
 @contextlib.contextmanager

@@ -389,7 +389,7 @@ class DeleteTokenResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class RegisterAgentRequest(_message.Message):
-    __slots__ = ("token", "name", "advertise_addrs", "ssh_public_key", "tls_public_key_pem", "labels")
+    __slots__ = ("token", "name", "advertise_addrs", "ssh_public_key", "tls_public_key_pem", "labels", "tls_server_public_key_pem")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -403,16 +403,18 @@ class RegisterAgentRequest(_message.Message):
     SSH_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     TLS_PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    TLS_SERVER_PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
     token: str
     name: str
     advertise_addrs: _containers.RepeatedScalarFieldContainer[str]
     ssh_public_key: str
     tls_public_key_pem: str
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, token: _Optional[str] = ..., name: _Optional[str] = ..., advertise_addrs: _Optional[_Iterable[str]] = ..., ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    tls_server_public_key_pem: str
+    def __init__(self, token: _Optional[str] = ..., name: _Optional[str] = ..., advertise_addrs: _Optional[_Iterable[str]] = ..., ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., tls_server_public_key_pem: _Optional[str] = ...) -> None: ...
 
 class AgentCredentials(_message.Message):
-    __slots__ = ("agent_id", "ssh_host_certificate", "tls_certificate_pem", "tls_ca_pem", "user_ca_keys", "host_ca_keys", "expires", "labels")
+    __slots__ = ("agent_id", "ssh_host_certificate", "tls_certificate_pem", "tls_ca_pem", "user_ca_keys", "host_ca_keys", "expires", "labels", "tls_server_certificate_pem")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -428,6 +430,7 @@ class AgentCredentials(_message.Message):
     HOST_CA_KEYS_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    TLS_SERVER_CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     ssh_host_certificate: str
     tls_certificate_pem: str
@@ -436,7 +439,8 @@ class AgentCredentials(_message.Message):
     host_ca_keys: _containers.RepeatedScalarFieldContainer[str]
     expires: float
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, agent_id: _Optional[str] = ..., ssh_host_certificate: _Optional[str] = ..., tls_certificate_pem: _Optional[str] = ..., tls_ca_pem: _Optional[str] = ..., user_ca_keys: _Optional[_Iterable[str]] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., expires: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    tls_server_certificate_pem: str
+    def __init__(self, agent_id: _Optional[str] = ..., ssh_host_certificate: _Optional[str] = ..., tls_certificate_pem: _Optional[str] = ..., tls_ca_pem: _Optional[str] = ..., user_ca_keys: _Optional[_Iterable[str]] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., expires: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., tls_server_certificate_pem: _Optional[str] = ...) -> None: ...
 
 class RegisterAgentResponse(_message.Message):
     __slots__ = ("credentials",)
@@ -476,12 +480,14 @@ class RegisterUsingIAMMethodResponse(_message.Message):
     def __init__(self, challenge: _Optional[str] = ..., credentials: _Optional[_Union[AgentCredentials, _Mapping]] = ...) -> None: ...
 
 class RenewHostCertsRequest(_message.Message):
-    __slots__ = ("ssh_public_key", "tls_public_key_pem")
+    __slots__ = ("ssh_public_key", "tls_public_key_pem", "tls_server_public_key_pem")
     SSH_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     TLS_PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    TLS_SERVER_PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
     ssh_public_key: str
     tls_public_key_pem: str
-    def __init__(self, ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ...) -> None: ...
+    tls_server_public_key_pem: str
+    def __init__(self, ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ..., tls_server_public_key_pem: _Optional[str] = ...) -> None: ...
 
 class RenewHostCertsResponse(_message.Message):
     __slots__ = ("credentials",)

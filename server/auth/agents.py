@@ -25,6 +25,8 @@ class AgentRecord:
     locked: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     roles: tuple[str, ...] = ()
+    # A proxy's advertised HOST:PORTs, the names its renewed certificates carry again.
+    addrs: tuple[str, ...] = ()
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -33,6 +35,7 @@ class AgentRecord:
     def decode(cls, value: bytes) -> AgentRecord:
         doc = json.loads(value)
         doc["roles"] = tuple(doc.get("roles", ()))
+        doc["addrs"] = tuple(doc.get("addrs", ()))
         return cls(**doc)
 
 

@@ -78,18 +78,21 @@ class JoinTokens:
     async def consume(self, text: str, expected_type: str | frozenset[str]) -> JoinToken:
         """Spend a token of ``expected_type`` (or one of several types)."""
         allowed = {expected_type} if isinstance(expected_type, str) else expected_type
+        # One error for every way a token can fail (wrong kind included): which way
+        # would tell a guesser that a token name exists.
+        failed = NotAuthenticated(TOKEN_FAILED)
         try:
             token = parse_token(text, "join token")
             item = await self._backend.get(TOKENS_PREFIX + token.name)
         except (NotFound, NotAuthenticated):
-            raise NotAuthenticated(TOKEN_FAILED) from None
+            raise failed from None
         doc = json.loads(item.value)
         if not secret_matches(token, doc["hash"]) or doc["type"] not in allowed:
-            raise NotAuthenticated(TOKEN_FAILED)
+            raise failed
         try:
             await self._backend.compare_and_delete(item)
         except (CompareFailed, NotFound):
-            raise NotAuthenticated(TOKEN_FAILED) from None
+            raise failed from None
         return self._decode(item)
 
     @staticmethod

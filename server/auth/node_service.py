@@ -14,20 +14,21 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from proto.clock import Clock
 from proto.errors import AccessDenied, AlreadyExists, BadParameter, MeziteError
+from proto.trust import PROXY_SERVER_NAME
 from proto.v1 import auth_pb2 as pb
 from server.audit import EVENT_CODES, new_event
 from server.auth.agents import AgentRecord, AgentStore
 from server.auth.auditing import Auditor
 from server.auth.ca import Authorities
 from server.auth.grpc_auth import Principal
-from server.auth.join_tokens import TOKEN_TYPES, JoinTokens, validate_labels
+from server.auth.join_tokens import JoinTokens, validate_labels
 from server.auth.nodes import NodeCatalog
 from server.auth.rbac import AccessChecker, load_checker
 from server.auth.roles import RoleStore
 from server.auth.router import CallContext
 from server.auth.sshcert import BACKDATE, SerialAllocator, parse_public_key, sign_host_cert
 from server.auth.users import UserStore
-from server.auth.x509 import issue_client_cert
+from server.auth.x509 import issue_client_cert, issue_server_cert
 
 log = logging.getLogger(__name__)
 
@@ -105,20 +106,27 @@ class NodeService:
         self._clock = clock
 
     async def _credentials(
-        self, record: AgentRecord, addrs: Sequence[str], ssh_key_line: str, tls_pem: str
+        self,
+        record: AgentRecord,
+        addrs: Sequence[str],
+        ssh_key_line: str,
+        tls_pem: str,
+        server_pem: str = "",
     ) -> pb.AgentCredentials:
         ssh_key = parse_public_key(ssh_key_line)
         tls_key = load_tls_public_key(tls_pem)
         now = self._clock.now()
         expires = int(now + HOST_CERT_TTL)
-        # The id (what `mez ssh` pins with HostKeyAlias), the name, name.cluster (what
-        # `mez config` blocks dial) and the advertised hosts.
-        principals = [
-            record.id,
-            record.name,
-            f"{record.name}.{self._cas.cluster_name}",
-            *dict.fromkeys(_host(a) for a in addrs),
-        ]
+        hosts = list(dict.fromkeys(_host(a) for a in addrs))
+        if record.kind == "proxy":
+            # What ProxyJump clients dial: "proxy" (the name `mez` checks) and the
+            # advertised hosts.
+            principals = [record.id, record.name, "proxy", *hosts]
+        else:
+            # The id (what `mez ssh` pins with HostKeyAlias), the name, name.cluster
+            # (what `mez config` blocks dial) and the advertised hosts.
+            principals = [record.id, record.name, f"{record.name}.{self._cas.cluster_name}"]
+            principals += hosts
         host_cert = sign_host_cert(
             self._cas.host_ssh,
             ssh_key,
@@ -139,6 +147,18 @@ class NodeService:
         )
         from cryptography.hazmat.primitives.serialization import Encoding
 
+        server_chain = ""
+        if record.kind == "proxy":
+            server_cert = issue_server_cert(
+                self._cas.host_x509,
+                load_tls_public_key(server_pem),
+                common_name=PROXY_SERVER_NAME,
+                names=list(dict.fromkeys([PROXY_SERVER_NAME, *hosts])),
+                now=now,
+                ttl=HOST_CERT_TTL,
+            )
+            server_chain = server_cert.public_bytes(Encoding.PEM).decode()
+            server_chain += self._cas.host_x509.cert_pem
         return pb.AgentCredentials(
             agent_id=record.id,
             ssh_host_certificate=host_cert,
@@ -148,6 +168,7 @@ class NodeService:
             host_ca_keys=[self._cas.host_ssh.public_line],
             expires=expires,
             labels=dict(record.labels),
+            tls_server_certificate_pem=server_chain,
         )
 
     async def register_agent(
@@ -160,13 +181,18 @@ class NodeService:
             addrs = validate_addrs(request.advertise_addrs)
             parse_public_key(request.ssh_public_key)
             load_tls_public_key(request.tls_public_key_pem)
+            # Only a proxy asks for a server certificate, and only a proxy token grants
+            # one: a node token cannot mint a certificate browsers would trust.
+            kind = "proxy" if request.tls_server_public_key_pem else "node"
+            if kind == "proxy":
+                load_tls_public_key(request.tls_server_public_key_pem)
             requested_labels = validate_labels(dict(request.labels))
-            if self._catalog.by_name(name) is not None:
+            if kind == "node" and self._catalog.by_name(name) is not None:
                 raise AlreadyExists(
                     f"a node named {name!r} is already registered",
                     hint="pick another --name",
                 )
-            token = await self._tokens.consume(request.token, TOKEN_TYPES)
+            token = await self._tokens.consume(request.token, kind)
         except MeziteError as err:
             self._audit.emit(
                 "join.failed", reason=err.message, peer=ctx.peer_addr, node=request.name[:64]
@@ -178,15 +204,21 @@ class NodeService:
             name=name,
             created=self._clock.now(),
             labels={**requested_labels, **token.labels},  # the token's labels win
+            addrs=tuple(addrs) if kind == "proxy" else (),
         )
         credentials = await self._credentials(
-            record, addrs, request.ssh_public_key, request.tls_public_key_pem
+            record,
+            addrs,
+            request.ssh_public_key,
+            request.tls_public_key_pem,
+            request.tls_server_public_key_pem,
         )
         await self._agents.create(record)
         self._audit.emit(
             "join",
             user=record.id,
             node=name,
+            kind=kind,
             method="token",
             token_name=token.name,
             peer=ctx.peer_addr,
@@ -202,13 +234,27 @@ class NodeService:
     async def renew_host_certs(
         self, request: pb.RenewHostCertsRequest, ctx: CallContext
     ) -> pb.RenewHostCertsResponse:
-        record = self._node(ctx.principal)
-        presence = self._catalog.presence.get(record.id)
-        addrs = [presence.addr] if presence else []
+        if ctx.principal.agent_kind == "proxy":
+            record = await self._agents.get(ctx.principal.name)
+            if not request.tls_server_public_key_pem:
+                raise BadParameter("a proxy renews its HTTPS server certificate too")
+            addrs: list[str] = list(record.addrs)
+        else:
+            record = self._node(ctx.principal)
+            if request.tls_server_public_key_pem:
+                raise BadParameter("only a proxy gets an HTTPS server certificate")
+            presence = self._catalog.presence.get(record.id)
+            addrs = [presence.addr] if presence else []
         credentials = await self._credentials(
-            record, addrs, request.ssh_public_key, request.tls_public_key_pem
+            record,
+            addrs,
+            request.ssh_public_key,
+            request.tls_public_key_pem,
+            request.tls_server_public_key_pem,
         )
-        self._audit.emit("cert.create", user=record.id, cert_type="host", node=record.name)
+        self._audit.emit(
+            "cert.create", user=record.id, cert_type="host", node=record.name, kind=record.kind
+        )
         return pb.RenewHostCertsResponse(credentials=credentials)
 
     async def heartbeat(self, stream: Any, ctx: CallContext) -> None:

@@ -18,6 +18,8 @@ from proto.errors import Internal
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
+RELOAD_GRACE = 5.0  # seconds calls in flight on the old channel may take
+
 
 class AuthGateway(Protocol):
     async def call(
@@ -118,6 +120,14 @@ class GrpcAuthGateway:
             )
         except grpc.RpcError as err:
             raise translate(err, self.addr) from err
+
+    async def set_identity(self, ca_pem: bytes, identity: ClientIdentity) -> None:
+        """Renewed credentials: the next call dials with them; calls in flight on the old
+        channel get a few seconds to finish."""
+        old, self._client = self._client, None
+        self._ca_pem, self._identity = ca_pem, identity
+        if old is not None:
+            await old.close(grace=RELOAD_GRACE)
 
     async def close(self) -> None:
         if self._client is not None:

@@ -17,7 +17,7 @@ from proto.client import AsyncAuthClient, ClientIdentity
 from proto.files import write_private
 from server.config import ServerConfig
 from server.proxy.app import create_app
-from server.proxy.gateway import GrpcAuthGateway
+from server.proxy.gateway import RELOAD_GRACE, GrpcAuthGateway
 from server.proxy.settings import ProxySettings
 from server.proxy.webserver import WebServerHandle, serve_web
 
@@ -132,11 +132,9 @@ class ProxyService:
         from server.proxy.ssh_router import NodeDirectory, ProxySSHRouter
 
         directory = self._creds.directory
-        client = AsyncAuthClient(self._auth_addr, self._creds.ca_pem, self._creds.identity())
-        self._client = client
-        self._audit = AuditForwarder(lambda: client)
+        self._audit = AuditForwarder(self.auth_client)
         self._audit_task = asyncio.create_task(self._audit.run())
-        nodes = NodeDirectory(lambda: _list_nodes(client), self._cluster)
+        nodes = NodeDirectory(lambda: _list_nodes(self.auth_client()), self._cluster)
         user_ca = (directory / "user_ca.pub").read_text().splitlines()
         self.ssh = ProxySSHRouter(
             host_key=asyncssh.import_private_key((directory / "ssh_host_key").read_bytes()),
@@ -149,6 +147,36 @@ class ProxyService:
         )
         listen = self._config.proxy.ssh_listen_addr
         await self.ssh.start(listen.host, listen.port)
+
+    def auth_client(self) -> AsyncAuthClient:
+        """The proxy's own channel to auth (its certificate identity), made on first use
+        and again after ``reload``."""
+        if self._client is None:
+            creds = self._creds
+            self._client = AsyncAuthClient(self._auth_addr, creds.ca_pem, creds.identity())
+        return self._client
+
+    async def reload(self, creds: ProxyCredentials) -> None:
+        """Serve renewed credentials: new HTTPS and SSH handshakes and new calls to auth
+        use them; connections already open keep theirs."""
+        import asyncssh
+
+        directory = creds.directory
+        host_key = asyncssh.import_private_key((directory / "ssh_host_key").read_bytes())
+        host_cert = asyncssh.import_certificate((directory / "ssh_host_key-cert.pub").read_bytes())
+        user_ca = (directory / "user_ca.pub").read_text().splitlines()
+        self._creds = creds
+        if self.web is not None and self._config.proxy.cert_file is None:
+            self.web.load_cert_chain(directory / "web.pem", directory / "web.key")
+        if self.ssh is not None:
+            self.ssh.set_host_credentials(host_key, host_cert)
+            self.ssh.trusted.replace(user_ca)
+        if self._gateway is not None:
+            await self._gateway.set_identity(creds.ca_pem, creds.identity())
+        old, self._client = self._client, None
+        if old is not None:
+            await old.close(grace=RELOAD_GRACE)
+        log.info("proxy credentials reloaded from %s", directory)
 
     @property
     def ssh_addr(self) -> str:

@@ -221,6 +221,7 @@ class ProxySSHRouter:
         self._host_cert = host_cert
         self._server: asyncio.AbstractServer | None = None
         self._refresher: asyncio.Task[None] | None = None
+        self._current: asyncssh.SSHServerConnectionOptions | None = None
         self.port = 0
 
     def _options(self) -> asyncssh.SSHServerConnectionOptions:
@@ -243,15 +244,21 @@ class ProxySSHRouter:
             login_timeout=60,
         )
 
+    def set_host_credentials(self, key: asyncssh.SSHKey, cert: asyncssh.SSHCertificate) -> None:
+        """A renewed host key and certificate, used from the next connection on."""
+        self._host_key, self._host_cert = key, cert
+        self._current = self._options()
+        log.info("proxy SSH host certificate replaced")
+
     async def start(self, host: str, port: int) -> None:
         self._refresher = asyncio.create_task(self.directory.run())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.directory.ready.wait(), 10)
         loop = asyncio.get_running_loop()
-        options = self._options()
+        self._current = self._options()
 
         def factory() -> _Connection:
-            return _Connection(loop, options, self)
+            return _Connection(loop, self._current, self)
 
         self._server = await loop.create_server(factory, host, port)
         self.port = int(self._server.sockets[0].getsockname()[1])

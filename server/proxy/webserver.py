@@ -59,6 +59,13 @@ class WebServerHandle:
     _task: asyncio.Task[None] = field(repr=False)
     _sock: socket.socket = field(repr=False)
 
+    def load_cert_chain(self, cert_file: Path, key_file: Path) -> None:
+        """Serve a renewed certificate from the next handshake on (uvicorn hands its one
+        SSLContext to the listener, and a context takes a new chain in place)."""
+        context = self._server.config.ssl
+        assert context is not None
+        context.load_cert_chain(cert_file, key_file)
+
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (up to a few seconds), close."""
         self._server.should_exit = True

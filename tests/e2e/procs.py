@@ -59,33 +59,27 @@ class AuthProcess:
 
 
 @contextmanager
-def mezctl_start(data_dir: Path, *extra: str, cluster: str = "e2e") -> Iterator[AuthProcess]:
-    log = data_dir.parent / f"{data_dir.name}-auth.log"
+def mezctl_start(
+    data_dir: Path, *extra: str, cluster: str = "e2e", roles: str = "auth,proxy"
+) -> Iterator[AuthProcess]:
+    """`mezctl start` on 127.0.0.1 port 0. With roles "proxy", ``extra`` carries what the
+    lone proxy needs (--auth-server, and --token and --ca-pin at its first start)."""
+    log = data_dir.parent / f"{data_dir.name}-{roles.replace(',', '-')}.log"
+    listen = ["--web-listen", "127.0.0.1:0", "--proxy-ssh-listen", "127.0.0.1:0"]
+    if "auth" in roles:
+        listen += ["--listen", "127.0.0.1:0", "--cluster-name", cluster]
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [
-                str(BIN / "mezctl"),
-                "start",
-                "--data-dir",
-                str(data_dir),
-                "--listen",
-                "127.0.0.1:0",
-                "--web-listen",
-                "127.0.0.1:0",
-                "--proxy-ssh-listen",
-                "127.0.0.1:0",
-                "--cluster-name",
-                cluster,
-                *extra,
-            ],
+            [BIN / "mezctl", "start", "--data-dir", data_dir, "--roles", roles, *listen, *extra],
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
         )
     running = AuthProcess(proc, data_dir, log)
+    ready = [f"{role}.json" for role in roles.split(",")]
     try:
         deadline = time.monotonic() + 30
-        while not all((data_dir / f).exists() for f in ("auth.json", "proxy.json")):
+        while not all((data_dir / f).exists() for f in ready):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"mezctl start failed:\n{log.read_text()}")
             time.sleep(0.05)

@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives.serialization import SSHCertificate, load_ssh_public_identity
 
 from agent import bot
-from agent.keys import new_node_keys
 from proto.errors import AccessDenied, BadParameter, NotAuthenticated
+from proto.keys import new_node_keys
 from proto.v1 import auth_pb2 as pb
 from tests.integration.conftest import audit_events
 from tests.integration.test_nodes import new_token, register

@@ -13,11 +13,11 @@ import pytest
 
 from agent.identity import NodeIdentity
 from agent.join import JoinRequest, join
-from agent.keys import new_node_keys
 from agent.presence import Heartbeat
 from proto.client import AsyncAuthClient, ClientIdentity
 from proto.clock import FakeClock
 from proto.errors import AlreadyExists, NotAuthenticated, TrustFailure
+from proto.keys import new_node_keys
 from proto.v1 import auth_pb2 as pb
 from tests.integration.conftest import add_user, audit_events, keys_under, login
 from tests.servers import LoopThread, RunningAuth
@@ -118,13 +118,6 @@ def test_bad_tokens_get_one_error_and_change_nothing(auth: RunningAuth, clock: F
     assert len(keys_under(auth, "agents/")) == 2  # local-admin and "first"
     assert keys_under(auth, "tokens/") == [f"tokens/{kept.split('.')[0]}"]
     assert len(audit_events(auth, "join.failed")) == 5
-
-
-def test_a_proxy_token_registers_a_proxy_not_a_node(auth: RunningAuth) -> None:
-    creds = register(auth, new_token(auth, type="proxy"), "proxy-1").credentials
-    record = auth.call(lambda: auth.server.agents.get(creds.agent_id))
-    assert record.kind == "proxy"
-    assert auth.server.catalog.get(creds.agent_id) is None
 
 
 def test_a_bad_request_does_not_spend_the_token(auth: RunningAuth) -> None:

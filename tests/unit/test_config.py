@@ -522,6 +522,38 @@ def test_cert_files_must_exist(tmp_path: Path) -> None:
     assert "does not exist" in err.message
 
 
+PIN = "sha256:" + "ab" * 32
+TOKEN = "0123456789abcdef.secret-part-of-the-token"
+
+
+def test_a_proxy_joins_with_token_pin_and_name_from_any_layer(tmp_path: Path) -> None:
+    file = write(
+        tmp_path,
+        f'roles = ["proxy"]\nauth_server = "auth.example.com"\nca_pin = "{PIN.upper()}"\n'
+        '[proxy]\nname = "edge-1"\n',
+    )
+    config = resolve(file, {"MEZITE_JOIN_TOKEN": TOKEN})
+    assert (config.ca_pin, config.join_token, config.proxy.name) == (PIN, TOKEN, "edge-1")
+    assert "secret-part" not in repr(config)
+    assert resolve(file).join_token is None
+    assert resolve(flags={"roles": "auth"}).proxy.name == "build-host"  # from the host name
+
+
+def test_join_settings_are_only_for_a_proxy_only_node() -> None:
+    for key, value in (("ca_pin", PIN), ("join_token", TOKEN)):
+        err = bad(flags={key: value})
+        assert key in err.message and "runs auth" in err.message
+        assert "secret-part" not in err.message + (err.hint or "")
+
+
+def test_bad_join_settings_are_refused_without_echoing_the_token() -> None:
+    proxy = {"roles": "proxy", "auth_server": "auth.example.com"}
+    assert "invalid CA pin" in bad(flags={**proxy, "ca_pin": "sha1:abc"}).message
+    err = bad(flags={**proxy, "join_token": "secret-part\n" + "x" * 300})
+    assert "join_token" in err.message and "secret-part" not in err.message
+    assert "proxy.name" in bad(flags={**proxy, "proxy.name": "Edge_1"}).message
+
+
 DSN = "postgresql://mezite:hunter2-secret@db.example/mezite"
 
 

@@ -1,5 +1,6 @@
-"""Fresh key pairs for a node: an Ed25519 SSH host key and an ECDSA P-256 TLS key,
-generated here so that private keys never leave the machine."""
+"""Fresh key pairs for an agent (a node or a proxy): an Ed25519 SSH host key and ECDSA
+P-256 TLS keys, generated where they are used so that private keys never leave the
+machine."""
 
 from __future__ import annotations
 
@@ -17,9 +18,29 @@ class NodeKeys:
     tls_public_pem: str
 
 
+@dataclass(frozen=True)
+class TLSKey:
+    private_pem: str = field(repr=False)
+    public_pem: str
+
+
+def new_tls_key() -> TLSKey:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return TLSKey(
+        private_pem=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode(),
+        public_pem=key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode(),
+    )
+
+
 def new_node_keys() -> NodeKeys:
     ssh_key = ed25519.Ed25519PrivateKey.generate()
-    tls_key = ec.generate_private_key(ec.SECP256R1())
+    tls_key = new_tls_key()
     return NodeKeys(
         ssh_private_pem=ssh_key.private_bytes(
             serialization.Encoding.PEM,
@@ -29,12 +50,6 @@ def new_node_keys() -> NodeKeys:
         ssh_public_line=ssh_key.public_key()
         .public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
         .decode(),
-        tls_private_pem=tls_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode(),
-        tls_public_pem=tls_key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode(),
+        tls_private_pem=tls_key.private_pem,
+        tls_public_pem=tls_key.public_pem,
     )

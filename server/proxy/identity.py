@@ -1,0 +1,151 @@
+"""A proxy's identity when it runs without auth in its process (``roles = ["proxy"]``).
+
+It joins once with a proxy-type token and the cluster's CA pin, like ``mezd join``; every
+later start reuses what auth issued, and the running proxy renews it before it lapses.
+
+Layout under ``<data dir>/proxy-identity/`` (0700)::
+
+    current -> gen-<n>        a symlink, replaced atomically
+    gen-<n>/identity.json     who we are, the cluster and its pin, when the certs expire
+    gen-<n>/key.pem cert.pem  the client identity auth knows us by (kind proxy)
+    gen-<n>/ca.pem            the host X.509 CA
+    gen-<n>/web.key web.pem   the HTTPS server key and certificate chain
+    gen-<n>/ssh_host_key ssh_host_key-cert.pub user_ca.pub
+
+A generation is written in full before ``current`` points at it, so a crash during a
+renewal leaves the previous, matching set in use: a key never meets another's cert.
+The files are the ones ``ProxyCredentials`` reads for an in-process proxy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from proto.errors import BadParameter, NotFound
+from proto.files import ensure_private_dir, write_private
+from proto.keys import NodeKeys, TLSKey
+
+if TYPE_CHECKING:
+    from proto.v1 import auth_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+IDENTITY_DIR = "proxy-identity"
+CURRENT = "current"
+IDENTITY_FILE = "identity.json"
+_GEN_RE = re.compile(r"gen-([0-9]{1,12})")
+
+
+@dataclass(frozen=True)
+class ProxyIdentity:
+    agent_id: str
+    name: str
+    cluster_name: str
+    ca_pin: str
+    expires: float
+    directory: Path  # the generation directory holding the files
+
+
+@dataclass(frozen=True)
+class IssuedKeys:
+    """The private halves of what auth certified, generated on this machine."""
+
+    node: NodeKeys
+    web: TLSKey
+
+    def renewal_request(self) -> pb.RenewHostCertsRequest:
+        from proto.v1 import auth_pb2 as pb
+
+        return pb.RenewHostCertsRequest(
+            ssh_public_key=self.node.ssh_public_line,
+            tls_public_key_pem=self.node.tls_public_pem,
+            tls_server_public_key_pem=self.web.public_pem,
+        )
+
+
+def new_keys() -> IssuedKeys:
+    from proto.keys import new_node_keys, new_tls_key
+
+    return IssuedKeys(node=new_node_keys(), web=new_tls_key())
+
+
+def identity_root(data_dir: Path) -> Path:
+    return data_dir / IDENTITY_DIR
+
+
+def load(data_dir: Path) -> ProxyIdentity | None:
+    """The current identity, or None when this proxy has not joined yet."""
+    root = identity_root(data_dir)
+    current = root / CURRENT
+    if not current.is_symlink():
+        return None
+    ensure_private_dir(root)
+    directory = root / os.readlink(current)
+    try:
+        doc = json.loads((directory / IDENTITY_FILE).read_text())
+    except FileNotFoundError:
+        raise NotFound(
+            f"{current} points at a missing identity",
+            hint=f"move {root} away and join again with a fresh proxy token",
+        ) from None
+    return ProxyIdentity(directory=directory, **doc)
+
+
+def save(
+    data_dir: Path,
+    keys: IssuedKeys,
+    creds: pb.AgentCredentials,
+    *,
+    name: str,
+    cluster_name: str,
+    ca_pin: str,
+) -> ProxyIdentity:
+    """Write a new generation from auth's answer, switch ``current`` to it and drop the
+    generations before it."""
+    if not creds.tls_server_certificate_pem:
+        raise BadParameter("auth issued no HTTPS server certificate for this proxy")
+    root = ensure_private_dir(identity_root(data_dir))
+    generations = sorted(
+        int(m.group(1)) for p in root.iterdir() if (m := _GEN_RE.fullmatch(p.name))
+    )
+    number = (generations[-1] + 1) if generations else 1
+    directory = root / f"gen-{number}"
+    if directory.exists():
+        shutil.rmtree(directory)
+    ensure_private_dir(directory)
+    identity = ProxyIdentity(
+        agent_id=creds.agent_id,
+        name=name,
+        cluster_name=cluster_name,
+        ca_pin=ca_pin,
+        expires=creds.expires,
+        directory=directory,
+    )
+    files = {
+        "key.pem": keys.node.tls_private_pem,
+        "cert.pem": creds.tls_certificate_pem,
+        "ca.pem": creds.tls_ca_pem,
+        "web.key": keys.web.private_pem,
+        "web.pem": creds.tls_server_certificate_pem,
+        "ssh_host_key": keys.node.ssh_private_pem,
+        "ssh_host_key-cert.pub": creds.ssh_host_certificate + "\n",
+        "user_ca.pub": "".join(line + "\n" for line in creds.user_ca_keys),
+    }
+    for filename, content in files.items():
+        write_private(directory / filename, content)
+    doc = {k: v for k, v in asdict(identity).items() if k != "directory"}
+    write_private(directory / IDENTITY_FILE, json.dumps(doc, indent=2, sort_keys=True))
+    link = root / f".{CURRENT}.{number}"
+    link.unlink(missing_ok=True)
+    link.symlink_to(directory.name)
+    os.replace(link, root / CURRENT)
+    for old in generations:
+        shutil.rmtree(root / f"gen-{old}", ignore_errors=True)
+    return identity

@@ -1,0 +1,168 @@
+"""A proxy without auth in its process (``mezctl start --roles proxy``).
+
+It joins the cluster at its first start with a proxy-type token and the CA pin (checked
+before the token is sent, so a wrong server never sees it), then serves the web API and
+SSH routing with the certificates auth issued, and renews them over mTLS when a third of
+their lifetime is left. Later starts need neither token nor pin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+
+from proto.addr import ANY_HOST, HostPort, is_dns_name
+from proto.backoff import Backoff, jittered
+from proto.errors import BadParameter, NotAuthenticated
+from server.config import DEFAULT_SSH_PORT, DEFAULT_WEB_PORT, ServerConfig
+from server.proxy import identity as store
+from server.proxy.identity import ProxyIdentity
+from server.proxy.service import ProxyCredentials, ProxyService
+
+log = logging.getLogger(__name__)
+
+
+def advertised(config: ServerConfig) -> list[str]:
+    """What the proxy's certificates name: its public address, its listen hosts, and the
+    machine's name when it listens on every interface. Only hosts go into certificates;
+    a port 0 (bound at start) is written as the default port."""
+    proxy = config.proxy
+    hosts: list[HostPort] = []
+    if proxy.public_addr:
+        hosts.append(HostPort.parse(proxy.public_addr, 443))
+    for listen, default in (
+        (proxy.web_listen_addr, DEFAULT_WEB_PORT),
+        (proxy.ssh_listen_addr, DEFAULT_SSH_PORT),
+    ):
+        port = listen.port or default
+        if listen.host in (ANY_HOST, "::", ""):
+            hosts.append(HostPort("127.0.0.1", port))
+            name = socket.gethostname().lower()
+            if name and is_dns_name(name):
+                hosts.append(HostPort(name, port))
+        else:
+            hosts.append(HostPort(listen.host, port))
+    return list(dict.fromkeys(str(h) for h in hosts))
+
+
+def _join(config: ServerConfig) -> ProxyIdentity:
+    from proto.bootstrap import fetch_ca_by_pin
+    from proto.client import AuthClient
+    from proto.v1 import auth_pb2 as pb
+
+    assert config.auth_server is not None and config.join_token and config.ca_pin
+    addr = str(config.auth_server)
+    ca_pem = fetch_ca_by_pin(addr, config.ca_pin)
+    keys = store.new_keys()
+    request = pb.RegisterAgentRequest(
+        token=config.join_token,
+        name=config.proxy.name,
+        advertise_addrs=advertised(config),
+        ssh_public_key=keys.node.ssh_public_line,
+        tls_public_key_pem=keys.node.tls_public_pem,
+        tls_server_public_key_pem=keys.web.public_pem,
+    )
+    with AuthClient(addr, ca_pem.encode()) as client:
+        cluster = client.call("Ping", pb.PingRequest()).cluster_name
+        try:
+            reply = client.call("RegisterAgent", request)
+        except NotAuthenticated as err:
+            raise NotAuthenticated(
+                err.message,
+                hint="a proxy joins with a token from `mezctl tokens add --type proxy`, "
+                "and each token works once",
+            ) from err
+    identity = store.save(
+        config.data_dir,
+        keys,
+        reply.credentials,
+        name=config.proxy.name,
+        cluster_name=cluster,
+        ca_pin=config.ca_pin,
+    )
+    log.info("proxy %s joined cluster %s (%s)", identity.name, cluster, identity.agent_id)
+    return identity
+
+
+async def join_or_load(config: ServerConfig) -> ProxyIdentity:
+    existing = store.load(config.data_dir)
+    if existing is None:
+        if not config.join_token or not config.ca_pin:
+            raise BadParameter(
+                "this proxy has not joined a cluster yet: its first start needs join_token "
+                "and ca_pin",
+                hint="on the auth host, `mezctl tokens add --type proxy` prints the whole "
+                "command line",
+            )
+        return await asyncio.to_thread(_join, config)
+    if config.ca_pin and config.ca_pin != existing.ca_pin:
+        raise BadParameter(
+            f"this proxy joined the cluster with pin {existing.ca_pin}, not {config.ca_pin}",
+            hint=f"unset ca_pin, or move {store.identity_root(config.data_dir)} away and "
+            "join again",
+        )
+    if existing.expires <= time.time():
+        raise NotAuthenticated(
+            f"this proxy's certificates expired at {time.ctime(existing.expires)} while it "
+            "was stopped",
+            hint=f"move {store.identity_root(config.data_dir)} away and join again with a "
+            "fresh `mezctl tokens add --type proxy`",
+        )
+    if config.join_token:
+        log.info("already joined cluster %s; the join token was not used", existing.cluster_name)
+    return existing
+
+
+def credentials(identity: ProxyIdentity) -> ProxyCredentials:
+    return ProxyCredentials(directory=identity.directory, agent_id=identity.agent_id)
+
+
+async def renew_once(
+    proxy: ProxyService, config: ServerConfig, identity: ProxyIdentity
+) -> ProxyIdentity:
+    keys = store.new_keys()
+    reply = await proxy.auth_client().call("RenewHostCerts", keys.renewal_request())
+    fresh = store.save(
+        config.data_dir,
+        keys,
+        reply.credentials,
+        name=identity.name,
+        cluster_name=identity.cluster_name,
+        ca_pin=identity.ca_pin,
+    )
+    await proxy.reload(credentials(fresh))
+    log.info("renewed proxy certificates (valid until %s)", time.ctime(fresh.expires))
+    return fresh
+
+
+async def renew_forever(proxy: ProxyService, config: ServerConfig, identity: ProxyIdentity) -> None:
+    backoff = Backoff(base=5.0, cap=300.0)
+    while True:
+        # When a third of the remaining lifetime is left, with jitter.
+        remaining = identity.expires - time.time()
+        await asyncio.sleep(jittered(max(remaining * 2 / 3, 1.0), 0.1))
+        while True:
+            try:
+                identity = await renew_once(proxy, config, identity)
+                break
+            except Exception as exc:
+                delay = backoff.next()
+                log.warning("proxy certificate renewal failed (%s); retrying in %.0fs", exc, delay)
+                await asyncio.sleep(delay)
+        backoff.reset()
+
+
+async def start(config: ServerConfig) -> tuple[ProxyService, ProxyIdentity]:
+    identity = await join_or_load(config)
+    assert config.auth_server is not None
+    proxy = ProxyService(
+        config,
+        str(config.auth_server),
+        credentials(identity),
+        identity.cluster_name,
+        identity.ca_pin,
+    )
+    await proxy.start()
+    return proxy, identity
