@@ -9,6 +9,7 @@ their lifetime is left. Later starts need neither token nor pin.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import time
@@ -37,14 +38,21 @@ def advertised(config: ServerConfig) -> list[str]:
         (proxy.ssh_listen_addr, DEFAULT_SSH_PORT),
     ):
         port = listen.port or default
-        if listen.host in (ANY_HOST, "::", ""):
-            hosts.append(HostPort("127.0.0.1", port))
-            name = socket.gethostname().lower()
-            if name and is_dns_name(name):
-                hosts.append(HostPort(name, port))
-        else:
-            hosts.append(HostPort(listen.host, port))
+        everywhere = listen.host in (ANY_HOST, "::", "")
+        hosts.append(HostPort("127.0.0.1" if everywhere else listen.host, port))
+        if everywhere or _is_loopback(listen.host):
+            hosts.append(HostPort("localhost", port))
+        name = socket.gethostname().lower()
+        if everywhere and name and is_dns_name(name):
+            hosts.append(HostPort(name, port))
     return list(dict.fromkeys(str(h) for h in hosts))
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _join(config: ServerConfig) -> ProxyIdentity:
@@ -91,8 +99,8 @@ async def join_or_load(config: ServerConfig) -> ProxyIdentity:
     if existing is None:
         if not config.join_token or not config.ca_pin:
             raise BadParameter(
-                "this proxy has not joined a cluster yet: its first start needs join_token "
-                "and ca_pin",
+                "this proxy has not joined a cluster yet: its first start needs a join "
+                "token (--token, join_token) and the CA pin (--ca-pin, ca_pin)",
                 hint="on the auth host, `mezctl tokens add --type proxy` prints the whole "
                 "command line",
             )
