@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RUNTIME_FILE = "proxy.json"
+OPERATOR_CERT_POLL = 60.0  # seconds between looks at an operator's certificate files
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,12 @@ class ProxyCredentials:
     @property
     def ca_pem(self) -> bytes:
         return (self.directory / "ca.pem").read_bytes()
+
+
+def _stamp(*paths: Path) -> tuple[object, ...]:
+    """What changes when a file is rewritten or replaced."""
+    stats = [path.stat() for path in paths]
+    return tuple((st.st_ino, st.st_mtime_ns, st.st_size) for st in stats)
 
 
 def _dial(host: str, port: int) -> str:
@@ -83,6 +91,8 @@ class ProxyService:
         self._audit: AuditForwarder | None = None
         self._audit_task: asyncio.Task[None] | None = None
         self._client: AsyncAuthClient | None = None
+        self._operator_stamp: tuple[object, ...] = ()
+        self._cert_watch: asyncio.Task[None] | None = None
 
     def public_origin(self, port: int) -> str:
         public = self._config.proxy.public_addr
@@ -105,6 +115,9 @@ class ProxyService:
             await holder["app"](scope, receive, send)  # type: ignore[operator]
 
         self.web = await serve_web(app, listen.host, listen.port, cert_file, key_file)
+        if proxy.cert_file is not None:
+            self._operator_stamp = _stamp(cert_file, key_file)
+            self._cert_watch = asyncio.create_task(self._watch_operator_cert())
         settings = ProxySettings(
             cluster_name=self._cluster,
             auth_addr=self._auth_addr,
@@ -148,6 +161,39 @@ class ProxyService:
         listen = self._config.proxy.ssh_listen_addr
         await self.ssh.start(listen.host, listen.port)
 
+    async def _watch_operator_cert(self) -> None:
+        while True:
+            await asyncio.sleep(OPERATOR_CERT_POLL)
+            self.reload_operator_cert()
+
+    def reload_operator_cert(self) -> bool:
+        """Serve the operator's certificate files again if they changed (an ACME client
+        replaces them in place). A pair that does not load, half written or mismatched,
+        is logged and the served one kept; it is tried again once the files change."""
+        proxy = self._config.proxy
+        assert proxy.cert_file is not None and proxy.key_file is not None
+        assert self.web is not None
+        try:
+            stamp = _stamp(proxy.cert_file, proxy.key_file)
+        except OSError as exc:
+            log.warning("cannot read the proxy certificate files: %s", exc)
+            return False
+        if stamp == self._operator_stamp:
+            return False
+        self._operator_stamp = stamp
+        try:
+            self.web.load_cert_chain(proxy.cert_file, proxy.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            log.warning(
+                "%s and %s do not load (%s); still serving the previous certificate",
+                proxy.cert_file,
+                proxy.key_file,
+                exc,
+            )
+            return False
+        log.info("proxy HTTPS certificate reloaded from %s", proxy.cert_file)
+        return True
+
     def auth_client(self) -> AsyncAuthClient:
         """The proxy's own channel to auth (its certificate identity), made on first use
         and again after ``reload``."""
@@ -190,6 +236,10 @@ class ProxyService:
 
     async def stop(self) -> None:
         (self._config.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
+        if self._cert_watch is not None:
+            self._cert_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._cert_watch
         if self.web is not None:
             await self.web.stop()
             self.web = None

@@ -60,8 +60,14 @@ class WebServerHandle:
     _sock: socket.socket = field(repr=False)
 
     def load_cert_chain(self, cert_file: Path, key_file: Path) -> None:
-        """Serve a renewed certificate from the next handshake on (uvicorn hands its one
-        SSLContext to the listener, and a context takes a new chain in place)."""
+        """Serve a new certificate from the next handshake on (uvicorn hands its one
+        SSLContext to the listener, and a context takes a new chain in place).
+
+        The pair is tried on a scratch context first: a live context whose load failed
+        half way would hold the new certificate with the old key and fail every
+        handshake. Raises ``OSError`` or ``ssl.SSLError`` and keeps serving the old
+        pair when the new one does not load."""
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file)
         context = self._server.config.ssl
         assert context is not None
         context.load_cert_chain(cert_file, key_file)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -376,3 +376,50 @@ def test_renewal_keys_must_match_the_agent_kind(auth: RunningAuth, tmp_path: Pat
             ),
         )
     assert len(audit_events(auth, "cert.create")) == issued
+
+
+def test_an_operator_certificate_is_served_and_reloaded_when_replaced(
+    auth: RunningAuth, tmp_path: Path
+) -> None:
+    from tests.integration.proxy_fixtures import issue_proxy_tls
+
+    first = issue_proxy_tls(auth, tmp_path / "acme-1")
+    second = issue_proxy_tls(auth, tmp_path / "acme-2")
+    live_cert, live_key = tmp_path / "live.pem", tmp_path / "live.key"
+    live_cert.write_bytes(first.cert_file.read_bytes())
+    live_key.write_bytes(first.key_file.read_bytes())
+    config = proxy_config(
+        auth,
+        tmp_path / "proxy",
+        join_token=new_token(auth, "proxy"),
+        ca_pin=pin(auth),
+        **{"proxy.cert_file": live_cert, "proxy.key_file": live_key},
+    )
+
+    def serial(path: Path) -> int:
+        return x509.load_pem_x509_certificates(path.read_bytes())[0].serial_number
+
+    with lone_proxy(auth, config) as proxy:
+        assert proxy.web_cert().serial_number == serial(first.cert_file)
+        assert proxy.loop.run(_async(proxy.service.reload_operator_cert)) is False  # unchanged
+        # An ACME client replaces both files.
+        live_cert.write_bytes(second.cert_file.read_bytes())
+        live_key.write_bytes(second.key_file.read_bytes())
+        assert proxy.loop.run(_async(proxy.service.reload_operator_cert)) is True
+        assert proxy.web_cert().serial_number == serial(second.cert_file)
+        # A half-written pair (new certificate, key not yet) is not served.
+        live_cert.write_bytes(first.cert_file.read_bytes())
+        assert proxy.loop.run(_async(proxy.service.reload_operator_cert)) is False
+        assert proxy.web_cert().serial_number == serial(second.cert_file)
+        with proxy.http() as http:
+            assert http.get("/healthz").status_code == 200
+        # Renewing the proxy's own certificates leaves the operator's in place.
+        proxy.renew()
+        assert proxy.web_cert().serial_number == serial(second.cert_file)
+        live_key.write_bytes(first.key_file.read_bytes())  # the pair is whole again
+        assert proxy.loop.run(_async(proxy.service.reload_operator_cert)) is True
+        assert proxy.web_cert().serial_number == serial(first.cert_file)
+
+
+async def _async(fn: Callable[[], bool]) -> bool:
+    return fn()  # on the proxy's loop, where its TLS context lives
