@@ -9,12 +9,13 @@ import signal
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from proto.errors import BadParameter, ConnectionProblem
+from proto.errors import ConnectionProblem
 from proto.files import ensure_private_dir
 from server.config import ServerConfig
 
 if TYPE_CHECKING:
     from server.auth.server import AuthServer
+    from server.backend import Backend
     from server.proxy.service import ProxyService
 
 log = logging.getLogger(__name__)
@@ -25,16 +26,13 @@ AUDIT_FILE = "audit.sqlite"
 async def serve(config: ServerConfig, stop: asyncio.Event) -> None:
     from server.audit import SQLiteAuditLog
     from server.auth.server import AuthServer
-    from server.backend import SQLiteBackend
 
     if "auth" not in config.roles:
         await _serve_lone_proxy(config, stop)
         return
-    if config.backend.type != "sqlite" or config.backend.path is None:
-        raise BadParameter("only the sqlite backend is available in this version")
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     async with (
-        SQLiteBackend(config.backend.path) as backend,
+        _backend(config) as backend,
         SQLiteAuditLog(config.data_dir / AUDIT_FILE) as audit_log,
     ):
         await backend.start()
@@ -53,6 +51,19 @@ async def serve(config: ServerConfig, stop: asyncio.Event) -> None:
             if proxy is not None:
                 await proxy.stop()
             await auth.stop()
+
+
+def _backend(config: ServerConfig) -> Backend:
+    """The configured store, not yet open (``async with`` opens it)."""
+    if config.backend.type == "postgres":
+        from server.backend.postgres import PostgresBackend
+
+        assert config.backend.dsn is not None  # resolve_config requires it
+        return PostgresBackend(config.backend.dsn)
+    from server.backend import SQLiteBackend
+
+    assert config.backend.path is not None
+    return SQLiteBackend(config.backend.path)
 
 
 async def _serve_lone_proxy(config: ServerConfig, stop: asyncio.Event) -> None:

@@ -60,7 +60,11 @@ class AuthProcess:
 
 @contextmanager
 def mezctl_start(
-    data_dir: Path, *extra: str, cluster: str = "e2e", roles: str = "auth,proxy"
+    data_dir: Path,
+    *extra: str,
+    cluster: str = "e2e",
+    roles: str = "auth,proxy",
+    env: dict[str, str] | None = None,
 ) -> Iterator[AuthProcess]:
     """`mezctl start` on 127.0.0.1 port 0. With roles "proxy", ``extra`` carries what the
     lone proxy needs (--auth-server, and --token and --ca-pin at its first start)."""
@@ -74,6 +78,7 @@ def mezctl_start(
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
+            env={**os.environ, **(env or {})},
         )
     running = AuthProcess(proc, data_dir, log)
     ready = [f"{role}.json" for role in roles.split(",")]

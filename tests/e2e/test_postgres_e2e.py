@@ -1,0 +1,74 @@
+"""Two `mezctl start` processes on one PostgreSQL store: one cluster, whichever auth
+server a client talks to."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from proto.client import AuthClient, ClientIdentity
+from proto.v1 import auth_pb2 as pb
+from tests.e2e.procs import cli, cluster_pin, mezctl_start
+from tests.pg import PostgresServer
+
+pytestmark = pytest.mark.e2e
+PASSWORD = "a long enough password"
+
+
+def test_two_auth_servers_share_one_cluster(postgres: PostgresServer, tmp_path: Path) -> None:
+    env = {"MEZITE_BACKEND_TYPE": "postgres", "MEZITE_BACKEND_DSN": postgres.fresh_dsn()}
+    with (
+        mezctl_start(tmp_path / "a", roles="auth", env=env) as first,
+        mezctl_start(tmp_path / "b", roles="auth", env=env) as second,
+    ):
+        # One set of CAs, created by whichever started first.
+        pin = cluster_pin(first.data_dir)
+        assert cluster_pin(second.data_dir) == pin
+        assert not (tmp_path / "a" / "backend.sqlite").exists()
+        added = cli(
+            "mezctl", "users", "add", "alice", "--roles", "access", "--logins", "alice",
+            "--password-stdin", "--data-dir", str(first.data_dir), stdin=PASSWORD + "\n",
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        ca = (second.data_dir / "admin" / "ca.pem").read_bytes()
+        # Log in on the second server; the session works on the first.
+        with AuthClient(second.addr, ca) as anon:
+            session = anon.call(
+                "AuthenticateLocal",
+                pb.AuthenticateLocalRequest(username="alice", password=PASSWORD),
+            ).session_id
+        with AuthClient(first.addr, ca, ClientIdentity(session_id=session)) as client:
+            assert client.call("GetCurrentUser", pb.GetCurrentUserRequest()).username == "alice"
+            client.call("Logout", pb.LogoutRequest())
+        # Logging out on the first ends the session on the second.
+        listed = cli(
+            "mezctl", "users", "ls", "--format", "json", "--data-dir", str(second.data_dir)
+        )
+        assert [u["name"] for u in json.loads(listed.stdout)] == ["alice"]
+        with AuthClient(second.addr, ca, ClientIdentity(session_id=session)) as client:
+            from proto.errors import NotAuthenticated
+
+            with pytest.raises(NotAuthenticated):
+                client.call("GetCurrentUser", pb.GetCurrentUserRequest())
+
+    # A restart finds everything where it was.
+    with mezctl_start(tmp_path / "a", roles="auth", env=env) as again:
+        assert cluster_pin(again.data_dir) == pin
+        listed = cli("mezctl", "users", "ls", "--format", "json", "--data-dir", str(again.data_dir))
+        assert [u["name"] for u in json.loads(listed.stdout)] == ["alice"]
+
+
+def test_a_wrong_dsn_fails_fast_with_a_clear_error(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    dsn = f"host=127.0.0.1 port={postgres.port} user=nobody-here password=hunter2 dbname=x"
+    done = cli(
+        "mezctl", "start", "--roles", "auth", "--data-dir", str(tmp_path / "a"),
+        "--listen", "127.0.0.1:0",
+        env={"MEZITE_BACKEND_TYPE": "postgres", "MEZITE_BACKEND_DSN": dsn},
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "PostgreSQL" in done.stderr and "nobody-here" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout
