@@ -14,6 +14,7 @@ from proto.files import ensure_private_dir
 from server.config import ServerConfig
 
 if TYPE_CHECKING:
+    from server.audit.log import AuditLog
     from server.auth.server import AuthServer
     from server.backend import Backend
     from server.proxy.service import ProxyService
@@ -24,7 +25,6 @@ AUDIT_FILE = "audit.sqlite"
 
 
 async def serve(config: ServerConfig, stop: asyncio.Event) -> None:
-    from server.audit import SQLiteAuditLog
     from server.auth.server import AuthServer
 
     if "auth" not in config.roles:
@@ -33,7 +33,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event) -> None:
     config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     async with (
         _backend(config) as backend,
-        SQLiteAuditLog(config.data_dir / AUDIT_FILE) as audit_log,
+        _audit_log(config) as audit_log,
     ):
         await backend.start()
         await audit_log.start()
@@ -64,6 +64,19 @@ def _backend(config: ServerConfig) -> Backend:
 
     assert config.backend.path is not None
     return SQLiteBackend(config.backend.path)
+
+
+def _audit_log(config: ServerConfig) -> AuditLog:
+    """Beside the store: in PostgreSQL every auth server writes to (and searches) one
+    log; with SQLite, a file of its own in the data dir."""
+    if config.backend.type == "postgres":
+        from server.audit.postgres import PostgresAuditLog
+
+        assert config.backend.dsn is not None
+        return PostgresAuditLog(config.backend.dsn)
+    from server.audit import SQLiteAuditLog
+
+    return SQLiteAuditLog(config.data_dir / AUDIT_FILE)
 
 
 async def _serve_lone_proxy(config: ServerConfig, stop: asyncio.Event) -> None:

@@ -19,13 +19,14 @@ import json
 import logging
 import math
 import re
+import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
-from proto.errors import BadParameter, ConnectionProblem
+from proto.errors import BadParameter, ConnectionProblem, Internal, MeziteError
 
 from .events import AuditEvent, event_code
 
@@ -288,3 +289,62 @@ def _validate_query(
         after=decode_page_token(page_token) if page_token else None,
         limit=min(limit or DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT),
     )
+
+
+def event_row(event: AuditEvent) -> tuple[str, float, str, str, str, str, bool, str]:
+    """An event as a store's row: id, time, type, code, user, session id, success and
+    the fields as canonical JSON."""
+    fields = json.dumps(dict(event.fields), sort_keys=True, separators=(",", ":"))
+    return (
+        event.id,
+        event.time,
+        event.type,
+        event.code,
+        event.user,
+        event.session_id,
+        event.success,
+        fields,
+    )
+
+
+def row_event(row: Sequence[Any]) -> AuditEvent:
+    """The event a stored row holds (``event_row``'s order)."""
+    event_id, time, type_, code, user, session_id, success, fields = row
+    try:
+        return AuditEvent(
+            id=event_id,
+            type=type_,
+            code=code,
+            time=time,
+            user=user,
+            session_id=session_id,
+            success=bool(success),
+            fields=json.loads(fields),
+        )
+    except (MeziteError, ValueError) as exc:
+        # Stored rows were valid when written; one that is not is our problem, not the
+        # caller's bad parameter.
+        ref = uuid.uuid4().hex[:12]
+        log.error("unreadable audit event %s (ref %s)", event_id, ref, exc_info=exc)
+        raise Internal(f"internal audit log error (ref {ref})") from exc
+
+
+def search_sql(
+    query: Query, select: str, *, mark: str, user_column: str = "user"
+) -> tuple[str, list[object]]:
+    """``query`` as SQL after ``select`` (which names the columns of ``event_row``), for
+    a driver whose placeholder is ``mark``; every store answers in (time, id) order."""
+    where = [f"time >= {mark}", f"time < {mark}"]
+    params: list[object] = [query.start, query.end]
+    if query.types:
+        where.append(f"type IN ({', '.join([mark] * len(query.types))})")
+        params.extend(query.types)
+    if query.user:
+        where.append(f"{user_column} = {mark}")
+        params.append(query.user)
+    if query.after is not None:
+        after_time, after_id = query.after
+        where.append(f"(time > {mark} OR (time = {mark} AND id > {mark}))")
+        params.extend([after_time, after_time, after_id])
+    params.append(query.limit)
+    return f"{select} WHERE {' AND '.join(where)} ORDER BY time, id LIMIT {mark}", params

@@ -10,15 +10,11 @@ tampering through SQL; they cannot stop someone who can write the file itself.
 
 from __future__ import annotations
 
-import json
-import logging
 import sqlite3
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from proto.errors import Internal, MeziteError
 from server.sqlite_worker import SQLiteWorker
 
 from .events import AuditEvent
@@ -28,9 +24,10 @@ from .log import (
     DEFAULT_MAX_QUEUE,
     AuditLog,
     Query,
+    event_row,
+    row_event,
+    search_sql,
 )
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -57,8 +54,6 @@ _INSERT = (
 )
 _SELECT = "SELECT id, time, type, code, user, session_id, success, fields FROM events"
 
-Row = tuple[str, float, str, str, str, str, int, str]
-
 
 class SQLiteAuditLog(AuditLog):
     def __init__(
@@ -84,7 +79,7 @@ class SQLiteAuditLog(AuditLog):
         def insert(db: sqlite3.Connection) -> None:
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.executemany(_INSERT, [_row(event) for event in rows])
+                db.executemany(_INSERT, [event_row(event) for event in rows])
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -94,10 +89,10 @@ class SQLiteAuditLog(AuditLog):
         await self._run(insert)
 
     async def _query(self, query: Query) -> list[AuditEvent]:
-        sql, params = _select(query)
+        sql, params = search_sql(query, _SELECT, mark="?")
 
         def read(db: sqlite3.Connection) -> list[AuditEvent]:
-            return [_event(row) for row in db.execute(sql, params)]
+            return [row_event(row) for row in db.execute(sql, params)]
 
         return await self._run(read)
 
@@ -106,55 +101,3 @@ class SQLiteAuditLog(AuditLog):
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._worker.run(fn)
-
-
-def _select(query: Query) -> tuple[str, list[object]]:
-    where = ["time >= ?", "time < ?"]
-    params: list[object] = [query.start, query.end]
-    if query.types:
-        where.append(f"type IN ({', '.join('?' * len(query.types))})")
-        params.extend(query.types)
-    if query.user:
-        where.append("user = ?")
-        params.append(query.user)
-    if query.after is not None:
-        after_time, after_id = query.after
-        where.append("(time > ? OR (time = ? AND id > ?))")
-        params.extend([after_time, after_time, after_id])
-    params.append(query.limit)
-    return f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY time, id LIMIT ?", params
-
-
-def _row(event: AuditEvent) -> Row:
-    fields = json.dumps(dict(event.fields), sort_keys=True, separators=(",", ":"))
-    return (
-        event.id,
-        event.time,
-        event.type,
-        event.code,
-        event.user,
-        event.session_id,
-        int(event.success),
-        fields,
-    )
-
-
-def _event(row: Row) -> AuditEvent:
-    event_id, time, type_, code, user, session_id, success, fields = row
-    try:
-        return AuditEvent(
-            id=event_id,
-            type=type_,
-            code=code,
-            time=time,
-            user=user,
-            session_id=session_id,
-            success=bool(success),
-            fields=json.loads(fields),
-        )
-    except (MeziteError, ValueError) as exc:
-        # Stored rows were valid when written; one that is not is our problem, not the
-        # caller's bad parameter.
-        ref = uuid.uuid4().hex[:12]
-        log.error("unreadable audit event %s (ref %s)", event_id, ref, exc_info=exc)
-        raise Internal(f"internal audit log error (ref {ref})") from exc

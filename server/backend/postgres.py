@@ -28,11 +28,12 @@ import contextlib
 import hashlib
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from proto.clock import Clock
 from proto.errors import AlreadyExists, BadParameter, CompareFailed, ConnectionProblem, NotFound
+from server.postgres import CONNECT_TIMEOUT, connection, driver, open_pool, reason
 
 from .base import (
     DEFAULT_WATCH_QUEUE,
@@ -60,7 +61,6 @@ _MIGRATE_LOCK = 0x6D657A6974650002
 _BATCH = 1000
 POLL_INTERVAL = 1.0  # seconds between reads of the change feed without a NOTIFY
 EVENT_RETENTION = 600.0  # seconds a change stays in the feed for slow readers
-CONNECT_TIMEOUT = 10.0
 FEED_APPLICATION = "mezite-feed"  # how the LISTEN connection shows in pg_stat_activity
 
 _SCHEMA = (
@@ -106,18 +106,6 @@ _LAST_EVENT = "SELECT coalesce(max(revision), 0) FROM mezite_kv_events"
 _PRUNE_EVENTS = "DELETE FROM mezite_kv_events WHERE created < %s"
 
 
-def _driver() -> tuple[Any, Any]:
-    try:
-        import psycopg
-        import psycopg_pool
-    except ImportError as exc:
-        raise BadParameter(
-            "the postgres backend needs psycopg",
-            hint="pip install 'mezite[postgres]'",
-        ) from exc
-    return psycopg, psycopg_pool
-
-
 class PostgresBackend(Backend):
     def __init__(self, dsn: str, clock: Clock | None = None, *, pool_size: int = 8) -> None:
         super().__init__(clock)
@@ -139,34 +127,8 @@ class PostgresBackend(Backend):
     async def open(self) -> None:
         """Connect, create the tables if missing, and start following the change feed.
         Errors here name the server, never the DSN's password."""
-        psycopg, psycopg_pool = _driver()
         self._check_open()
-        # One plain connection first: the pool would retry a refused login until its
-        # timeout and then report only that it timed out.
-        try:
-            probe = await psycopg.AsyncConnection.connect(
-                self._dsn, connect_timeout=int(CONNECT_TIMEOUT)
-            )
-        except psycopg.Error as exc:
-            raise ConnectionProblem(
-                "cannot connect to the PostgreSQL backend" + _reason(str(exc)),
-                hint="check backend.dsn: host, port, user, password and database",
-            ) from exc
-        await probe.close()
-        pool = psycopg_pool.AsyncConnectionPool(
-            self._dsn,
-            min_size=1,
-            max_size=self._pool_size,
-            kwargs={"autocommit": True, "application_name": "mezite-auth"},
-            open=False,
-            name="mezite-backend",
-        )
-        try:
-            await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
-        except psycopg_pool.PoolTimeout as exc:
-            await pool.close()
-            raise ConnectionProblem("cannot connect to the PostgreSQL backend") from exc
-        self._pool = pool
+        self._pool = await open_pool(self._dsn, name="mezite-auth", max_size=self._pool_size)
         async with self._connection() as conn:
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
@@ -317,17 +279,11 @@ class PostgresBackend(Backend):
     # --- plumbing
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> Any:
+    async def _connection(self) -> AsyncIterator[Any]:
         self._check_open()
-        psycopg, psycopg_pool = _driver()
         assert self._pool is not None, "open() first"
-        try:
-            async with self._pool.connection(timeout=CONNECT_TIMEOUT) as conn:
-                yield conn
-        except (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout) as exc:
-            raise ConnectionProblem(
-                "the PostgreSQL backend is unavailable" + _reason(str(exc))
-            ) from exc
+        async with connection(self._pool) as conn:
+            yield conn
 
     async def _mutate(self, op: Mutation[T]) -> T:
         async with self._connection() as conn, conn.transaction():
@@ -359,7 +315,7 @@ class PostgresBackend(Backend):
 
     async def _follow(self, ready: asyncio.Event) -> None:
         """Keep a LISTEN connection open and fan out new events until closed."""
-        psycopg, _ = _driver()
+        psycopg, _ = driver()
         from psycopg import sql
 
         failures = 0
@@ -401,7 +357,7 @@ class PostgresBackend(Backend):
                     return
                 failures += 1
                 ready.set()
-                log.warning("PostgreSQL change feed lost (%s); watchers restart", _reason(str(exc)))
+                log.warning("PostgreSQL change feed lost (%s); watchers restart", reason(str(exc)))
                 for watcher in list(self._watchers):
                     watcher.fail(ConnectionProblem("the storage change feed was interrupted"))
                 await asyncio.sleep(min(30.0, 0.5 * 2**failures))
@@ -447,12 +403,6 @@ class PostgresBackend(Backend):
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
-
-
-def _reason(text: str) -> str:
-    """A driver message, first line only (they can run to several), or nothing."""
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return f": {line[:300]}" if line else ""
 
 
 def _item(row: Sequence[Any]) -> Item:

@@ -4,6 +4,7 @@ server a client talks to."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,18 @@ def test_two_auth_servers_share_one_cluster(postgres: PostgresServer, tmp_path: 
         with AuthClient(first.addr, ca, ClientIdentity(session_id=session)) as client:
             assert client.call("GetCurrentUser", pb.GetCurrentUserRequest()).username == "alice"
             client.call("Logout", pb.LogoutRequest())
+        # One audit log: the first server lists the login the second one saw.
+        deadline = time.monotonic() + 10
+        while True:
+            found = cli(
+                "mezctl", "audit", "events", "--type", "user.login", "--format", "json",
+                "--data-dir", str(first.data_dir),
+            )  # fmt: skip
+            if [e["user"] for e in json.loads(found.stdout)] == ["alice"]:
+                break
+            assert time.monotonic() < deadline, found.stdout
+            time.sleep(0.2)
+        assert not (first.data_dir / "audit.sqlite").exists()
         # Logging out on the first ends the session on the second.
         listed = cli(
             "mezctl", "users", "ls", "--format", "json", "--data-dir", str(second.data_dir)
