@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from proto.errors import BadParameter, MeziteError
 from server.auth.agents import AGENTS_PREFIX, AgentRecord, AgentStore
-from server.auth.presence import PresenceTable
+from server.auth.presence import PresenceView
 from server.backend import Backend, EventType
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def _parse_page_key(token: str) -> tuple[str, str]:
 
 
 class NodeCatalog:
-    def __init__(self, backend: Backend, agents: AgentStore, presence: PresenceTable) -> None:
+    def __init__(self, backend: Backend, agents: AgentStore, presence: PresenceView) -> None:
         self._backend = backend
         self._agents = agents
         self.presence = presence

@@ -7,6 +7,7 @@ dropped lazily on read and by ``sweep``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from proto.clock import Clock
 
@@ -18,6 +19,21 @@ class Presence:
     addr: str
     last_seen: float
     expires: float
+
+
+class PresenceView(Protocol):
+    """What the node catalog and the node RPCs need of presence: this table, or
+    ``SharedPresence`` when several auth servers share a store."""
+
+    ttl: float
+
+    def beat(self, agent_id: str, addr: str) -> bool: ...
+
+    def get(self, agent_id: str) -> Presence | None: ...
+
+    def drop(self, agent_id: str) -> None: ...
+
+    def online(self) -> dict[str, Presence]: ...
 
 
 class PresenceTable:

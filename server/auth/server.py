@@ -39,12 +39,13 @@ from server.auth.login_service import Invites, LoginService
 from server.auth.metrics import AuthMetrics
 from server.auth.node_service import NodeService
 from server.auth.nodes import NodeCatalog
-from server.auth.presence import PresenceTable
+from server.auth.presence import PresenceTable, PresenceView
 from server.auth.ratelimit import RateLimiter
 from server.auth.resource_admin import RoleAdminService, TokenAdminService
 from server.auth.roles import RoleStore
 from server.auth.router import Router, build_mapping
 from server.auth.sessions import SessionStore
+from server.auth.shared_presence import SharedPresence
 from server.auth.sshcert import SerialAllocator
 from server.auth.tls import server_context
 from server.auth.user_admin import UserAdminService
@@ -113,7 +114,14 @@ class AuthServer:
             ),
         )
         self.serials = SerialAllocator(backend)
-        self.presence = PresenceTable(self.clock)
+        local = PresenceTable(self.clock)
+        # With several auth servers on one store, presence is shared through it.
+        self.shared_presence = (
+            SharedPresence(backend, local, self.clock)
+            if config.backend.type == "postgres"
+            else None
+        )
+        self.presence: PresenceView = self.shared_presence or local
         self.metrics = AuthMetrics()
         self.metrics.online_nodes.set_function(lambda: len(self.presence.online()))
         self._diag: Any = None
@@ -286,6 +294,8 @@ class AuthServer:
         cas = await load_or_create_authorities(self.backend, self.config.cluster_name, self.clock)
         self.cas = cas
         await self.roles.ensure_presets()
+        if self.shared_presence is not None:
+            await self.shared_presence.start()
         await self.catalog.start()
         chain, key = self._write_server_tls(cas, ensure_private_dir(data_dir / "tls"))
         await self._write_admin_identity(cas, ensure_private_dir(data_dir / ADMIN_DIR))
@@ -340,6 +350,8 @@ class AuthServer:
             await self._server.wait_closed()
             self._server = None
         await self.catalog.stop()
+        if self.shared_presence is not None:
+            await self.shared_presence.stop()
         if self._diag is not None:
             self._diag.shutdown()
             self._diag.server_close()

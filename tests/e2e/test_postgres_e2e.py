@@ -11,11 +11,20 @@ import pytest
 
 from proto.client import AuthClient, ClientIdentity
 from proto.v1 import auth_pb2 as pb
-from tests.e2e.procs import cli, cluster_pin, mezctl_start
+from tests.e2e.procs import cli, cluster_pin, free_port, join_node, mezctl_start, mezd_start
 from tests.pg import PostgresServer
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "a long enough password"
+
+
+def admin_identity(data_dir: Path) -> ClientIdentity:
+    admin = data_dir / "admin"
+    return ClientIdentity(
+        agent_id="local-admin",
+        cert_pem=(admin / "cert.pem").read_bytes(),
+        key_pem=(admin / "key.pem").read_bytes(),
+    )
 
 
 def test_two_auth_servers_share_one_cluster(postgres: PostgresServer, tmp_path: Path) -> None:
@@ -85,3 +94,35 @@ def test_a_wrong_dsn_fails_fast_with_a_clear_error(
     assert done.returncode != 0
     assert "PostgreSQL" in done.stderr and "nobody-here" in done.stderr
     assert "hunter2" not in done.stderr + done.stdout
+
+
+def test_a_node_heartbeating_to_one_auth_server_is_listed_by_another(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    env = {"MEZITE_BACKEND_TYPE": "postgres", "MEZITE_BACKEND_DSN": postgres.fresh_dsn()}
+    with (
+        mezctl_start(tmp_path / "a", roles="auth", env=env) as first,
+        mezctl_start(tmp_path / "b", roles="auth", env=env) as second,
+    ):
+        port = free_port()
+        join_node(first, tmp_path / "node", "web-1", port)
+        ca = (second.data_dir / "admin" / "ca.pem").read_bytes()
+
+        def listed_by_second() -> list[str]:
+            with AuthClient(second.addr, ca, admin_identity(second.data_dir)) as admin:
+                reply = admin.call("ListNodes", pb.ListNodesRequest())
+            return [f"{n.name}@{n.addr}" for n in reply.nodes]
+
+        with mezd_start(tmp_path / "node", port) as node:
+            deadline = time.monotonic() + 15
+            while listed_by_second() != [f"web-1@127.0.0.1:{port}"]:
+                assert time.monotonic() < deadline, listed_by_second()
+                time.sleep(0.2)
+            node.stop()
+        # The node's auth server withdraws it when its heartbeats stop (presence TTL),
+        # which this test does not wait for; stopping that auth server withdraws it now.
+        first.stop()
+        deadline = time.monotonic() + 15
+        while listed_by_second():
+            assert time.monotonic() < deadline, listed_by_second()
+            time.sleep(0.2)
