@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -38,7 +39,7 @@ def read_password(from_stdin: bool, *, confirm: bool = False) -> str:
     return str(typer.prompt("Password", hide_input=True, confirmation_prompt=confirm))
 
 
-def _confirm_pin(addr: str) -> object:
+def _confirm_pin(addr: str) -> Callable[[str], bool] | None:
     """A trust-on-first-use prompt, only where a person can answer it."""
     if not sys.stdin.isatty():
         return None
@@ -80,51 +81,73 @@ def login(
         previous = load_profile()
     except Exception:
         previous = None
-    proxy_ssh = ""
-    if proxy:
-        if auth:
-            raise BadParameter("give --proxy or --auth, not both")
-        auth, proxy_ssh = mez_client.discover_via_proxy(proxy)
-    elif previous and not auth:
-        proxy_ssh = previous.proxy_addr
-    addr = auth or (previous.auth_addr if previous else None)
-    if not addr:
-        raise BadParameter("which cluster?", hint="pass --proxy HOST:3080 or --auth HOST:3025")
-    if previous and previous.auth_addr == addr and not ca_pin:
-        ca_pem, pin = previous.ca_path.read_text(), previous.ca_pin  # trusted before
+    if proxy and auth:
+        raise BadParameter("give --proxy or --auth, not both")
+    web = proxy or (previous.web_addr if previous and not auth else "")
+    if web:
+        # Everything through the proxy's HTTPS API: users need not reach auth at all.
+        from cli.mez_web import ping
+
+        doc = ping(web)
+        addr, proxy_ssh, cluster = doc["auth_addr"], doc["proxy_ssh_addr"], doc["cluster_name"]
+        if previous and previous.web_addr == web and not ca_pin:
+            ca_pem, pin = previous.ca_path.read_text(), previous.ca_pin  # trusted before
+        else:
+            confirm = None if password_stdin else _confirm_pin(web)
+            ca_pem, pin = mez_client.trust_bundle(str(doc.get("ca_pem") or ""), ca_pin, confirm)
     else:
-        confirm = None if password_stdin else _confirm_pin(addr)
-        ca_pem, pin = mez_client.trust_cluster(addr, ca_pin, confirm)  # type: ignore[arg-type]
+        addr = auth or (previous.auth_addr if previous else "")
+        proxy_ssh, cluster = "", ""
+        if not addr:
+            raise BadParameter("which cluster?", hint="pass --proxy HOST:3080 or --auth HOST:3025")
+        if previous and previous.auth_addr == addr and not ca_pin:
+            ca_pem, pin = previous.ca_path.read_text(), previous.ca_pin  # trusted before
+        else:
+            confirm = None if password_stdin else _confirm_pin(addr)
+            ca_pem, pin = mez_client.trust_cluster(addr, ca_pin, confirm)
     name = user or (previous.user if previous else None) or getpass.getuser()
     password = read_password(password_stdin)
     profile = mez_client.login(
-        addr=addr,
+        addr=str(addr),
         user=name,
         password=password,
         ttl=parse_duration(ttl, path="--ttl"),
         ca_pem=ca_pem,
         pin=pin,
-        proxy_addr=proxy_ssh,
+        proxy_addr=str(proxy_ssh or ""),
+        web_addr=web,
+        cluster=str(cluster),
     )
     typer.echo(f"Logged in to {profile.cluster} as {profile.user}.")
     _print_status(profile)
 
 
 def _print_status(profile: object) -> None:
-    from cli.mez_client import session_client
+    from cli.mez_client import session_client, web_api
     from cli.render import when
     from proto.profile import Profile, cert_valid_before
     from proto.v1 import auth_pb2 as pb
 
     assert isinstance(profile, Profile)
-    with session_client(profile) as client:
-        me = client.call("GetCurrentUser", pb.GetCurrentUserRequest())
-    typer.echo(f"  Cluster:     {profile.cluster} ({profile.auth_addr})")
-    typer.echo(f"  User:        {me.username}")
-    typer.echo(f"  Roles:       {', '.join(me.roles) or '-'}")
-    typer.echo(f"  Logins:      {', '.join(me.logins) or '-'}")
+    web = web_api(profile)
+    if web is not None:
+        me = web.me()
+    else:
+        with session_client(profile) as client:
+            reply = client.call("GetCurrentUser", pb.GetCurrentUserRequest())
+        me = {
+            "username": reply.username,
+            "roles": list(reply.roles),
+            "logins": list(reply.logins),
+            "session_expires": reply.session_expires,
+        }
+    via = f"via proxy {profile.web_addr}" if profile.web_addr else profile.auth_addr
+    typer.echo(f"  Cluster:     {profile.cluster} ({via})")
+    typer.echo(f"  User:        {me['username']}")
+    typer.echo(f"  Roles:       {', '.join(me['roles']) or '-'}")
+    typer.echo(f"  Logins:      {', '.join(me['logins']) or '-'}")
     typer.echo(f"  Certificate: valid until {when(cert_valid_before(profile))}")
-    typer.echo(f"  Session:     valid until {when(me.session_expires)}")
+    typer.echo(f"  Session:     valid until {when(me['session_expires'])}")
 
 
 @app.command()

@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proto.client import AuthClient, ClientIdentity
 from proto.errors import BadParameter, ConnectionProblem, NotAuthenticated, NotFound
@@ -23,6 +23,9 @@ from proto.profile import (
     load_session,
     store_session,
 )
+
+if TYPE_CHECKING:
+    from cli.mez_web import WebAPI
 
 # AES-GCM first: with AES-NI it moves bulk data about twice as fast as chacha20, which
 # OpenSSH prefers by default.
@@ -56,6 +59,38 @@ def trust_cluster(
     return bundle, seen_pin
 
 
+def trust_bundle(
+    bundle: str, pin: str | None, confirm: Callable[[str], bool] | None
+) -> tuple[str, str]:
+    """The CA in ``bundle`` (as a proxy's ping offers it) that ``pin`` selects, or that a
+    person confirms by its pin. Neither: refused, before anything secret is sent."""
+    from proto.trust import parse_pin, select_pinned_ca, spki_pin
+
+    if not bundle:
+        raise NotAuthenticated("the proxy offered no CA to check against the pin")
+    if pin:
+        return select_pinned_ca(bundle, parse_pin(pin)), parse_pin(pin)
+    if confirm is None:
+        raise NotAuthenticated(
+            "refusing to trust the proxy without a CA pin",
+            hint="pass --ca-pin sha256:... (your admin has it from `mezctl status`)",
+        )
+    seen_pin = spki_pin(bundle)
+    if not confirm(seen_pin):
+        raise NotAuthenticated("the cluster's CA was not trusted; nothing was sent")
+    return bundle, seen_pin
+
+
+def web_api(profile: Profile, session_id: str | None = None) -> WebAPI | None:
+    """The proxy's REST API for a profile made with `mez login --proxy`, else None."""
+    if not profile.web_addr:
+        return None
+    from cli.mez_web import WebAPI
+
+    session = session_id or load_session(profile)
+    return WebAPI(profile.web_addr, profile.ca_path.read_text(), session)
+
+
 def session_client(profile: Profile, session_id: str | None = None) -> AuthClient:
     session = session_id or load_session(profile)
     return AuthClient(
@@ -63,12 +98,12 @@ def session_client(profile: Profile, session_id: str | None = None) -> AuthClien
     )
 
 
-def _write_certs(profile: Profile, reply: Any, private_pem: str) -> None:
+def _write_certs(profile: Profile, issued: Mapping[str, Any], private_pem: str) -> None:
     write_private(profile.key_path, private_pem)
-    write_private(profile.cert_path, reply.ssh_certificate + "\n", mode=0o644)
-    lines = "".join(f"@cert-authority * {key}\n" for key in reply.host_ca_keys)
+    write_private(profile.cert_path, str(issued["ssh_certificate"]) + "\n", mode=0o644)
+    lines = "".join(f"@cert-authority * {key}\n" for key in issued["host_ca_keys"])
     write_private(profile.known_hosts_path, lines, mode=0o644)
-    write_private(profile.ca_path, reply.tls_ca_pem, mode=0o644)
+    write_private(profile.ca_path, str(issued["tls_ca_pem"]), mode=0o644)
 
 
 def issue_certs(profile: Profile, session_id: str | None = None, ttl: int = 0) -> None:
@@ -90,32 +125,27 @@ def issue_certs(profile: Profile, session_id: str | None = None, ttl: int = 0) -
         .decode()
     )
     try:
-        with session_client(profile, session_id) as client:
-            reply = client.call(
-                "IssueUserCerts", pb.IssueUserCertsRequest(ssh_public_key=public, ttl_seconds=ttl)
-            )
+        web = web_api(profile, session_id)
+        if web is not None:
+            issued = web.certs(public, ttl)
+        else:
+            with session_client(profile, session_id) as client:
+                reply = client.call(
+                    "IssueUserCerts",
+                    pb.IssueUserCertsRequest(ssh_public_key=public, ttl_seconds=ttl),
+                )
+            issued = {
+                "ssh_certificate": reply.ssh_certificate,
+                "host_ca_keys": list(reply.host_ca_keys),
+                "tls_ca_pem": reply.tls_ca_pem,
+            }
     except NotAuthenticated as err:
         raise NotAuthenticated(
             "your session has ended", hint=f"run `mez login` ({err.message})"
         ) from err
-    _write_certs(profile, reply, private_pem)
+    _write_certs(profile, issued, private_pem)
     if profile.proxy_addr:
         proxy_ssh_config(profile)
-
-
-def discover_via_proxy(proxy_web: str) -> tuple[str, str]:
-    """(auth address, proxy SSH address) from the proxy's ping. Discovery only: nothing
-    secret is sent, and the auth address is then verified by the CA pin as always."""
-    import httpx
-
-    try:
-        # Not verified on purpose: we do not know the CA yet (the pin check follows).
-        reply = httpx.get(f"https://{proxy_web}/v1/webapi/ping", verify=False, timeout=10)  # noqa: S501
-        reply.raise_for_status()
-        doc = reply.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise ConnectionProblem(f"cannot reach the proxy at {proxy_web}: {exc}") from exc
-    return str(doc["auth_addr"]), str(doc.get("proxy_ssh_addr") or "")
 
 
 def login(
@@ -127,19 +157,35 @@ def login(
     ca_pem: str,
     pin: str,
     proxy_addr: str = "",
+    web_addr: str = "",
+    cluster: str = "",
 ) -> Profile:
+    """Log in through the proxy's REST API when ``web_addr`` is given (``cluster`` from
+    its ping), else over gRPC to auth at ``addr``."""
     from proto.v1 import auth_pb2 as pb
 
-    with AuthClient(addr, ca_pem.encode()) as anon:
-        cluster = anon.call("Ping", pb.PingRequest()).cluster_name
-        reply = anon.call(
-            "AuthenticateLocal", pb.AuthenticateLocalRequest(username=user, password=password)
-        )
-    profile = Profile(cluster=cluster, user=user, auth_addr=addr, ca_pin=pin, proxy_addr=proxy_addr)
+    if web_addr:
+        from cli.mez_web import WebAPI
+
+        session_id = WebAPI(web_addr, ca_pem).login(user, password)
+    else:
+        with AuthClient(addr, ca_pem.encode()) as anon:
+            cluster = anon.call("Ping", pb.PingRequest()).cluster_name
+            session_id = anon.call(
+                "AuthenticateLocal", pb.AuthenticateLocalRequest(username=user, password=password)
+            ).session_id
+    profile = Profile(
+        cluster=cluster,
+        user=user,
+        auth_addr=addr,
+        ca_pin=pin,
+        proxy_addr=proxy_addr,
+        web_addr=web_addr,
+    )
     profile.save()
     write_private(profile.ca_path, ca_pem, mode=0o644)
-    store_session(profile, reply.session_id)
-    issue_certs(profile, reply.session_id, ttl)
+    store_session(profile, session_id)
+    issue_certs(profile, session_id, ttl)
     return profile
 
 
@@ -153,8 +199,12 @@ def logout(profile: Profile) -> None:
     from proto.v1 import auth_pb2 as pb
 
     try:
-        with session_client(profile) as client:
-            client.call("Logout", pb.LogoutRequest())
+        web = web_api(profile)
+        if web is not None:
+            web.logout()
+        else:
+            with session_client(profile) as client:
+                client.call("Logout", pb.LogoutRequest())
     except (NotAuthenticated, ConnectionProblem):
         pass  # already gone server-side, or unreachable: still clean up locally
     forget_session(profile)
@@ -171,6 +221,12 @@ class NodeRef:
 def list_nodes(profile: Profile, labels: Mapping[str, str] | None = None) -> list[NodeRef]:
     from proto.v1 import auth_pb2 as pb
 
+    web = web_api(profile)
+    if web is not None:
+        return [
+            NodeRef(n["id"], n["name"], n["addr"], dict(n["labels"]))
+            for n in web.nodes(labels or {})
+        ]
     nodes: list[NodeRef] = []
     page = ""
     with session_client(profile) as client:

@@ -54,7 +54,8 @@ class Profile:
     user: str
     auth_addr: str
     ca_pin: str
-    proxy_addr: str = ""
+    proxy_addr: str = ""  # the proxy's SSH hop, when there is one
+    web_addr: str = ""  # the proxy's HTTPS address: then mez talks only to the proxy
 
     @property
     def dir(self) -> Path:

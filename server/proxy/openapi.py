@@ -81,6 +81,9 @@ def _schemas() -> dict[str, Doc]:
                 "auth_addr": _string("Address of the auth service."),
                 "proxy_ssh_addr": _string("Address of the proxy's SSH listener ('' if none)."),
                 "ca_pins": _strings("'sha256:<hex>' pins of the host X.509 CA."),
+                "ca_pem": _string(
+                    "The host X.509 CA (PEM). Select it by pin, then verify this proxy with it."
+                ),
                 "server_version": _string("Server version."),
             }
         ),

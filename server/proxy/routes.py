@@ -133,6 +133,7 @@ class WebAPI:
                 "auth_addr": s.auth_addr,
                 "proxy_ssh_addr": s.proxy_ssh_addr,
                 "ca_pins": list(s.ca_pins),
+                "ca_pem": s.ca_pem,
                 "server_version": s.server_version,
             }
         )

@@ -123,6 +123,7 @@ class ProxyService:
             auth_addr=self._auth_addr,
             proxy_ssh_addr=self.ssh_addr,
             ca_pins=[self._pin],
+            ca_pem=self._creds.ca_pem.decode(),
             server_version=__version__,
             public_origin=self.public_origin(self.web.port),
         )

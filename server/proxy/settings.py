@@ -51,6 +51,9 @@ class ProxySettings:
     # The only Origin accepted on cookie-authenticated state changes (and on login).
     public_origin: str
     max_body_bytes: int = 64 * 1024
+    # The host X.509 CA (PEM), in ping: a client that holds only the pin selects the CA
+    # from it and then verifies this proxy's certificate with it.
+    ca_pem: str = ""
     session_cookie_max_age: int = 12 * 3600
 
     def __post_init__(self) -> None:

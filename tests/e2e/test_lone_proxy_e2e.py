@@ -105,6 +105,31 @@ def test_a_lone_proxy_joins_and_routes_mez_ssh(tmp_path: Path) -> None:
             config = (Path(env["MEZITE_HOME"]) / "e2e" / "ssh_config").read_text()
             assert px.proxy_ssh_addr.rsplit(":", 1)[1] in config  # the hop is the lone proxy
 
+            # mez needs only the proxy: with auth's address made unreachable in the
+            # profile, status, ls, a certificate reissue, ssh and logout all still work.
+            profile_file = Path(env["MEZITE_HOME"]) / "e2e" / "profile.json"
+            profile = json.loads(profile_file.read_text())
+            assert profile["web_addr"] == px.web_addr
+            profile_file.write_text(json.dumps({**profile, "auth_addr": "127.0.0.1:9"}))
+            assert "via proxy" in cli("mez", "status", env=env).stdout
+            assert "web-1" in cli("mez", "ls", env=env).stdout
+            (Path(env["MEZITE_HOME"]) / "e2e" / "key-cert.pub").unlink()  # forces a reissue
+            ssh = cli("mez", "ssh", "web-1", "true", stdin="", env=env)
+            assert ssh.returncode == 0, ssh.stderr
+            bad = cli(
+                "mez", "login", "--proxy", px.web_addr, "--user", "alice", "--password-stdin",
+                stdin="wrong password\n", env=env,
+            )  # fmt: skip
+            assert bad.returncode == 3, bad.stderr
+            assert "invalid username or password" in bad.stderr.lower(), bad.stderr
+            pinned_wrong = cli(
+                "mez", "login", "--proxy", px.web_addr, "--user", "alice", "--password-stdin",
+                "--ca-pin", "sha256:" + "0" * 64, stdin=PASSWORD + "\n",
+                env=mez_env(tmp_path / "mallory"),
+            )  # fmt: skip
+            assert pinned_wrong.returncode != 0
+            assert "pin" in pinned_wrong.stderr.lower(), pinned_wrong.stderr
+
             # curl trusts the cluster CA alone and checks the name 127.0.0.1.
             ca = tmp_path / "ca.pem"
             ca.write_bytes((auth.data_dir / "admin" / "ca.pem").read_bytes())

@@ -79,6 +79,7 @@ def proxy_settings(auth: RunningAuth, **overrides: Any) -> ProxySettings:
         "auth_addr": auth.addr,
         "proxy_ssh_addr": "",
         "ca_pins": [spki_pin(auth.ca_pem.decode())],
+        "ca_pem": auth.ca_pem.decode(),
         "server_version": "0.1.0",
         "public_origin": PUBLIC_ORIGIN,
         **overrides,

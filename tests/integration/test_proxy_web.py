@@ -120,6 +120,7 @@ def test_ping_describes_the_cluster_with_security_headers(
             "auth_addr": auth.addr,
             "proxy_ssh_addr": "",
             "ca_pins": list(proxy.settings.ca_pins),
+            "ca_pem": proxy.settings.ca_pem,
             "server_version": "0.1.0",
         }
         assert reply.json()["ca_pins"][0].startswith("sha256:")
