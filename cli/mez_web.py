@@ -104,6 +104,8 @@ class WebAPI:
             ) from exc
         except OSError as exc:
             raise ConnectionProblem(f"cannot reach the proxy at {self.web_addr}: {exc}") from exc
+        if status == 204:  # logout: nothing to say
+            return {}
         if 200 <= status < 300 and isinstance(doc, dict):
             return doc
         raise _error(status, doc)

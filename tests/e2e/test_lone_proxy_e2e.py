@@ -129,6 +129,9 @@ def test_a_lone_proxy_joins_and_routes_mez_ssh(tmp_path: Path) -> None:
             )  # fmt: skip
             assert pinned_wrong.returncode != 0
             assert "pin" in pinned_wrong.stderr.lower(), pinned_wrong.stderr
+            out = cli("mez", "logout", env=env)
+            assert out.returncode == 0, out.stderr
+            assert cli("mez", "ls", env=env).returncode == 3  # the session is gone
 
             # curl trusts the cluster CA alone and checks the name 127.0.0.1.
             ca = tmp_path / "ca.pem"

@@ -43,7 +43,9 @@ class ProxyTLS:
     ca_file: Path
 
 
-def issue_proxy_tls(auth: RunningAuth, directory: Path) -> ProxyTLS:
+def issue_proxy_tls(
+    auth: RunningAuth, directory: Path, names: tuple[str, ...] = ("localhost", "127.0.0.1")
+) -> ProxyTLS:
     """A server certificate for 127.0.0.1 and localhost from the cluster's host CA, as
     auth writes its own (the chain carries the CA)."""
     cas = auth.server.cas
@@ -53,7 +55,7 @@ def issue_proxy_tls(auth: RunningAuth, directory: Path) -> ProxyTLS:
         cas.host_x509,
         key.public_key(),
         common_name="proxy",
-        names=("localhost", "127.0.0.1"),
+        names=names,
         now=time.time(),
         ttl=3600,
     )
