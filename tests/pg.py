@@ -76,8 +76,10 @@ def postgres_server() -> Iterator[PostgresServer]:
     port = _free_port()
 
     def run(*args: str) -> None:
+        # cwd: our own directory, which the postgres user can enter (and which no other
+        # test can delete from under us).
         done = subprocess.run(
-            [*run_as, *args], capture_output=True, text=True, timeout=120, check=False
+            [*run_as, *args], capture_output=True, text=True, timeout=120, check=False, cwd=base
         )
         if done.returncode != 0:
             server_log = log.read_text() if log.exists() else ""
