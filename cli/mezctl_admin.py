@@ -398,6 +398,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(bots_app, name="agent-identities")
     app.add_typer(tokens_app, name="tokens")
     app.add_typer(audit_app, name="audit")
+    from cli.mezctl_agents import register as register_agents
+
+    register_agents(app)
 
     @app.command("create")
     def create(

@@ -127,6 +127,14 @@ class AuthServiceBase(abc.ABC):
         pass
 
     @abc.abstractmethod
+    async def ListAgents(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.ListAgentsRequest, proto.v1.auth_pb2.ListAgentsResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def DeleteAgent(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.DeleteAgentRequest, proto.v1.auth_pb2.DeleteAgentResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
     async def CreateAgentIdentity(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.CreateAgentIdentityRequest, proto.v1.auth_pb2.CreateAgentIdentityResponse]') -> None:
         pass
 
@@ -311,6 +319,18 @@ class AuthServiceBase(abc.ABC):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 proto.v1.auth_pb2.DeleteTokenRequest,
                 proto.v1.auth_pb2.DeleteTokenResponse,
+            ),
+            '/mezite.v1.AuthService/ListAgents': grpclib.const.Handler(
+                self.ListAgents,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                proto.v1.auth_pb2.ListAgentsRequest,
+                proto.v1.auth_pb2.ListAgentsResponse,
+            ),
+            '/mezite.v1.AuthService/DeleteAgent': grpclib.const.Handler(
+                self.DeleteAgent,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                proto.v1.auth_pb2.DeleteAgentRequest,
+                proto.v1.auth_pb2.DeleteAgentResponse,
             ),
             '/mezite.v1.AuthService/CreateAgentIdentity': grpclib.const.Handler(
                 self.CreateAgentIdentity,
@@ -509,6 +529,18 @@ class AuthServiceStub:
             '/mezite.v1.AuthService/DeleteToken',
             proto.v1.auth_pb2.DeleteTokenRequest,
             proto.v1.auth_pb2.DeleteTokenResponse,
+        )
+        self.ListAgents = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/mezite.v1.AuthService/ListAgents',
+            proto.v1.auth_pb2.ListAgentsRequest,
+            proto.v1.auth_pb2.ListAgentsResponse,
+        )
+        self.DeleteAgent = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/mezite.v1.AuthService/DeleteAgent',
+            proto.v1.auth_pb2.DeleteAgentRequest,
+            proto.v1.auth_pb2.DeleteAgentResponse,
         )
         self.CreateAgentIdentity = grpclib.client.UnaryUnaryMethod(
             channel,

@@ -388,6 +388,57 @@ class DeleteTokenResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class ListAgentsRequest(_message.Message):
+    __slots__ = ("kind",)
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    def __init__(self, kind: _Optional[str] = ...) -> None: ...
+
+class Agent(_message.Message):
+    __slots__ = ("id", "kind", "name", "created", "labels", "online", "addrs")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    ONLINE_FIELD_NUMBER: _ClassVar[int]
+    ADDRS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: str
+    name: str
+    created: float
+    labels: _containers.ScalarMap[str, str]
+    online: bool
+    addrs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., name: _Optional[str] = ..., created: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., online: _Optional[bool] = ..., addrs: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListAgentsResponse(_message.Message):
+    __slots__ = ("agents",)
+    AGENTS_FIELD_NUMBER: _ClassVar[int]
+    agents: _containers.RepeatedCompositeFieldContainer[Agent]
+    def __init__(self, agents: _Optional[_Iterable[_Union[Agent, _Mapping]]] = ...) -> None: ...
+
+class DeleteAgentRequest(_message.Message):
+    __slots__ = ("id_or_name", "kind")
+    ID_OR_NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    id_or_name: str
+    kind: str
+    def __init__(self, id_or_name: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class DeleteAgentResponse(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
 class RegisterAgentRequest(_message.Message):
     __slots__ = ("token", "name", "advertise_addrs", "ssh_public_key", "tls_public_key_pem", "labels", "tls_server_public_key_pem")
     class LabelsEntry(_message.Message):

@@ -176,6 +176,16 @@ class AuthServiceStub:
                 request_serializer=proto_dot_v1_dot_auth__pb2.DeleteTokenRequest.SerializeToString,
                 response_deserializer=proto_dot_v1_dot_auth__pb2.DeleteTokenResponse.FromString,
                 _registered_method=True)
+        self.ListAgents = channel.unary_unary(
+                '/mezite.v1.AuthService/ListAgents',
+                request_serializer=proto_dot_v1_dot_auth__pb2.ListAgentsRequest.SerializeToString,
+                response_deserializer=proto_dot_v1_dot_auth__pb2.ListAgentsResponse.FromString,
+                _registered_method=True)
+        self.DeleteAgent = channel.unary_unary(
+                '/mezite.v1.AuthService/DeleteAgent',
+                request_serializer=proto_dot_v1_dot_auth__pb2.DeleteAgentRequest.SerializeToString,
+                response_deserializer=proto_dot_v1_dot_auth__pb2.DeleteAgentResponse.FromString,
+                _registered_method=True)
         self.CreateAgentIdentity = channel.unary_unary(
                 '/mezite.v1.AuthService/CreateAgentIdentity',
                 request_serializer=proto_dot_v1_dot_auth__pb2.CreateAgentIdentityRequest.SerializeToString,
@@ -413,6 +423,21 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAgents(self, request, context):
+        """ListAgents lists the nodes and proxies that joined, online or not.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAgent(self, request, context):
+        """DeleteAgent removes a joined node or proxy: its calls are refused from then on (no
+        heartbeats, renewals or audit events), and a node leaves listings and routing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateAgentIdentity(self, request, context):
         """CreateAgentIdentity makes an agent identity and its one-time bootstrap token.
         """
@@ -583,6 +608,16 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.DeleteToken,
                     request_deserializer=proto_dot_v1_dot_auth__pb2.DeleteTokenRequest.FromString,
                     response_serializer=proto_dot_v1_dot_auth__pb2.DeleteTokenResponse.SerializeToString,
+            ),
+            'ListAgents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAgents,
+                    request_deserializer=proto_dot_v1_dot_auth__pb2.ListAgentsRequest.FromString,
+                    response_serializer=proto_dot_v1_dot_auth__pb2.ListAgentsResponse.SerializeToString,
+            ),
+            'DeleteAgent': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAgent,
+                    request_deserializer=proto_dot_v1_dot_auth__pb2.DeleteAgentRequest.FromString,
+                    response_serializer=proto_dot_v1_dot_auth__pb2.DeleteAgentResponse.SerializeToString,
             ),
             'CreateAgentIdentity': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateAgentIdentity,
@@ -1363,6 +1398,60 @@ class AuthService:
             '/mezite.v1.AuthService/DeleteToken',
             proto_dot_v1_dot_auth__pb2.DeleteTokenRequest.SerializeToString,
             proto_dot_v1_dot_auth__pb2.DeleteTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAgents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mezite.v1.AuthService/ListAgents',
+            proto_dot_v1_dot_auth__pb2.ListAgentsRequest.SerializeToString,
+            proto_dot_v1_dot_auth__pb2.ListAgentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAgent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mezite.v1.AuthService/DeleteAgent',
+            proto_dot_v1_dot_auth__pb2.DeleteAgentRequest.SerializeToString,
+            proto_dot_v1_dot_auth__pb2.DeleteAgentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -122,6 +122,12 @@ class AuthServiceStub:
     """ListTokens lists join tokens by name, never their secrets."""
     DeleteToken: _grpc.UnaryUnaryMultiCallable[_auth_pb2.DeleteTokenRequest, _auth_pb2.DeleteTokenResponse]
     """DeleteToken removes a join token."""
+    ListAgents: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListAgentsRequest, _auth_pb2.ListAgentsResponse]
+    """ListAgents lists the nodes and proxies that joined, online or not."""
+    DeleteAgent: _grpc.UnaryUnaryMultiCallable[_auth_pb2.DeleteAgentRequest, _auth_pb2.DeleteAgentResponse]
+    """DeleteAgent removes a joined node or proxy: its calls are refused from then on (no
+    heartbeats, renewals or audit events), and a node leaves listings and routing.
+    """
     CreateAgentIdentity: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateAgentIdentityRequest, _auth_pb2.CreateAgentIdentityResponse]
     """CreateAgentIdentity makes an agent identity and its one-time bootstrap token."""
     ListAgentIdentities: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListAgentIdentitiesRequest, _auth_pb2.ListAgentIdentitiesResponse]
@@ -217,6 +223,12 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """ListTokens lists join tokens by name, never their secrets."""
     DeleteToken: _aio.UnaryUnaryMultiCallable[_auth_pb2.DeleteTokenRequest, _auth_pb2.DeleteTokenResponse]  # type: ignore[assignment]
     """DeleteToken removes a join token."""
+    ListAgents: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListAgentsRequest, _auth_pb2.ListAgentsResponse]  # type: ignore[assignment]
+    """ListAgents lists the nodes and proxies that joined, online or not."""
+    DeleteAgent: _aio.UnaryUnaryMultiCallable[_auth_pb2.DeleteAgentRequest, _auth_pb2.DeleteAgentResponse]  # type: ignore[assignment]
+    """DeleteAgent removes a joined node or proxy: its calls are refused from then on (no
+    heartbeats, renewals or audit events), and a node leaves listings and routing.
+    """
     CreateAgentIdentity: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateAgentIdentityRequest, _auth_pb2.CreateAgentIdentityResponse]  # type: ignore[assignment]
     """CreateAgentIdentity makes an agent identity and its one-time bootstrap token."""
     ListAgentIdentities: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListAgentIdentitiesRequest, _auth_pb2.ListAgentIdentitiesResponse]  # type: ignore[assignment]
@@ -477,6 +489,24 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.DeleteTokenResponse, _abc.Awaitable[_auth_pb2.DeleteTokenResponse]]:
         """DeleteToken removes a join token."""
+
+    @_abc_1.abstractmethod
+    def ListAgents(
+        self,
+        request: _auth_pb2.ListAgentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListAgentsResponse, _abc.Awaitable[_auth_pb2.ListAgentsResponse]]:
+        """ListAgents lists the nodes and proxies that joined, online or not."""
+
+    @_abc_1.abstractmethod
+    def DeleteAgent(
+        self,
+        request: _auth_pb2.DeleteAgentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.DeleteAgentResponse, _abc.Awaitable[_auth_pb2.DeleteAgentResponse]]:
+        """DeleteAgent removes a joined node or proxy: its calls are refused from then on (no
+        heartbeats, renewals or audit events), and a node leaves listings and routing.
+        """
 
     @_abc_1.abstractmethod
     def CreateAgentIdentity(

@@ -54,6 +54,7 @@ EVENT_CODES: Mapping[str, str] = MappingProxyType(
         "token.delete": "TJT01I",
         "join": "TJ001I",
         "join.failed": "TJ001W",
+        "agent.delete": "TJ002I",
         "agent_identity.create": "TAI00I",
         "agent_identity.bootstrap": "TAI01I",
         "agent_identity.renew": "TAI02I",

@@ -52,6 +52,9 @@ class AgentStore:
     async def put(self, record: AgentRecord) -> None:
         await self._backend.put(Item(key=AGENTS_PREFIX + record.id, value=record.encode()))
 
+    async def delete(self, agent_id: str) -> None:
+        await self._backend.delete(AGENTS_PREFIX + agent_id)
+
     async def list(self) -> list[AgentRecord]:
         items = await self._backend.get_range(*prefix_range(AGENTS_PREFIX))
         return [AgentRecord.decode(item.value) for item in items]

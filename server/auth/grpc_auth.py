@@ -67,6 +67,8 @@ ADMIN_ONLY_METHODS = _paths(
     "CreateToken",
     "ListTokens",
     "DeleteToken",
+    "ListAgents",
+    "DeleteAgent",
     "CreateAgentIdentity",
     "ListAgentIdentities",
     "DeleteAgentIdentity",

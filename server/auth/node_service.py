@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from proto.clock import Clock
-from proto.errors import AccessDenied, AlreadyExists, BadParameter, MeziteError
+from proto.errors import AccessDenied, AlreadyExists, BadParameter, MeziteError, NotFound
 from proto.trust import PROXY_SERVER_NAME
 from proto.v1 import auth_pb2 as pb
 from server.audit import EVENT_CODES, new_event
@@ -261,6 +261,9 @@ class NodeService:
         record = self._node(ctx.principal)
         ttl = self._catalog.presence.ttl
         while (beat := await ctx.recv()) is not None:
+            if self._catalog.get(record.id) is None:
+                log.info("node %s (%s) was removed; ending its heartbeats", record.name, record.id)
+                return
             if beat.name != record.name:
                 raise BadParameter("a node heartbeats under its own name")
             addr = validate_addrs([beat.addr])[0] if beat.addr else ""
@@ -298,6 +301,56 @@ class NodeService:
             ],
             next_page_token=next_token,
         )
+
+    async def _joined(self, kinds: frozenset[str]) -> list[AgentRecord]:
+        """Agents that joined with a token (not this host's own local identities)."""
+        records = await self._agents.list()
+        return [r for r in records if r.kind in kinds and not r.id.startswith("local-")]
+
+    async def list_agents(
+        self, request: pb.ListAgentsRequest, ctx: CallContext
+    ) -> pb.ListAgentsResponse:
+        kinds = _kinds(request.kind)
+        agents = []
+        for record in sorted(await self._joined(kinds), key=lambda r: (r.kind, r.name, r.id)):
+            presence = self._catalog.presence.get(record.id) if record.kind == "node" else None
+            agents.append(
+                pb.Agent(
+                    id=record.id,
+                    kind=record.kind,
+                    name=record.name,
+                    created=record.created,
+                    labels=dict(record.labels),
+                    online=presence is not None,
+                    addrs=[presence.addr] if presence else list(record.addrs),
+                )
+            )
+        return pb.ListAgentsResponse(agents=agents)
+
+    async def delete_agent(
+        self, request: pb.DeleteAgentRequest, ctx: CallContext
+    ) -> pb.DeleteAgentResponse:
+        kind = request.kind
+        if kind not in ("node", "proxy"):
+            raise BadParameter("kind must be node or proxy")
+        wanted = request.id_or_name
+        if not wanted or len(wanted) > 128:
+            raise BadParameter(f"name the {kind} to remove by id or name")
+        joined = await self._joined(frozenset({kind}))
+        matches = [r for r in joined if r.id == wanted] or [r for r in joined if r.name == wanted]
+        if not matches:
+            raise NotFound(f"no {kind} {wanted[:80]!r}")
+        if len(matches) > 1:
+            raise BadParameter(
+                f"{len(matches)} {kind}s are named {wanted!r}",
+                hint="give the id (`mezctl " + kind + "s ls` shows them)",
+            )
+        (record,) = matches
+        await self._agents.delete(record.id)
+        self._catalog.presence.drop(record.id)
+        self._audit.emit("agent.delete", user=ctx.principal.name, node=record.name,
+                         agent_id=record.id, kind=record.kind)  # fmt: skip
+        return pb.DeleteAgentResponse(id=record.id)
 
     async def emit_audit_event(
         self, request: pb.EmitAuditEventRequest, ctx: CallContext
@@ -346,6 +399,14 @@ class NodeService:
             **_plain(fields),
         )
         return created
+
+
+def _kinds(kind: str) -> frozenset[str]:
+    if kind in ("node", "proxy"):
+        return frozenset({kind})
+    if kind:
+        raise BadParameter(f"unknown agent kind {kind[:32]!r}; use node or proxy")
+    return frozenset({"node", "proxy"})
 
 
 class _Fixed:
