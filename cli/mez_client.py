@@ -38,47 +38,49 @@ SSH_OPTIONS_LOCKED = (
 )
 
 
-def trust_cluster(
-    addr: str, pin: str | None, confirm: Callable[[str], bool] | None
+def _trust(
+    fetch: Callable[[], str], where: str, pin: str | None, confirm: Callable[[str], bool] | None
 ) -> tuple[str, str]:
-    """The cluster CA at ``addr`` and its pin: verified against ``pin``, or shown to a
-    person who confirms it (trust on first use). Neither: refused."""
-    from proto.bootstrap import fetch_ca_by_pin, fetch_unverified_ca
-    from proto.trust import parse_pin
+    """The CA in the bundle ``fetch`` gets: the one ``pin`` selects, or the one a person
+    confirms by its pin (trust on first use). Neither: refused before anything is
+    fetched, and so before anything secret is sent."""
+    from proto.trust import parse_pin, select_pinned_ca, spki_pin
 
-    if pin:
-        return fetch_ca_by_pin(addr, pin), parse_pin(pin)
-    if confirm is None:
+    if not pin and confirm is None:
         raise NotAuthenticated(
-            f"refusing to trust {addr} without a CA pin",
+            f"refusing to trust {where} without a CA pin",
             hint="pass --ca-pin sha256:... (your admin has it from `mezctl status`)",
         )
-    bundle, seen_pin = fetch_unverified_ca(addr)
+    bundle = fetch()
+    if pin:
+        return select_pinned_ca(bundle, parse_pin(pin)), parse_pin(pin)
+    seen_pin = spki_pin(bundle)
+    assert confirm is not None
     if not confirm(seen_pin):
         raise NotAuthenticated("the cluster's CA was not trusted; nothing was sent")
     return bundle, seen_pin
+
+
+def trust_cluster(
+    addr: str, pin: str | None, confirm: Callable[[str], bool] | None
+) -> tuple[str, str]:
+    """The cluster CA that auth at ``addr`` offers, checked by pin or by a person."""
+    from proto.bootstrap import fetch_unverified_ca
+
+    return _trust(lambda: fetch_unverified_ca(addr)[0], addr, pin, confirm)
 
 
 def trust_bundle(
     bundle: str, pin: str | None, confirm: Callable[[str], bool] | None
 ) -> tuple[str, str]:
-    """The CA in ``bundle`` (as a proxy's ping offers it) that ``pin`` selects, or that a
-    person confirms by its pin. Neither: refused, before anything secret is sent."""
-    from proto.trust import parse_pin, select_pinned_ca, spki_pin
+    """The CA in ``bundle`` (as a proxy's ping offers it), checked by pin or by a person."""
 
-    if not bundle:
-        raise NotAuthenticated("the proxy offered no CA to check against the pin")
-    if pin:
-        return select_pinned_ca(bundle, parse_pin(pin)), parse_pin(pin)
-    if confirm is None:
-        raise NotAuthenticated(
-            "refusing to trust the proxy without a CA pin",
-            hint="pass --ca-pin sha256:... (your admin has it from `mezctl status`)",
-        )
-    seen_pin = spki_pin(bundle)
-    if not confirm(seen_pin):
-        raise NotAuthenticated("the cluster's CA was not trusted; nothing was sent")
-    return bundle, seen_pin
+    def offered() -> str:
+        if not bundle:
+            raise NotAuthenticated("the proxy offered no CA to check against the pin")
+        return bundle
+
+    return _trust(offered, "the proxy", pin, confirm)
 
 
 def web_api(profile: Profile, session_id: str | None = None) -> WebAPI | None:

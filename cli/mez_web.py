@@ -72,7 +72,7 @@ def ping(web_addr: str) -> dict[str, Any]:
 class WebAPI:
     def __init__(self, web_addr: str, ca_pem: str, session_id: str | None = None) -> None:
         self.web_addr = web_addr
-        self._ca_pem = ca_pem
+        self._context = ssl.create_default_context(cadata=ca_pem)  # once, for every call
         self._session_id = session_id
 
     def _request(
@@ -91,10 +91,9 @@ class WebAPI:
             payload = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         target = PREFIX + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
-        context = ssl.create_default_context(cadata=self._ca_pem)
         try:
             status, doc = _exchange(
-                _connect(self.web_addr, context), method, target, payload, headers
+                _connect(self.web_addr, self._context), method, target, payload, headers
             )
         except ssl.SSLCertVerificationError as exc:
             raise TrustFailure(

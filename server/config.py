@@ -294,24 +294,19 @@ def _choice(options: Iterable[str], *, upper: bool = False) -> _Parser:
 _CLUSTER_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}")
 
 
-def _cluster_name(value: object, text: bool) -> str:
-    s = _text(value, "a string")
-    if not _CLUSTER_NAME.fullmatch(s):
-        raise BadParameter(
-            f"invalid cluster name {_show(s)}: use 1-63 characters of a-z, 0-9, '.' and '-', "
-            "starting with a letter or digit"
-        )
-    return s
+def _dns_label(what: str) -> _Parser:
+    """A cluster or agent name: what DNS and certificates accept."""
 
+    def parse(value: object, text: bool) -> str:
+        s = _text(value, "a string")
+        if not _CLUSTER_NAME.fullmatch(s):
+            raise BadParameter(
+                f"invalid {what} {_show(s)}: use 1-63 characters of a-z, 0-9, '.' and '-', "
+                "starting with a letter or digit"
+            )
+        return s
 
-def _agent_name(value: object, text: bool) -> str:
-    s = _text(value, "a string")
-    if not _CLUSTER_NAME.fullmatch(s):
-        raise BadParameter(
-            f"invalid name {_show(s)}: use 1-63 characters of a-z, 0-9, '.' and '-', "
-            "starting with a letter or digit"
-        )
-    return s
+    return parse
 
 
 def _ca_pin(value: object, text: bool) -> str:
@@ -381,7 +376,7 @@ class _Setting:
 
 _SETTINGS: tuple[_Setting, ...] = (
     _Setting("data_dir", _path, default_factory=_default_data_dir),
-    _Setting("cluster_name", _cluster_name, default_factory=_default_host_name),
+    _Setting("cluster_name", _dns_label("cluster name"), default_factory=_default_host_name),
     _Setting("roles", _roles, ROLES),
     _Setting("log_level", _choice(LOG_LEVELS, upper=True), "INFO"),
     _Setting("auth_server", _hostport(DEFAULT_AUTH_PORT)),
@@ -407,7 +402,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("proxy.public_addr", _public_addr),
     _Setting("proxy.cert_file", _path),
     _Setting("proxy.key_file", _path),
-    _Setting("proxy.name", _agent_name, default_factory=_default_host_name),
+    _Setting("proxy.name", _dns_label("proxy name"), default_factory=_default_host_name),
     _Setting("backend.type", _choice(BACKEND_TYPES), "sqlite"),
     _Setting("backend.path", _path),  # None here; data_dir/backend.sqlite for sqlite
     _Setting("backend.dsn", _dsn),

@@ -110,7 +110,8 @@ def _listen_errors(addr: str) -> Iterator[None]:
 
 async def _start_proxy(config: ServerConfig, auth: AuthServer) -> ProxyService:
     from server.auth.server import LOCAL_PROXY_ID
-    from server.proxy.service import ProxyCredentials, ProxyService
+    from server.proxy.service import ProxyService
+    from server.proxy_files import ProxyCredentials
 
     assert auth.cas is not None
     names = tuple(config.auth.tls_names) + (

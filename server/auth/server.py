@@ -23,6 +23,7 @@ from proto.errors import MeziteError
 from proto.files import ensure_private_dir, write_private
 from proto.trust import AUTH_SERVER_NAME, PROXY_SERVER_NAME
 from proto.v1 import auth_pb2
+from server import proxy_files as files
 from server.audit import AuditLog
 from server.auth.agent_identities import AgentIdentityStore
 from server.auth.agents import AgentRecord, AgentStore
@@ -164,9 +165,9 @@ class AuthServer:
         await self.agents.put(
             AgentRecord(id=agent_id, kind=kind, name=agent_id, created=self.clock.now())
         )
-        write_private(directory / "key.pem", _pem_key(key))
-        write_private(directory / "cert.pem", _pem_cert(cert))
-        write_private(directory / "ca.pem", cas.host_x509.cert_pem)
+        write_private(directory / files.CLIENT_KEY, _pem_key(key))
+        write_private(directory / files.CLIENT_CERT, _pem_cert(cert))
+        write_private(directory / files.CA, cas.host_x509.cert_pem)
 
     async def _write_admin_identity(self, cas: Authorities, admin_dir: Path) -> None:
         await self._write_local_identity(cas, admin_dir, LOCAL_ADMIN_ID, ADMIN_AGENT_KIND)
@@ -186,8 +187,9 @@ class AuthServer:
             now=self.clock.now(),
             ttl=SERVER_CERT_TTL,
         )
-        write_private(directory / "web.pem", _pem_cert(cert) + self.cas.host_x509.cert_pem.encode())
-        write_private(directory / "web.key", _pem_key(key))
+        chain = _pem_cert(cert) + self.cas.host_x509.cert_pem.encode()
+        write_private(directory / files.WEB_CERT, chain)
+        write_private(directory / files.WEB_KEY, _pem_key(key))
         await self._write_proxy_ssh_host(directory, names)
         return directory
 
@@ -215,9 +217,9 @@ class AuthServer:
             serialization.PrivateFormat.OpenSSH,
             serialization.NoEncryption(),
         )
-        write_private(directory / "ssh_host_key", private)
-        write_private(directory / "ssh_host_key-cert.pub", cert + "\n")
-        write_private(directory / "user_ca.pub", self.cas.user_ssh.public_line + "\n")
+        write_private(directory / files.SSH_HOST_KEY, private)
+        write_private(directory / files.SSH_HOST_CERT, cert + "\n")
+        write_private(directory / files.USER_CA, self.cas.user_ssh.public_line + "\n")
 
     def services(self, cas: Authorities) -> list[object]:
         signer = UserCertSigner(cas, self.serials, self.auditor, self.clock)

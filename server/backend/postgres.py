@@ -29,6 +29,7 @@ import hashlib
 import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from proto.clock import Clock
@@ -431,8 +432,8 @@ async def _store(
         assert current is not None
         # Overwriting an item that expired before the sweep reached it: tell watchers it
         # went away, or they would see two PUTs with no DELETE between.
-        events.append(Event(EventType.DELETE, _with_revision(current, revisions[0])))
-    stored = _with_revision(item, revisions[-1])
+        events.append(Event(EventType.DELETE, replace(current, revision=revisions[0])))
+    stored = replace(item, revision=revisions[-1])
     await conn.execute(_UPSERT, (stored.key, stored.value, stored.expires, stored.revision))
     events.append(Event(EventType.PUT, stored))
     return stored, events
@@ -445,10 +446,6 @@ async def _remove(conn: Any, items: list[Item]) -> list[Event]:
     async with conn.cursor() as cur:
         await cur.executemany(_DELETE, [(item.key,) for item in items])
     return [
-        Event(EventType.DELETE, _with_revision(item, rev))
+        Event(EventType.DELETE, replace(item, revision=rev))
         for item, rev in zip(items, revisions, strict=True)
     ]
-
-
-def _with_revision(item: Item, revision: int) -> Item:
-    return Item(key=item.key, value=item.value, expires=item.expires, revision=revision)

@@ -7,14 +7,10 @@ Layout under ``<data dir>/proxy-identity/`` (0700)::
 
     current -> gen-<n>        a symlink, replaced atomically
     gen-<n>/identity.json     who we are, the cluster and its pin, when the certs expire
-    gen-<n>/key.pem cert.pem  the client identity auth knows us by (kind proxy)
-    gen-<n>/ca.pem            the host X.509 CA
-    gen-<n>/web.key web.pem   the HTTPS server key and certificate chain
-    gen-<n>/ssh_host_key ssh_host_key-cert.pub user_ca.pub
+    gen-<n>/...               the files of ``server.proxy_files``
 
 A generation is written in full before ``current`` points at it, so a crash during a
 renewal leaves the previous, matching set in use: a key never meets another's cert.
-The files are the ones ``ProxyCredentials`` reads for an in-process proxy.
 """
 
 from __future__ import annotations
@@ -31,6 +27,7 @@ from typing import TYPE_CHECKING
 from proto.errors import BadParameter, NotFound
 from proto.files import ensure_private_dir, write_private
 from proto.keys import NodeKeys, TLSKey
+from server import proxy_files as files
 
 if TYPE_CHECKING:
     from proto.v1 import auth_pb2 as pb
@@ -128,17 +125,17 @@ def save(
         expires=creds.expires,
         directory=directory,
     )
-    files = {
-        "key.pem": keys.node.tls_private_pem,
-        "cert.pem": creds.tls_certificate_pem,
-        "ca.pem": creds.tls_ca_pem,
-        "web.key": keys.web.private_pem,
-        "web.pem": creds.tls_server_certificate_pem,
-        "ssh_host_key": keys.node.ssh_private_pem,
-        "ssh_host_key-cert.pub": creds.ssh_host_certificate + "\n",
-        "user_ca.pub": "".join(line + "\n" for line in creds.user_ca_keys),
+    written = {
+        files.CLIENT_KEY: keys.node.tls_private_pem,
+        files.CLIENT_CERT: creds.tls_certificate_pem,
+        files.CA: creds.tls_ca_pem,
+        files.WEB_KEY: keys.web.private_pem,
+        files.WEB_CERT: creds.tls_server_certificate_pem,
+        files.SSH_HOST_KEY: keys.node.ssh_private_pem,
+        files.SSH_HOST_CERT: creds.ssh_host_certificate + "\n",
+        files.USER_CA: "".join(line + "\n" for line in creds.user_ca_keys),
     }
-    for filename, content in files.items():
+    for filename, content in written.items():
         write_private(directory / filename, content)
     doc = {k: v for k, v in asdict(identity).items() if k != "directory"}
     write_private(directory / IDENTITY_FILE, json.dumps(doc, indent=2, sort_keys=True))

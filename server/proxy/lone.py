@@ -20,7 +20,8 @@ from proto.errors import BadParameter, NotAuthenticated
 from server.config import DEFAULT_SSH_PORT, DEFAULT_WEB_PORT, ServerConfig
 from server.proxy import identity as store
 from server.proxy.identity import ProxyIdentity
-from server.proxy.service import ProxyCredentials, ProxyService
+from server.proxy.service import ProxyService
+from server.proxy_files import ProxyCredentials
 
 log = logging.getLogger(__name__)
 

@@ -8,19 +8,19 @@ import contextlib
 import json
 import logging
 import ssl
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from proto import __version__
 from proto.audit_forwarder import AuditForwarder
-from proto.client import AsyncAuthClient, ClientIdentity
+from proto.client import AsyncAuthClient
 from proto.files import write_private
 from server.config import ServerConfig
 from server.proxy.app import create_app
 from server.proxy.gateway import RELOAD_GRACE, GrpcAuthGateway
 from server.proxy.settings import ProxySettings
 from server.proxy.webserver import WebServerHandle, serve_web
+from server.proxy_files import ProxyCredentials
 
 if TYPE_CHECKING:
     from server.proxy.ssh_router import ProxySSHRouter, RoutedNode
@@ -29,25 +29,6 @@ log = logging.getLogger(__name__)
 
 RUNTIME_FILE = "proxy.json"
 OPERATOR_CERT_POLL = 60.0  # seconds between looks at an operator's certificate files
-
-
-@dataclass(frozen=True)
-class ProxyCredentials:
-    """What auth handed this proxy: its client identity and web TLS files."""
-
-    directory: Path
-    agent_id: str
-
-    def identity(self) -> ClientIdentity:
-        return ClientIdentity(
-            agent_id=self.agent_id,
-            cert_pem=(self.directory / "cert.pem").read_bytes(),
-            key_pem=(self.directory / "key.pem").read_bytes(),
-        )
-
-    @property
-    def ca_pem(self) -> bytes:
-        return (self.directory / "ca.pem").read_bytes()
 
 
 def _stamp(*paths: Path) -> tuple[object, ...]:
@@ -102,8 +83,8 @@ class ProxyService:
 
     async def start(self) -> None:
         proxy = self._config.proxy
-        cert_file = proxy.cert_file or self._creds.directory / "web.pem"
-        key_file = proxy.key_file or self._creds.directory / "web.key"
+        cert_file = proxy.cert_file or self._creds.web_cert_file
+        key_file = proxy.key_file or self._creds.web_key_file
         self._gateway = GrpcAuthGateway(self._auth_addr, self._creds.ca_pem, self._creds.identity())
         await self._start_ssh()
         listen = proxy.web_listen_addr
@@ -141,21 +122,16 @@ class ProxyService:
         log.info("proxy web API for %s at %s", self._cluster, settings.public_origin)
 
     async def _start_ssh(self) -> None:
-        import asyncssh
-
         from server.proxy.ssh_router import NodeDirectory, ProxySSHRouter
 
-        directory = self._creds.directory
         self._audit = AuditForwarder(self.auth_client)
         self._audit_task = asyncio.create_task(self._audit.run())
         nodes = NodeDirectory(lambda: _list_nodes(self.auth_client()), self._cluster)
-        user_ca = (directory / "user_ca.pub").read_text().splitlines()
+        host_key, host_cert = self._creds.ssh_host()
         self.ssh = ProxySSHRouter(
-            host_key=asyncssh.import_private_key((directory / "ssh_host_key").read_bytes()),
-            host_cert=asyncssh.import_certificate(
-                (directory / "ssh_host_key-cert.pub").read_bytes()
-            ),
-            user_ca_keys=user_ca,
+            host_key=host_key,
+            host_cert=host_cert,
+            user_ca_keys=self._creds.user_ca_keys(),
             directory=nodes,
             audit=self._audit.emit,
         )
@@ -206,15 +182,11 @@ class ProxyService:
     async def reload(self, creds: ProxyCredentials) -> None:
         """Serve renewed credentials: new HTTPS and SSH handshakes and new calls to auth
         use them; connections already open keep theirs."""
-        import asyncssh
-
-        directory = creds.directory
-        host_key = asyncssh.import_private_key((directory / "ssh_host_key").read_bytes())
-        host_cert = asyncssh.import_certificate((directory / "ssh_host_key-cert.pub").read_bytes())
-        user_ca = (directory / "user_ca.pub").read_text().splitlines()
+        host_key, host_cert = creds.ssh_host()
+        user_ca = creds.user_ca_keys()
         self._creds = creds
         if self.web is not None and self._config.proxy.cert_file is None:
-            self.web.load_cert_chain(directory / "web.pem", directory / "web.key")
+            self.web.load_cert_chain(creds.web_cert_file, creds.web_key_file)
         if self.ssh is not None:
             self.ssh.set_host_credentials(host_key, host_cert)
             self.ssh.trusted.replace(user_ca)
@@ -223,7 +195,7 @@ class ProxyService:
         old, self._client = self._client, None
         if old is not None:
             await old.close(grace=RELOAD_GRACE)
-        log.info("proxy credentials reloaded from %s", directory)
+        log.info("proxy credentials reloaded from %s", creds.directory)
 
     @property
     def ssh_addr(self) -> str:
