@@ -26,12 +26,17 @@ from proto.errors import (
 )
 from server.backend import (
     KEYSPACE_END,
+    MAX_ATOMIC_OPS,
     MAX_KEY_BYTES,
     MAX_VALUE_BYTES,
     Backend,
+    Condition,
+    Delete,
+    DeleteRange,
     Event,
     EventType,
     Item,
+    Put,
     Watcher,
     prefix_range,
 )
@@ -231,6 +236,129 @@ class BackendComplianceSuite(abc.ABC):
         assert len(wins) == 1
         assert all(isinstance(exc, CompareFailed) for exc in losses)
         assert len(losses) == RACERS - 1
+        assert await all_items(backend) == []
+
+    # --- atomic writes
+
+    async def test_atomic_write_applies_every_action_in_order(self, backend: Backend) -> None:
+        user = await backend.put(Item("users/alice", b"v1"))
+        for i in range(3):
+            await backend.put(Item(f"sessions/a1/{i}", b"s"))
+        await backend.put(Item("sessions/a2/0", b"other"))
+        await backend.put(Item("invites/x", b"i"))
+        watcher = await established(backend)
+        await backend.atomic_write(
+            [Condition.unchanged(user), Condition.absent("locks/l1")],
+            [
+                Delete("users/alice"),
+                DeleteRange(*prefix_range("sessions/a1/")),
+                Delete("invites/x"),
+                Delete("invites/never-existed"),
+                Put(Item("locks/l1", b"lock")),
+            ],
+        )
+        keys = [item.key for item in await all_items(backend)]
+        assert keys == ["locks/l1", "sessions/a2/0"]
+        seen = [await next_event(watcher) for _ in range(6)]
+        assert [(e.type, e.item.key) for e in seen] == [
+            (EventType.DELETE, "users/alice"),
+            (EventType.DELETE, "sessions/a1/0"),
+            (EventType.DELETE, "sessions/a1/1"),
+            (EventType.DELETE, "sessions/a1/2"),
+            (EventType.DELETE, "invites/x"),
+            (EventType.PUT, "locks/l1"),
+        ]
+        revisions = [e.item.revision for e in seen]
+        assert revisions == sorted(revisions) and len(set(revisions)) == 6
+        await assert_next_is_marker(backend, watcher)
+        await watcher.close()
+
+    @pytest.mark.parametrize(
+        "condition",
+        [
+            Condition("users/alice", revision=1_000_000),
+            Condition.absent("users/alice"),
+            Condition("users/nobody"),
+        ],
+        ids=["stale-revision", "present-not-absent", "absent-not-present"],
+    )
+    async def test_atomic_write_with_a_failed_condition_changes_nothing(
+        self, backend: Backend, condition: Condition
+    ) -> None:
+        await backend.put(Item("users/alice", b"v1"))
+        await backend.put(Item("sessions/a1/0", b"s"))
+        before = await all_items(backend)
+        watcher = await established(backend)
+        with pytest.raises(CompareFailed):
+            await backend.atomic_write(
+                [condition],
+                [Delete("users/alice"), DeleteRange(*prefix_range("sessions/")),
+                 Put(Item("locks/l1", b"lock"))],
+            )  # fmt: skip
+        assert await all_items(backend) == before
+        await assert_next_is_marker(backend, watcher)
+        await watcher.close()
+
+    async def test_atomic_write_revision_condition_sees_every_write(self, backend: Backend) -> None:
+        first = await backend.put(Item("users/alice", b"same"))
+        await backend.put(Item("users/alice", b"same"))  # same value, new revision
+        with pytest.raises(CompareFailed):
+            await backend.atomic_write([Condition.unchanged(first)], [Put(Item("x", b"1"))])
+        current = await backend.get("users/alice")
+        await backend.atomic_write([Condition.unchanged(current)], [Put(Item("x", b"1"))])
+        assert (await backend.get("x")).value == b"1"
+
+    async def test_atomic_write_treats_expired_items_as_absent(
+        self, backend: Backend, clock: FakeClock
+    ) -> None:
+        item = await backend.put(Item("invites/x", b"i", expires=clock.now() + 10))
+        clock.advance(11)
+        with pytest.raises(CompareFailed):
+            await backend.atomic_write([Condition.unchanged(item)], [Put(Item("y", b"1"))])
+        await backend.atomic_write([Condition.absent("invites/x")], [Put(Item("invites/x", b"2"))])
+        assert (await backend.get("invites/x")).value == b"2"
+
+    async def test_atomic_write_race_has_exactly_one_winner(self, backend: Backend) -> None:
+        user = await backend.put(Item("users/alice", b"v1"))
+        results = await asyncio.gather(
+            *(
+                backend.atomic_write(
+                    [Condition.unchanged(user)],
+                    [
+                        Put(Item("users/alice", f"racer-{i}".encode())),
+                        Put(Item(f"sessions/{i}", b"s")),
+                    ],
+                )
+                for i in range(RACERS)
+            ),
+            return_exceptions=True,
+        )
+        wins, losses = split_outcomes(results)
+        assert len(wins) == 1 and len(losses) == RACERS - 1
+        assert all(isinstance(exc, CompareFailed) for exc in losses)
+        sessions = await backend.get_range(*prefix_range("sessions/"))
+        assert len(sessions) == 1
+        winner = sessions[0].key.removeprefix("sessions/")
+        assert (await backend.get("users/alice")).value == f"racer-{winner}".encode()
+
+    @pytest.mark.parametrize(
+        ("conditions", "actions"),
+        [
+            ([], []),
+            ([], [Put(Item("k", b"1")), Delete("k")]),
+            ([Condition("k"), Condition.absent("k")], [Put(Item("k", b"1"))]),
+            ([Condition("k", exists=False, revision=3)], [Put(Item("k", b"1"))]),
+            ([], [Put(Item("", b"1"))]),
+            ([], [Put(Item(f"k{i}", b"1")) for i in range(MAX_ATOMIC_OPS + 1)]),
+        ],
+        ids=["empty", "same-key-twice", "two-conditions", "absent-with-revision", "bad-key",
+             "too-many"],
+    )  # fmt: skip
+    async def test_atomic_write_refuses_malformed_requests(
+        self, backend: Backend, conditions: list[Condition], actions: list[Put | Delete]
+    ) -> None:
+        with pytest.raises(BadParameter):
+            await backend.atomic_write(conditions, actions)
         assert await all_items(backend) == []
 
     # --- ranges

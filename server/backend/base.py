@@ -18,10 +18,13 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from proto.clock import Clock, SystemClock
 from proto.errors import BadParameter, ConnectionProblem, LimitExceeded, MeziteError
+
+if TYPE_CHECKING:
+    from .atomic import Action, Condition
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +230,13 @@ class Backend(abc.ABC):
     async def compare_and_delete(self, expected: Item) -> None:
         """Remove the item only if its live value equals ``expected.value``;
         ``CompareFailed`` otherwise. Of concurrent callers, exactly one wins."""
+
+    @abc.abstractmethod
+    async def atomic_write(
+        self, conditions: Sequence[Condition], actions: Sequence[Action]
+    ) -> None:
+        """Apply ``actions`` in order, in one transaction, only if every condition holds;
+        ``CompareFailed`` otherwise, with nothing written (see ``atomic.py``)."""
 
     @abc.abstractmethod
     async def get_range(self, start: str, end: str, limit: int = 0) -> list[Item]:

@@ -36,6 +36,7 @@ from proto.clock import Clock
 from proto.errors import AlreadyExists, BadParameter, CompareFailed, ConnectionProblem, NotFound
 from server.postgres import CONNECT_TIMEOUT, connection, driver, open_pool, reason
 
+from .atomic import Action, Condition, Delete, Put, validate_atomic
 from .base import (
     DEFAULT_WATCH_QUEUE,
     Backend,
@@ -246,6 +247,30 @@ class PostgresBackend(Backend):
             if current is None or not is_live(current, now) or current.value != expected.value:
                 raise CompareFailed("item does not hold the expected value")
             return None, await _remove(conn, [current])
+
+        await self._mutate(op)
+
+    async def atomic_write(
+        self, conditions: Sequence[Condition], actions: Sequence[Action]
+    ) -> None:
+        validate_atomic(conditions, actions)
+
+        async def op(conn: Any, now: float) -> tuple[None, list[Event]]:
+            for condition in conditions:
+                if not condition.holds(await _current(conn, condition.key), now):
+                    raise CompareFailed("a condition of the atomic write does not hold")
+            events: list[Event] = []
+            for action in actions:
+                if isinstance(action, Put):
+                    current = await _current(conn, action.item.key)
+                    events += (await _store(conn, action.item, current, now))[1]
+                elif isinstance(action, Delete):
+                    current = await _current(conn, action.key)
+                    events += await _remove(conn, [current] if current is not None else [])
+                else:
+                    cur = await conn.execute(_SELECT_RANGE, (action.start, action.end, now, None))
+                    events += await _remove(conn, [_item(row) for row in await cur.fetchall()])
+            return None, events
 
         await self._mutate(op)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Self, TypeVar
@@ -27,6 +27,7 @@ from proto.errors import (
 )
 from server.sqlite_worker import SQLiteWorker
 
+from .atomic import Action, Condition, Delete, Put, validate_atomic
 from .base import (
     Backend,
     Event,
@@ -170,6 +171,29 @@ class SQLiteBackend(Backend):
             if current is None or not is_live(current, now) or current.value != expected.value:
                 raise CompareFailed("item does not hold the expected value")
             return None, _remove(db, [current])
+
+        await self._mutate(op)
+
+    async def atomic_write(
+        self, conditions: Sequence[Condition], actions: Sequence[Action]
+    ) -> None:
+        validate_atomic(conditions, actions)
+
+        def op(db: sqlite3.Connection, now: float) -> tuple[None, list[Event]]:
+            for condition in conditions:
+                if not condition.holds(_current(db, condition.key), now):
+                    raise CompareFailed("a condition of the atomic write does not hold")
+            events: list[Event] = []
+            for action in actions:
+                if isinstance(action, Put):
+                    events += _store(db, action.item, _current(db, action.item.key), now)[1]
+                elif isinstance(action, Delete):
+                    current = _current(db, action.key)
+                    events += _remove(db, [current] if current is not None else [])
+                else:
+                    rows = db.execute(_SELECT_RANGE, (action.start, action.end, now, -1))
+                    events += _remove(db, [_item(row) for row in rows])
+            return None, events
 
         await self._mutate(op)
 
