@@ -50,6 +50,7 @@ class BotState:
     tls_ca_pem: str
     host_ca_keys: list[str]
     expires: float
+    agent_id: str = ""  # names this incarnation of the identity (from auth)
 
     def save(self, data_dir: Path) -> None:
         ensure_private_dir(data_dir)
@@ -63,8 +64,10 @@ class BotState:
         return cls(**json.loads(check_private_file(path).read_text()))
 
     def identity(self) -> ClientIdentity:
+        from proto.trust import certificate_agent_id
+
         return ClientIdentity(
-            agent_id=f"bot.{self.name}",
+            agent_id=self.agent_id or certificate_agent_id(self.tls_cert_pem),
             cert_pem=self.tls_cert_pem.encode(),
             key_pem=self.tls_key_pem.encode(),
         )
@@ -97,6 +100,7 @@ def _adopt(state: BotState | None, keys: NodeKeys, creds: Any, **base: Any) -> B
         tls_ca_pem=creds.tls_ca_pem,
         host_ca_keys=list(creds.host_ca_keys),
         expires=creds.expires,
+        agent_id=creds.agent_id,
     )
     return replace(state, **values) if state else BotState(**base, **values)
 
@@ -220,7 +224,7 @@ async def run_forever(data_dir: Path, dest: Path, state: BotState) -> None:
                 await asyncio.to_thread(write_outputs, dest, state)
                 backoff.reset()
                 break
-            except NotAuthenticated:
+            except (NotAuthenticated, AccessDenied):
                 raise  # locked or deleted: retrying cannot help; an admin must act
             except Exception as exc:
                 delay = backoff.next()

@@ -18,8 +18,6 @@ from proto.files import check_private_file
 if TYPE_CHECKING:
     from proto.client import AuthClient
 
-LOCAL_ADMIN_ID = "local-admin"
-
 
 def resolve_data_dir(data_dir: Path | None, config: Path | None) -> Path:
     """The data dir as `mezctl start` would resolve it (flag, env, file, default)."""
@@ -88,5 +86,8 @@ def admin_client(data_dir: Path, auth_server: str | None = None) -> AuthClient:
             f"cannot read the local admin identity in {admin}",
             hint="run mezctl as the user that runs `mezctl start`",
         ) from None
-    identity = ClientIdentity(agent_id=LOCAL_ADMIN_ID, cert_pem=cert, key_pem=key)
+    from proto.trust import certificate_agent_id
+
+    # A new id at every start of the auth service: it is the one the certificate names.
+    identity = ClientIdentity(agent_id=certificate_agent_id(cert), cert_pem=cert, key_pem=key)
     return AuthClient(addr, ca, identity)

@@ -17,6 +17,12 @@ from typing import Any
 NODE_ACCESS_EXT = "mezite-node-access@mezite.dev"
 USER_EXT = "mezite-user@mezite.dev"
 ROLES_EXT = "mezite-roles@mezite.dev"
+# Whose certificate it is: "user" or "agent_identity", and which incarnation of it (the
+# random id made when the user or identity was created), so that locks can tell a
+# deleted account's certificates from those of a new one of the same name.
+KIND_EXT = "mezite-kind@mezite.dev"
+INCARNATION_EXT = "mezite-incarnation@mezite.dev"
+CERT_KINDS = frozenset({"user", "agent_identity"})
 WILDCARD = "*"
 MAX_NODE_ACCESS_BYTES = 64 * 1024
 

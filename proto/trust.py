@@ -46,6 +46,16 @@ def spki_pin(cert_pem: str | bytes) -> str:
     return "sha256:" + hashlib.sha256(spki).hexdigest()
 
 
+def certificate_agent_id(cert_pem: str | bytes) -> str:
+    """The agent id an X.509 client certificate names (its subject's common name)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    data = cert_pem.encode() if isinstance(cert_pem, str) else cert_pem
+    names = x509.load_pem_x509_certificate(data).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
 def select_pinned_ca(bundle_pem: str, pin: str) -> str:
     """Return the certificate of ``bundle_pem`` whose key matches ``pin``.
 

@@ -46,6 +46,7 @@ from typing import Any, Literal, TypeVar, cast
 from proto.addr import ANY_HOST, HostPort, is_dns_name
 from proto.durations import format_duration, parse_duration_text
 from proto.errors import BadParameter
+from proto.locks import LOCKING_MODES
 
 __all__ = [
     "AuthConfig",
@@ -108,6 +109,11 @@ class AuthConfig:
     invite_ttl: float  # seconds
     rate_limit_per_minute: int  # unauthenticated RPCs per peer address
     diag_addr: HostPort | None
+    # What nodes and proxies do when they have heard nothing from auth for longer than
+    # lock_max_staleness: keep enforcing the locks they know ("best_effort") or refuse
+    # everyone ("strict").
+    locking_mode: str = "best_effort"
+    lock_max_staleness: float = 300.0  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,6 +399,8 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("auth.invite_ttl", _duration(MINUTE, 7 * DAY), HOUR),
     _Setting("auth.rate_limit_per_minute", _integer(1, 100_000), 60),
     _Setting("auth.diag_addr", _hostport(None)),
+    _Setting("auth.locking_mode", _choice(LOCKING_MODES), "best_effort"),
+    _Setting("auth.lock_max_staleness", _duration(1, DAY), 5 * MINUTE),
     _Setting(
         "proxy.web_listen_addr", _hostport(DEFAULT_WEB_PORT), HostPort(ANY_HOST, DEFAULT_WEB_PORT)
     ),
@@ -582,6 +590,8 @@ def _build(layers: _Layers) -> ServerConfig:
             invite_ttl=layers.get("auth.invite_ttl", float),
             rate_limit_per_minute=layers.get("auth.rate_limit_per_minute", int),
             diag_addr=layers.optional("auth.diag_addr", HostPort),
+            locking_mode=layers.get("auth.locking_mode", str),
+            lock_max_staleness=layers.get("auth.lock_max_staleness", float),
         ),
         proxy=ProxyConfig(
             web_listen_addr=layers.get("proxy.web_listen_addr", HostPort),

@@ -109,7 +109,6 @@ def _listen_errors(addr: str) -> Iterator[None]:
 
 
 async def _start_proxy(config: ServerConfig, auth: AuthServer) -> ProxyService:
-    from server.auth.server import LOCAL_PROXY_ID
     from server.proxy.service import ProxyService
     from server.proxy_files import ProxyCredentials
 
@@ -118,14 +117,15 @@ async def _start_proxy(config: ServerConfig, auth: AuthServer) -> ProxyService:
         (config.proxy.public_addr.rsplit(":", 1)[0],) if config.proxy.public_addr else ()
     )
     directory = await auth.local_proxy_credentials(names)
-    proxy = ProxyService(
-        config,
-        auth.addr,
-        ProxyCredentials(directory=directory, agent_id=LOCAL_PROXY_ID),
-        auth.cas.cluster_name,
-        auth.cas.host_x509.pin,
-    )
+    assert auth.local_proxy is not None
+    creds = ProxyCredentials(directory=directory, agent_id=auth.local_proxy.agent_id)
+    proxy = ProxyService(config, auth.addr, creds, auth.cas.cluster_name, auth.cas.host_x509.pin)
     await proxy.start()
+
+    async def reload() -> None:
+        await proxy.reload(creds)  # the same files, renewed in place
+
+    auth.on_local_proxy_renewed = reload
     return proxy
 
 

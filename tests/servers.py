@@ -14,8 +14,9 @@ from typing import Any, TypeVar
 
 from proto.client import AuthClient, ClientIdentity
 from proto.clock import Clock
+from proto.trust import certificate_agent_id
 from server.audit import SQLiteAuditLog
-from server.auth.server import ADMIN_DIR, LOCAL_ADMIN_ID, AuthServer
+from server.auth.server import ADMIN_DIR, AuthServer
 from server.backend import SQLiteBackend
 from server.config import ServerConfig, resolve_config
 
@@ -56,9 +57,10 @@ class RunningAuth:
 
     def admin_identity(self) -> ClientIdentity:
         admin = self.data_dir / ADMIN_DIR
+        cert = (admin / "cert.pem").read_bytes()
         return ClientIdentity(
-            agent_id=LOCAL_ADMIN_ID,
-            cert_pem=(admin / "cert.pem").read_bytes(),
+            agent_id=certificate_agent_id(cert),
+            cert_pem=cert,
             key_pem=(admin / "key.pem").read_bytes(),
         )
 

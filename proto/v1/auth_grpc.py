@@ -83,6 +83,10 @@ class AuthServiceBase(abc.ABC):
         pass
 
     @abc.abstractmethod
+    async def WatchLocks(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.WatchLocksRequest, proto.v1.auth_pb2.WatchLocksResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
     async def GetClusterStatus(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.GetClusterStatusRequest, proto.v1.auth_pb2.GetClusterStatusResponse]') -> None:
         pass
 
@@ -148,6 +152,22 @@ class AuthServiceBase(abc.ABC):
 
     @abc.abstractmethod
     async def SetAgentIdentityLock(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.SetAgentIdentityLockRequest, proto.v1.auth_pb2.SetAgentIdentityLockResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def CreateLock(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.CreateLockRequest, proto.v1.auth_pb2.CreateLockResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def ListLocks(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.ListLocksRequest, proto.v1.auth_pb2.ListLocksResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def DeleteLock(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.DeleteLockRequest, proto.v1.auth_pb2.DeleteLockResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def ExportKRL(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.ExportKRLRequest, proto.v1.auth_pb2.ExportKRLResponse]') -> None:
         pass
 
     def __mapping__(self) -> typing.Dict[str, grpclib.const.Handler]:
@@ -254,6 +274,12 @@ class AuthServiceBase(abc.ABC):
                 proto.v1.auth_pb2.RenewAgentIdentityRequest,
                 proto.v1.auth_pb2.RenewAgentIdentityResponse,
             ),
+            '/mezite.v1.AuthService/WatchLocks': grpclib.const.Handler(
+                self.WatchLocks,
+                grpclib.const.Cardinality.UNARY_STREAM,
+                proto.v1.auth_pb2.WatchLocksRequest,
+                proto.v1.auth_pb2.WatchLocksResponse,
+            ),
             '/mezite.v1.AuthService/GetClusterStatus': grpclib.const.Handler(
                 self.GetClusterStatus,
                 grpclib.const.Cardinality.UNARY_UNARY,
@@ -355,6 +381,30 @@ class AuthServiceBase(abc.ABC):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 proto.v1.auth_pb2.SetAgentIdentityLockRequest,
                 proto.v1.auth_pb2.SetAgentIdentityLockResponse,
+            ),
+            '/mezite.v1.AuthService/CreateLock': grpclib.const.Handler(
+                self.CreateLock,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                proto.v1.auth_pb2.CreateLockRequest,
+                proto.v1.auth_pb2.CreateLockResponse,
+            ),
+            '/mezite.v1.AuthService/ListLocks': grpclib.const.Handler(
+                self.ListLocks,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                proto.v1.auth_pb2.ListLocksRequest,
+                proto.v1.auth_pb2.ListLocksResponse,
+            ),
+            '/mezite.v1.AuthService/DeleteLock': grpclib.const.Handler(
+                self.DeleteLock,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                proto.v1.auth_pb2.DeleteLockRequest,
+                proto.v1.auth_pb2.DeleteLockResponse,
+            ),
+            '/mezite.v1.AuthService/ExportKRL': grpclib.const.Handler(
+                self.ExportKRL,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                proto.v1.auth_pb2.ExportKRLRequest,
+                proto.v1.auth_pb2.ExportKRLResponse,
             ),
         }
 
@@ -464,6 +514,12 @@ class AuthServiceStub:
             proto.v1.auth_pb2.RenewAgentIdentityRequest,
             proto.v1.auth_pb2.RenewAgentIdentityResponse,
         )
+        self.WatchLocks = grpclib.client.UnaryStreamMethod(
+            channel,
+            '/mezite.v1.AuthService/WatchLocks',
+            proto.v1.auth_pb2.WatchLocksRequest,
+            proto.v1.auth_pb2.WatchLocksResponse,
+        )
         self.GetClusterStatus = grpclib.client.UnaryUnaryMethod(
             channel,
             '/mezite.v1.AuthService/GetClusterStatus',
@@ -565,4 +621,28 @@ class AuthServiceStub:
             '/mezite.v1.AuthService/SetAgentIdentityLock',
             proto.v1.auth_pb2.SetAgentIdentityLockRequest,
             proto.v1.auth_pb2.SetAgentIdentityLockResponse,
+        )
+        self.CreateLock = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/mezite.v1.AuthService/CreateLock',
+            proto.v1.auth_pb2.CreateLockRequest,
+            proto.v1.auth_pb2.CreateLockResponse,
+        )
+        self.ListLocks = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/mezite.v1.AuthService/ListLocks',
+            proto.v1.auth_pb2.ListLocksRequest,
+            proto.v1.auth_pb2.ListLocksResponse,
+        )
+        self.DeleteLock = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/mezite.v1.AuthService/DeleteLock',
+            proto.v1.auth_pb2.DeleteLockRequest,
+            proto.v1.auth_pb2.DeleteLockResponse,
+        )
+        self.ExportKRL = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/mezite.v1.AuthService/ExportKRL',
+            proto.v1.auth_pb2.ExportKRLRequest,
+            proto.v1.auth_pb2.ExportKRLResponse,
         )

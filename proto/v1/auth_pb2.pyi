@@ -711,7 +711,7 @@ class BootstrapAgentIdentityRequest(_message.Message):
     def __init__(self, token: _Optional[str] = ..., ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ...) -> None: ...
 
 class AgentIdentityCredentials(_message.Message):
-    __slots__ = ("name", "ssh_certificate", "tls_certificate_pem", "tls_ca_pem", "host_ca_keys", "renewal_token", "generation", "expires")
+    __slots__ = ("name", "ssh_certificate", "tls_certificate_pem", "tls_ca_pem", "host_ca_keys", "renewal_token", "generation", "expires", "agent_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SSH_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     TLS_CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
@@ -720,6 +720,7 @@ class AgentIdentityCredentials(_message.Message):
     RENEWAL_TOKEN_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     ssh_certificate: str
     tls_certificate_pem: str
@@ -728,7 +729,8 @@ class AgentIdentityCredentials(_message.Message):
     renewal_token: str
     generation: int
     expires: float
-    def __init__(self, name: _Optional[str] = ..., ssh_certificate: _Optional[str] = ..., tls_certificate_pem: _Optional[str] = ..., tls_ca_pem: _Optional[str] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., renewal_token: _Optional[str] = ..., generation: _Optional[int] = ..., expires: _Optional[float] = ...) -> None: ...
+    agent_id: str
+    def __init__(self, name: _Optional[str] = ..., ssh_certificate: _Optional[str] = ..., tls_certificate_pem: _Optional[str] = ..., tls_ca_pem: _Optional[str] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., renewal_token: _Optional[str] = ..., generation: _Optional[int] = ..., expires: _Optional[float] = ..., agent_id: _Optional[str] = ...) -> None: ...
 
 class BootstrapAgentIdentityResponse(_message.Message):
     __slots__ = ("credentials",)
@@ -775,3 +777,97 @@ class AuthenticateSPIFFEResponse(_message.Message):
     host_ca_keys: _containers.RepeatedScalarFieldContainer[str]
     expires: float
     def __init__(self, ssh_certificate: _Optional[str] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., expires: _Optional[float] = ...) -> None: ...
+
+class LockTarget(_message.Message):
+    __slots__ = ("user", "node", "agent_identity", "login", "role", "incarnation")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    AGENT_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    LOGIN_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    node: str
+    agent_identity: str
+    login: str
+    role: str
+    incarnation: str
+    def __init__(self, user: _Optional[str] = ..., node: _Optional[str] = ..., agent_identity: _Optional[str] = ..., login: _Optional[str] = ..., role: _Optional[str] = ..., incarnation: _Optional[str] = ...) -> None: ...
+
+class Lock(_message.Message):
+    __slots__ = ("name", "target", "reason", "created", "created_by", "expires")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    target: LockTarget
+    reason: str
+    created: float
+    created_by: str
+    expires: float
+    def __init__(self, name: _Optional[str] = ..., target: _Optional[_Union[LockTarget, _Mapping]] = ..., reason: _Optional[str] = ..., created: _Optional[float] = ..., created_by: _Optional[str] = ..., expires: _Optional[float] = ...) -> None: ...
+
+class CreateLockRequest(_message.Message):
+    __slots__ = ("target", "reason", "ttl_seconds")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    target: LockTarget
+    reason: str
+    ttl_seconds: int
+    def __init__(self, target: _Optional[_Union[LockTarget, _Mapping]] = ..., reason: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class CreateLockResponse(_message.Message):
+    __slots__ = ("lock",)
+    LOCK_FIELD_NUMBER: _ClassVar[int]
+    lock: Lock
+    def __init__(self, lock: _Optional[_Union[Lock, _Mapping]] = ...) -> None: ...
+
+class ListLocksRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListLocksResponse(_message.Message):
+    __slots__ = ("locks",)
+    LOCKS_FIELD_NUMBER: _ClassVar[int]
+    locks: _containers.RepeatedCompositeFieldContainer[Lock]
+    def __init__(self, locks: _Optional[_Iterable[_Union[Lock, _Mapping]]] = ...) -> None: ...
+
+class DeleteLockRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteLockResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WatchLocksRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WatchLocksResponse(_message.Message):
+    __slots__ = ("locks", "locking_mode", "max_staleness_seconds")
+    LOCKS_FIELD_NUMBER: _ClassVar[int]
+    LOCKING_MODE_FIELD_NUMBER: _ClassVar[int]
+    MAX_STALENESS_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    locks: _containers.RepeatedCompositeFieldContainer[Lock]
+    locking_mode: str
+    max_staleness_seconds: float
+    def __init__(self, locks: _Optional[_Iterable[_Union[Lock, _Mapping]]] = ..., locking_mode: _Optional[str] = ..., max_staleness_seconds: _Optional[float] = ...) -> None: ...
+
+class ExportKRLRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ExportKRLResponse(_message.Message):
+    __slots__ = ("krl", "revoked")
+    KRL_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    krl: bytes
+    revoked: int
+    def __init__(self, krl: _Optional[bytes] = ..., revoked: _Optional[int] = ...) -> None: ...

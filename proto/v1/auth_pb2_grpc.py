@@ -121,6 +121,11 @@ class AuthServiceStub:
                 request_serializer=proto_dot_v1_dot_auth__pb2.RenewAgentIdentityRequest.SerializeToString,
                 response_deserializer=proto_dot_v1_dot_auth__pb2.RenewAgentIdentityResponse.FromString,
                 _registered_method=True)
+        self.WatchLocks = channel.unary_stream(
+                '/mezite.v1.AuthService/WatchLocks',
+                request_serializer=proto_dot_v1_dot_auth__pb2.WatchLocksRequest.SerializeToString,
+                response_deserializer=proto_dot_v1_dot_auth__pb2.WatchLocksResponse.FromString,
+                _registered_method=True)
         self.GetClusterStatus = channel.unary_unary(
                 '/mezite.v1.AuthService/GetClusterStatus',
                 request_serializer=proto_dot_v1_dot_auth__pb2.GetClusterStatusRequest.SerializeToString,
@@ -205,6 +210,26 @@ class AuthServiceStub:
                 '/mezite.v1.AuthService/SetAgentIdentityLock',
                 request_serializer=proto_dot_v1_dot_auth__pb2.SetAgentIdentityLockRequest.SerializeToString,
                 response_deserializer=proto_dot_v1_dot_auth__pb2.SetAgentIdentityLockResponse.FromString,
+                _registered_method=True)
+        self.CreateLock = channel.unary_unary(
+                '/mezite.v1.AuthService/CreateLock',
+                request_serializer=proto_dot_v1_dot_auth__pb2.CreateLockRequest.SerializeToString,
+                response_deserializer=proto_dot_v1_dot_auth__pb2.CreateLockResponse.FromString,
+                _registered_method=True)
+        self.ListLocks = channel.unary_unary(
+                '/mezite.v1.AuthService/ListLocks',
+                request_serializer=proto_dot_v1_dot_auth__pb2.ListLocksRequest.SerializeToString,
+                response_deserializer=proto_dot_v1_dot_auth__pb2.ListLocksResponse.FromString,
+                _registered_method=True)
+        self.DeleteLock = channel.unary_unary(
+                '/mezite.v1.AuthService/DeleteLock',
+                request_serializer=proto_dot_v1_dot_auth__pb2.DeleteLockRequest.SerializeToString,
+                response_deserializer=proto_dot_v1_dot_auth__pb2.DeleteLockResponse.FromString,
+                _registered_method=True)
+        self.ExportKRL = channel.unary_unary(
+                '/mezite.v1.AuthService/ExportKRL',
+                request_serializer=proto_dot_v1_dot_auth__pb2.ExportKRLRequest.SerializeToString,
+                response_deserializer=proto_dot_v1_dot_auth__pb2.ExportKRLResponse.FromString,
                 _registered_method=True)
 
 
@@ -344,6 +369,15 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchLocks(self, request, context):
+        """WatchLocks streams the locks in force to a node or proxy: the whole set at once,
+        again on every change and as a keepalive, with the cluster's locking mode. A locked
+        node may still call it, so that it learns it is locked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetClusterStatus(self, request, context):
         """--- admin only ----------------------------------------------------------
 
@@ -460,7 +494,37 @@ class AuthServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetAgentIdentityLock(self, request, context):
-        """SetAgentIdentityLock locks or unlocks an agent identity.
+        """SetAgentIdentityLock locks or unlocks an agent identity (a lock on its name; unlock
+        removes every lock naming it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateLock(self, request, context):
+        """CreateLock locks a user, node, agent identity, login or role, everywhere.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLocks(self, request, context):
+        """ListLocks lists the locks in force.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteLock(self, request, context):
+        """DeleteLock removes a lock by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportKRL(self, request, context):
+        """ExportKRL builds an OpenSSH key revocation list of every user certificate still
+        valid for a locked target, for agentless sshd (RevokedKeys).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -554,6 +618,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     request_deserializer=proto_dot_v1_dot_auth__pb2.RenewAgentIdentityRequest.FromString,
                     response_serializer=proto_dot_v1_dot_auth__pb2.RenewAgentIdentityResponse.SerializeToString,
             ),
+            'WatchLocks': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchLocks,
+                    request_deserializer=proto_dot_v1_dot_auth__pb2.WatchLocksRequest.FromString,
+                    response_serializer=proto_dot_v1_dot_auth__pb2.WatchLocksResponse.SerializeToString,
+            ),
             'GetClusterStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetClusterStatus,
                     request_deserializer=proto_dot_v1_dot_auth__pb2.GetClusterStatusRequest.FromString,
@@ -638,6 +707,26 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.SetAgentIdentityLock,
                     request_deserializer=proto_dot_v1_dot_auth__pb2.SetAgentIdentityLockRequest.FromString,
                     response_serializer=proto_dot_v1_dot_auth__pb2.SetAgentIdentityLockResponse.SerializeToString,
+            ),
+            'CreateLock': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateLock,
+                    request_deserializer=proto_dot_v1_dot_auth__pb2.CreateLockRequest.FromString,
+                    response_serializer=proto_dot_v1_dot_auth__pb2.CreateLockResponse.SerializeToString,
+            ),
+            'ListLocks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLocks,
+                    request_deserializer=proto_dot_v1_dot_auth__pb2.ListLocksRequest.FromString,
+                    response_serializer=proto_dot_v1_dot_auth__pb2.ListLocksResponse.SerializeToString,
+            ),
+            'DeleteLock': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteLock,
+                    request_deserializer=proto_dot_v1_dot_auth__pb2.DeleteLockRequest.FromString,
+                    response_serializer=proto_dot_v1_dot_auth__pb2.DeleteLockResponse.SerializeToString,
+            ),
+            'ExportKRL': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportKRL,
+                    request_deserializer=proto_dot_v1_dot_auth__pb2.ExportKRLRequest.FromString,
+                    response_serializer=proto_dot_v1_dot_auth__pb2.ExportKRLResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1112,6 +1201,33 @@ class AuthService:
             _registered_method=True)
 
     @staticmethod
+    def WatchLocks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mezite.v1.AuthService/WatchLocks',
+            proto_dot_v1_dot_auth__pb2.WatchLocksRequest.SerializeToString,
+            proto_dot_v1_dot_auth__pb2.WatchLocksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetClusterStatus(request,
             target,
             options=(),
@@ -1560,6 +1676,114 @@ class AuthService:
             '/mezite.v1.AuthService/SetAgentIdentityLock',
             proto_dot_v1_dot_auth__pb2.SetAgentIdentityLockRequest.SerializeToString,
             proto_dot_v1_dot_auth__pb2.SetAgentIdentityLockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateLock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mezite.v1.AuthService/CreateLock',
+            proto_dot_v1_dot_auth__pb2.CreateLockRequest.SerializeToString,
+            proto_dot_v1_dot_auth__pb2.CreateLockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLocks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mezite.v1.AuthService/ListLocks',
+            proto_dot_v1_dot_auth__pb2.ListLocksRequest.SerializeToString,
+            proto_dot_v1_dot_auth__pb2.ListLocksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteLock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mezite.v1.AuthService/DeleteLock',
+            proto_dot_v1_dot_auth__pb2.DeleteLockRequest.SerializeToString,
+            proto_dot_v1_dot_auth__pb2.DeleteLockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportKRL(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mezite.v1.AuthService/ExportKRL',
+            proto_dot_v1_dot_auth__pb2.ExportKRLRequest.SerializeToString,
+            proto_dot_v1_dot_auth__pb2.ExportKRLResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -97,6 +97,11 @@ class AuthServiceStub:
     """RenewAgentIdentity rotates an agent identity's credentials; a replayed renewal
     token or generation locks the identity.
     """
+    WatchLocks: _grpc.UnaryStreamMultiCallable[_auth_pb2.WatchLocksRequest, _auth_pb2.WatchLocksResponse]
+    """WatchLocks streams the locks in force to a node or proxy: the whole set at once,
+    again on every change and as a keepalive, with the cluster's locking mode. A locked
+    node may still call it, so that it learns it is locked.
+    """
     GetClusterStatus: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetClusterStatusRequest, _auth_pb2.GetClusterStatusResponse]
     """--- admin only ----------------------------------------------------------
 
@@ -135,7 +140,19 @@ class AuthServiceStub:
     DeleteAgentIdentity: _grpc.UnaryUnaryMultiCallable[_auth_pb2.DeleteAgentIdentityRequest, _auth_pb2.DeleteAgentIdentityResponse]
     """DeleteAgentIdentity removes an agent identity; it is refused from then on."""
     SetAgentIdentityLock: _grpc.UnaryUnaryMultiCallable[_auth_pb2.SetAgentIdentityLockRequest, _auth_pb2.SetAgentIdentityLockResponse]
-    """SetAgentIdentityLock locks or unlocks an agent identity."""
+    """SetAgentIdentityLock locks or unlocks an agent identity (a lock on its name; unlock
+    removes every lock naming it).
+    """
+    CreateLock: _grpc.UnaryUnaryMultiCallable[_auth_pb2.CreateLockRequest, _auth_pb2.CreateLockResponse]
+    """CreateLock locks a user, node, agent identity, login or role, everywhere."""
+    ListLocks: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListLocksRequest, _auth_pb2.ListLocksResponse]
+    """ListLocks lists the locks in force."""
+    DeleteLock: _grpc.UnaryUnaryMultiCallable[_auth_pb2.DeleteLockRequest, _auth_pb2.DeleteLockResponse]
+    """DeleteLock removes a lock by name."""
+    ExportKRL: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ExportKRLRequest, _auth_pb2.ExportKRLResponse]
+    """ExportKRL builds an OpenSSH key revocation list of every user certificate still
+    valid for a locked target, for agentless sshd (RevokedKeys).
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -198,6 +215,11 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """RenewAgentIdentity rotates an agent identity's credentials; a replayed renewal
     token or generation locks the identity.
     """
+    WatchLocks: _aio.UnaryStreamMultiCallable[_auth_pb2.WatchLocksRequest, _auth_pb2.WatchLocksResponse]  # type: ignore[assignment]
+    """WatchLocks streams the locks in force to a node or proxy: the whole set at once,
+    again on every change and as a keepalive, with the cluster's locking mode. A locked
+    node may still call it, so that it learns it is locked.
+    """
     GetClusterStatus: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetClusterStatusRequest, _auth_pb2.GetClusterStatusResponse]  # type: ignore[assignment]
     """--- admin only ----------------------------------------------------------
 
@@ -236,7 +258,19 @@ class AuthServiceAsyncStub(AuthServiceStub):
     DeleteAgentIdentity: _aio.UnaryUnaryMultiCallable[_auth_pb2.DeleteAgentIdentityRequest, _auth_pb2.DeleteAgentIdentityResponse]  # type: ignore[assignment]
     """DeleteAgentIdentity removes an agent identity; it is refused from then on."""
     SetAgentIdentityLock: _aio.UnaryUnaryMultiCallable[_auth_pb2.SetAgentIdentityLockRequest, _auth_pb2.SetAgentIdentityLockResponse]  # type: ignore[assignment]
-    """SetAgentIdentityLock locks or unlocks an agent identity."""
+    """SetAgentIdentityLock locks or unlocks an agent identity (a lock on its name; unlock
+    removes every lock naming it).
+    """
+    CreateLock: _aio.UnaryUnaryMultiCallable[_auth_pb2.CreateLockRequest, _auth_pb2.CreateLockResponse]  # type: ignore[assignment]
+    """CreateLock locks a user, node, agent identity, login or role, everywhere."""
+    ListLocks: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListLocksRequest, _auth_pb2.ListLocksResponse]  # type: ignore[assignment]
+    """ListLocks lists the locks in force."""
+    DeleteLock: _aio.UnaryUnaryMultiCallable[_auth_pb2.DeleteLockRequest, _auth_pb2.DeleteLockResponse]  # type: ignore[assignment]
+    """DeleteLock removes a lock by name."""
+    ExportKRL: _aio.UnaryUnaryMultiCallable[_auth_pb2.ExportKRLRequest, _auth_pb2.ExportKRLResponse]  # type: ignore[assignment]
+    """ExportKRL builds an OpenSSH key revocation list of every user certificate still
+    valid for a locked target, for agentless sshd (RevokedKeys).
+    """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     """AuthService is the auth service's whole gRPC surface.
@@ -400,6 +434,17 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def WatchLocks(
+        self,
+        request: _auth_pb2.WatchLocksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_auth_pb2.WatchLocksResponse], _abc.AsyncIterator[_auth_pb2.WatchLocksResponse]]:
+        """WatchLocks streams the locks in force to a node or proxy: the whole set at once,
+        again on every change and as a keepalive, with the cluster's locking mode. A locked
+        node may still call it, so that it learns it is locked.
+        """
+
+    @_abc_1.abstractmethod
     def GetClusterStatus(
         self,
         request: _auth_pb2.GetClusterStatusRequest,
@@ -538,6 +583,42 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.SetAgentIdentityLockRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.SetAgentIdentityLockResponse, _abc.Awaitable[_auth_pb2.SetAgentIdentityLockResponse]]:
-        """SetAgentIdentityLock locks or unlocks an agent identity."""
+        """SetAgentIdentityLock locks or unlocks an agent identity (a lock on its name; unlock
+        removes every lock naming it).
+        """
+
+    @_abc_1.abstractmethod
+    def CreateLock(
+        self,
+        request: _auth_pb2.CreateLockRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.CreateLockResponse, _abc.Awaitable[_auth_pb2.CreateLockResponse]]:
+        """CreateLock locks a user, node, agent identity, login or role, everywhere."""
+
+    @_abc_1.abstractmethod
+    def ListLocks(
+        self,
+        request: _auth_pb2.ListLocksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListLocksResponse, _abc.Awaitable[_auth_pb2.ListLocksResponse]]:
+        """ListLocks lists the locks in force."""
+
+    @_abc_1.abstractmethod
+    def DeleteLock(
+        self,
+        request: _auth_pb2.DeleteLockRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.DeleteLockResponse, _abc.Awaitable[_auth_pb2.DeleteLockResponse]]:
+        """DeleteLock removes a lock by name."""
+
+    @_abc_1.abstractmethod
+    def ExportKRL(
+        self,
+        request: _auth_pb2.ExportKRLRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ExportKRLResponse, _abc.Awaitable[_auth_pb2.ExportKRLResponse]]:
+        """ExportKRL builds an OpenSSH key revocation list of every user certificate still
+        valid for a locked target, for agentless sshd (RevokedKeys).
+        """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

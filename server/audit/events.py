@@ -40,6 +40,8 @@ EVENT_CODES: Mapping[str, str] = MappingProxyType(
         "session.logout": "T1009I",
         "session.start": "T2000I",
         "session.end": "T2004I",
+        # A session or connection the server ended itself (a lock, a removed node).
+        "session.terminated": "T2012W",
         "exec": "T3002I",
         "port_forward": "T3003I",
         "auth.failed": "T3007W",
@@ -65,6 +67,9 @@ EVENT_CODES: Mapping[str, str] = MappingProxyType(
         "spiffe.authenticate": "TSP00I",
         "spiffe.authenticate.failed": "TSP00W",
         "proxy.route": "TPR00I",
+        "lock.create": "TLK00I",
+        "lock.delete": "TLK01I",
+        "krl.export": "TLK02I",
     }
 )
 

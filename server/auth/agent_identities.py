@@ -2,20 +2,28 @@
 credentials without a person. Kept apart from node joins: their own keyspace, their own
 one-time bootstrap tokens, and renewal with theft detection.
 
-State per identity (``agent_identities/<name>``): roles, certificate TTL, the current
-generation and the hash of the one renewal token that may be used next. A renewal must
-present both; anything else means an old token was replayed or two holders share the
-credentials, and the identity is locked until an admin looks into it."""
+State per identity (``agent_identities/<name>``): roles, certificate TTL, its
+incarnation, the current generation, the hash of the one renewal token that may be used
+next, and the pending bootstrap token. Its X.509 certificates name the agent id
+``bot.<name>.<incarnation>``, so a re-created identity of the same name is another
+agent to the guard; and everything pending (bootstrap and renewal tokens) lives in the
+state itself, gone with it. A renewal must present both token and generation; anything
+else means an old token was replayed or two holders share the credentials, and the
+identity is locked until an admin looks into it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 from proto.clock import Clock
-from proto.errors import AlreadyExists, CompareFailed, NotAuthenticated, NotFound
-from server.auth.secret_tokens import SecretToken, new_token, parse_token, secret_matches
-from server.backend import Backend, Item, prefix_range
+from proto.errors import AlreadyExists, CompareFailed, NotFound
+from proto.locks import LockTarget
+from server.auth.incarnations import INCARNATION_RE, legacy_incarnation
+from server.auth.secret_tokens import PendingToken
+from server.backend import Backend, Condition, Delete, Item, Put, prefix_range
+from server.backend.atomic import Action
 
 IDENTITIES_PREFIX = "agent_identities/"
 BOOTSTRAP_PREFIX = "bootstrap_tokens/"
@@ -23,8 +31,16 @@ BOT_ID_PREFIX = "bot."
 BOOTSTRAP_FAILED = "invalid, expired or already used bootstrap token"
 
 
-def bot_agent_id(name: str) -> str:
-    return BOT_ID_PREFIX + name
+def bot_agent_id(name: str, incarnation: str) -> str:
+    return f"{BOT_ID_PREFIX}{name}.{incarnation}"
+
+
+def parse_bot_agent_id(agent_id: str) -> tuple[str, str] | None:
+    """(name, incarnation) of a bot's agent id, or None if it is not one."""
+    stem, _, incarnation = agent_id.removeprefix(BOT_ID_PREFIX).rpartition(".")
+    if not agent_id.startswith(BOT_ID_PREFIX) or not stem:
+        return None
+    return (stem, incarnation) if INCARNATION_RE.fullmatch(incarnation) else None
 
 
 @dataclass(frozen=True)
@@ -34,10 +50,15 @@ class AgentIdentityState:
     ttl: float
     created: float
     logins: tuple[str, ...] = ()
+    incarnation: str = ""
     generation: int = 0
     renewal_hash: str = ""
     last_renewed: float = 0.0
-    locked: bool = False
+    bootstrap: PendingToken | None = None
+
+    @property
+    def agent_id(self) -> str:
+        return bot_agent_id(self.name, self.incarnation)
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -45,22 +66,44 @@ class AgentIdentityState:
     @classmethod
     def decode(cls, value: bytes) -> AgentIdentityState:
         doc = json.loads(value)
+        doc.pop("locked", None)  # before locks were resources (migrated at start)
         doc["roles"] = tuple(doc["roles"])
         doc["logins"] = tuple(doc.get("logins", ()))
+        pending = doc.get("bootstrap")
+        doc["bootstrap"] = PendingToken(**pending) if pending else None
+        if not doc.get("incarnation"):
+            doc["incarnation"] = legacy_incarnation(doc["name"], doc["created"])
         return cls(**doc)
+
+    def item(self) -> Item:
+        return Item(key=IDENTITIES_PREFIX + self.name, value=self.encode())
+
+
+def bootstrap_index(state: AgentIdentityState) -> Item:
+    """Finds the identity from its bootstrap token's public name."""
+    assert state.bootstrap is not None
+    doc = {"identity": state.name, "incarnation": state.incarnation}
+    return Item(
+        key=BOOTSTRAP_PREFIX + state.bootstrap.name,
+        value=json.dumps(doc).encode(),
+        expires=state.bootstrap.expires,
+    )
+
+
+def dropped_bootstrap(state: AgentIdentityState) -> list[Action]:
+    return [Delete(BOOTSTRAP_PREFIX + state.bootstrap.name)] if state.bootstrap else []
 
 
 class AgentIdentityStore:
-    def __init__(self, backend: Backend, clock: Clock) -> None:
+    def __init__(self, backend: Backend) -> None:
         self._backend = backend
-        self._clock = clock
 
-    async def create(self, state: AgentIdentityState) -> None:
+    async def create(self, state: AgentIdentityState, *also: Action) -> None:
         try:
-            await self._backend.create(
-                Item(key=IDENTITIES_PREFIX + state.name, value=state.encode())
+            await self._backend.atomic_write(
+                [Condition.absent(IDENTITIES_PREFIX + state.name)], [Put(state.item()), *also]
             )
-        except AlreadyExists:
+        except CompareFailed:
             raise AlreadyExists(f"agent identity {state.name!r} already exists") from None
 
     async def get_item(self, name: str) -> tuple[Item, AgentIdentityState]:
@@ -73,62 +116,50 @@ class AgentIdentityStore:
     async def get(self, name: str) -> AgentIdentityState:
         return (await self.get_item(name))[1]
 
-    async def swap(self, item: Item, state: AgentIdentityState) -> None:
-        """Compare-and-swap: CompareFailed when someone changed it since ``item``."""
-        await self._backend.compare_and_swap(item, Item(key=item.key, value=state.encode()))
+    async def replace(self, item: Item, state: AgentIdentityState, *also: Action) -> None:
+        """Write ``state`` over ``item`` as read, with ``also``; CompareFailed if it
+        changed since."""
+        await self._backend.atomic_write([Condition.unchanged(item)], [Put(state.item()), *also])
 
-    async def update(self, name: str, **changes: object) -> AgentIdentityState:
-        for _ in range(20):
-            item, state = await self.get_item(name)
-            fresh = replace(state, **changes)  # type: ignore[arg-type]
-            try:
-                await self.swap(item, fresh)
-            except CompareFailed:
-                continue
-            return fresh
-        raise CompareFailed(f"agent identity {name!r} is changing too fast; try again")
+    async def remove(self, item: Item, *also: Action) -> None:
+        await self._backend.atomic_write([Condition.unchanged(item)], [Delete(item.key), *also])
 
     async def list(self) -> list[AgentIdentityState]:
         items = await self._backend.get_range(*prefix_range(IDENTITIES_PREFIX))
         return [AgentIdentityState.decode(item.value) for item in items]
 
-    async def delete(self, name: str) -> None:
+    async def find_by_bootstrap(self, token_name: str) -> tuple[str, str] | None:
+        """(identity, incarnation) a bootstrap token was issued to, if it is pending."""
         try:
-            await self._backend.delete(IDENTITIES_PREFIX + name)
+            item = await self._backend.get(BOOTSTRAP_PREFIX + token_name)
         except NotFound:
-            raise NotFound(f"agent identity {name!r} not found") from None
-
-    # --- bootstrap tokens ---------------------------------------------------------------
-
-    async def new_bootstrap_token(self, name: str, ttl: float) -> tuple[SecretToken, float]:
-        token = new_token()
-        expires = self._clock.now() + ttl
-        doc = {"identity": name, "hash": token.secret_hash}
-        await self._backend.create(
-            Item(key=BOOTSTRAP_PREFIX + token.name, value=json.dumps(doc).encode(), expires=expires)
-        )
-        return token, expires
-
-    async def consume_bootstrap_token(self, text: str) -> str:
-        """The identity the token bootstraps; spent exactly once under any race."""
-        try:
-            token = parse_token(text, "bootstrap token")
-            item = await self._backend.get(BOOTSTRAP_PREFIX + token.name)
-        except (NotFound, NotAuthenticated):
-            raise NotAuthenticated(BOOTSTRAP_FAILED) from None
+            return None
         doc = json.loads(item.value)
-        if not secret_matches(token, doc["hash"]):
-            raise NotAuthenticated(BOOTSTRAP_FAILED)
-        try:
-            await self._backend.compare_and_delete(item)
-        except (CompareFailed, NotFound):
-            raise NotAuthenticated(BOOTSTRAP_FAILED) from None
-        return str(doc["identity"])
+        return str(doc["identity"]), str(doc["incarnation"])
 
-    async def drop_bootstrap_tokens(self, name: str) -> None:
-        for item in await self._backend.get_range(*prefix_range(BOOTSTRAP_PREFIX)):
-            if json.loads(item.value)["identity"] == name:
-                try:
-                    await self._backend.compare_and_delete(item)
-                except (CompareFailed, NotFound):
-                    continue
+
+async def migrate_legacy_locks(backend: Backend, clock: Clock) -> int:
+    """Identities locked before locks were resources carried ``locked: true`` in their
+    state: each becomes a lock on that incarnation, in the same write that drops the
+    flag (so it happens once, and an admin's later unlock sticks)."""
+    from server.auth.locks import SYSTEM, lock_item, new_lock
+
+    migrated = 0
+    for item in await backend.get_range(*prefix_range(IDENTITIES_PREFIX)):
+        doc = json.loads(item.value)
+        if not doc.pop("locked", False):
+            continue
+        state = AgentIdentityState.decode(item.value)
+        lock = new_lock(
+            LockTarget(agent_identity=state.name, incarnation=state.incarnation),
+            reason=f"agent identity {state.name} was locked before this upgrade",
+            created_by=SYSTEM,
+            now=clock.now(),
+        )
+        rewritten = Item(key=item.key, value=json.dumps(doc, sort_keys=True).encode())
+        with contextlib.suppress(CompareFailed):
+            await backend.atomic_write(
+                [Condition.unchanged(item)], [Put(rewritten), Put(lock_item(lock))]
+            )
+            migrated += 1
+    return migrated

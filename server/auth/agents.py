@@ -1,16 +1,19 @@
 """Agent records: every holder of an X.509 client certificate (nodes, proxies, agent
-identities, the local admin) has one. A certificate alone is not enough to call the API:
-its agent must still be registered and unlocked, so deleting or locking an agent cuts it
-off at once, before its certificate expires."""
+identities, the local admin) has one, keyed by the agent id its certificate names. A
+certificate alone is not enough to call the API: its agent must still be registered (and
+not locked, which the guard checks against the locks in force), so deleting an agent cuts
+it off at once, before its certificate expires. Agent ids name one incarnation (a node's
+random id, ``bot.<name>.<incarnation>``): one deleted is never registered again."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
 
-from proto.errors import NotAuthenticated, NotFound
+from proto.errors import CompareFailed, NotAuthenticated, NotFound
 from server.auth.grpc_auth import Principal
-from server.backend import Backend, Item, prefix_range
+from server.backend import Backend, Condition, Delete, Item, prefix_range
+from server.backend.atomic import Action
 
 AGENTS_PREFIX = "agents/"
 AGENT_KINDS = frozenset({"node", "proxy", "bot", "admin"})
@@ -22,18 +25,23 @@ class AgentRecord:
     kind: str
     name: str
     created: float
-    locked: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     roles: tuple[str, ...] = ()
     # A proxy's advertised HOST:PORTs, the names its renewed certificates carry again.
     addrs: tuple[str, ...] = ()
+    # An agent identity's incarnation (a node's or proxy's id is its own incarnation).
+    incarnation: str = ""
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
 
+    def item(self, expires: float | None = None) -> Item:
+        return Item(key=AGENTS_PREFIX + self.id, value=self.encode(), expires=expires)
+
     @classmethod
     def decode(cls, value: bytes) -> AgentRecord:
         doc = json.loads(value)
+        doc.pop("locked", None)  # before locks were resources
         doc["roles"] = tuple(doc.get("roles", ()))
         doc["addrs"] = tuple(doc.get("addrs", ()))
         return cls(**doc)
@@ -49,23 +57,39 @@ class AgentStore:
     async def create(self, record: AgentRecord) -> None:
         await self._backend.create(Item(key=AGENTS_PREFIX + record.id, value=record.encode()))
 
-    async def put(self, record: AgentRecord) -> None:
-        await self._backend.put(Item(key=AGENTS_PREFIX + record.id, value=record.encode()))
+    async def put(self, record: AgentRecord, expires: float | None = None) -> None:
+        await self._backend.put(record.item(expires))
 
     async def delete(self, agent_id: str) -> None:
         await self._backend.delete(AGENTS_PREFIX + agent_id)
+
+    async def remove(self, record: AgentRecord, *also: Action) -> None:
+        """Delete ``record`` and write ``also`` (the lock its removal implies) together;
+        NotFound if it is already gone."""
+        key = AGENTS_PREFIX + record.id
+        try:
+            await self._backend.atomic_write([Condition(key)], [Delete(key), *also])
+        except CompareFailed:
+            raise NotFound(f"{record.kind} {record.name!r} is already removed") from None
 
     async def list(self) -> list[AgentRecord]:
         items = await self._backend.get_range(*prefix_range(AGENTS_PREFIX))
         return [AgentRecord.decode(item.value) for item in items]
 
     async def resolve_agent(self, agent_id: str, cert_kind: str) -> Principal:
-        """The guard's agent lookup: registered, unlocked, and of the kind the CA
-        certified. Every failure is the same NotAuthenticated."""
+        """The guard's agent lookup: registered, and of the kind the CA certified. Every
+        failure is the same NotAuthenticated."""
         try:
             record = await self.get(agent_id)
         except NotFound:
             record = None
-        if record is None or record.locked or record.kind != cert_kind:
-            raise NotAuthenticated("unknown, locked or mismatched agent identity")
-        return Principal(kind="agent", name=record.id, agent_kind=record.kind, roles=record.roles)
+        if record is None or record.kind != cert_kind:
+            raise NotAuthenticated("unknown, removed or mismatched agent identity")
+        return Principal(
+            kind="agent",
+            name=record.id,
+            agent_kind=record.kind,
+            roles=record.roles,
+            incarnation=record.incarnation,
+            identity=record.name,
+        )

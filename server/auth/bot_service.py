@@ -3,8 +3,9 @@ SetAgentIdentityLock (admin), BootstrapAgentIdentity (token), RenewAgentIdentity
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import hmac
+from dataclasses import replace
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -17,26 +18,39 @@ from proto.errors import (
     NotAuthenticated,
     NotFound,
 )
+from proto.locks import Lock, LockTarget, Subject
 from proto.v1 import auth_pb2 as pb
 from server.auth.agent_identities import (
+    BOOTSTRAP_FAILED,
     AgentIdentityState,
     AgentIdentityStore,
-    bot_agent_id,
+    bootstrap_index,
+    dropped_bootstrap,
 )
-from server.auth.agents import AGENTS_PREFIX, AgentRecord, AgentStore
+from server.auth.agents import AgentRecord
 from server.auth.auditing import Auditor
 from server.auth.ca import Authorities
 from server.auth.cert_service import UserCertSigner
 from server.auth.grpc_auth import validate_name
+from server.auth.incarnations import new_incarnation
+from server.auth.locks import (
+    CLOCK_SKEW,
+    SYSTEM,
+    LockCache,
+    LockStore,
+    audit_lock_created,
+    lock_item,
+    new_lock,
+)
 from server.auth.node_service import load_tls_public_key
 from server.auth.rbac import AccessChecker
 from server.auth.roles import RoleStore
 from server.auth.router import CallContext
-from server.auth.secret_tokens import new_token
-from server.auth.sshcert import MAX_CERT_TTL
+from server.auth.secret_tokens import PendingToken, new_token, parse_token
+from server.auth.sshcert import MAX_CERT_TTL, parse_public_key, validate_principals
 from server.auth.users import validate_user_fields
 from server.auth.x509 import issue_client_cert
-from server.backend import Backend
+from server.backend import Delete, Item, Put
 
 DEFAULT_BOT_TTL = 3600.0
 DEFAULT_BOOTSTRAP_TTL = 3600.0
@@ -54,19 +68,19 @@ class AgentIdentityService:
         *,
         cas: Authorities,
         store: AgentIdentityStore,
-        agents: AgentStore,
         roles: RoleStore,
         signer: UserCertSigner,
-        backend: Backend,
+        locks: LockStore,
+        lock_cache: LockCache,
         auditor: Auditor,
         clock: Clock,
     ) -> None:
         self._cas = cas
         self._store = store
-        self._agents = agents
         self._roles = roles
         self._signer = signer
-        self._backend = backend
+        self._locks = locks
+        self._lock_cache = lock_cache
         self._audit = auditor
         self._clock = clock
 
@@ -93,15 +107,24 @@ class AgentIdentityService:
         token_ttl = float(request.token_ttl_seconds or DEFAULT_BOOTSTRAP_TTL)
         if not 60 <= ttl <= MAX_CERT_TTL or not 60 <= token_ttl <= MAX_BOOTSTRAP_TTL:
             raise BadParameter("TTL must be 1m..30h and token TTL 1m..7d")
+        now = self._clock.now()
+        token = new_token()
         state = AgentIdentityState(
-            name=name, roles=tuple(roles), ttl=ttl, created=self._clock.now(), logins=logins
-        )
-        await self._store.create(state)
-        token, expires = await self._store.new_bootstrap_token(name, token_ttl)
+            name=name, roles=tuple(roles), ttl=ttl, created=now, logins=logins,
+            incarnation=new_incarnation(),
+            bootstrap=PendingToken(token.name, token.secret_hash, now + token_ttl),
+        )  # fmt: skip
+        await self._store.create(state, Put(bootstrap_index(state)))
         self._audit.emit(
             "agent_identity.create", user=ctx.principal.name, name=name, roles=roles, ttl=ttl
         )
-        return pb.CreateAgentIdentityResponse(bootstrap_token=token.text, token_expires=expires)
+        return pb.CreateAgentIdentityResponse(
+            bootstrap_token=token.text, token_expires=now + token_ttl
+        )
+
+    def _lock_of(self, state: AgentIdentityState) -> Lock | None:
+        subject = Subject("agent_identity", state.name, state.incarnation, state.roles)
+        return self._lock_cache.find(subject)
 
     async def list_agent_identities(
         self, request: pb.ListAgentIdentitiesRequest, ctx: CallContext
@@ -113,7 +136,7 @@ class AgentIdentityService:
                     roles=list(s.roles),
                     generation=s.generation,
                     last_renewed=s.last_renewed,
-                    locked=s.locked,
+                    locked=self._lock_of(s) is not None,
                     ttl_seconds=int(s.ttl),
                     logins=list(s.logins),
                 )
@@ -124,31 +147,57 @@ class AgentIdentityService:
     async def delete_agent_identity(
         self, request: pb.DeleteAgentIdentityRequest, ctx: CallContext
     ) -> pb.DeleteAgentIdentityResponse:
-        await self._store.delete(request.name)
-        # Its certificate stops working at once: the guard needs the agent record.
-        with contextlib.suppress(NotFound):
-            await self._backend.delete(AGENTS_PREFIX + bot_agent_id(request.name))
-        await self._store.drop_bootstrap_tokens(request.name)
-        self._audit.emit("agent_identity.delete", user=ctx.principal.name, name=request.name)
-        return pb.DeleteAgentIdentityResponse()
+        for _ in range(20):
+            item, state = await self._store.get_item(request.name)
+            # Its SSH certificates live at most its TTL: so does the lock on them.
+            lock = new_lock(
+                LockTarget(agent_identity=state.name, incarnation=state.incarnation),
+                reason=f"agent identity {state.name} deleted by {ctx.principal.name}",
+                created_by=SYSTEM, now=self._clock.now(), ttl=state.ttl + CLOCK_SKEW,
+            )  # fmt: skip
+            try:
+                await self._store.remove(
+                    item,
+                    Delete(f"agents/{state.agent_id}"),  # the guard needs the agent record
+                    *dropped_bootstrap(state),
+                    Put(lock_item(lock)),
+                )
+            except CompareFailed:
+                continue
+            self._audit.emit("agent_identity.delete", user=ctx.principal.name, name=state.name)
+            audit_lock_created(self._audit, lock, ctx.principal.name)
+            return pb.DeleteAgentIdentityResponse()
+        raise CompareFailed(f"agent identity {request.name!r} is changing too fast; try again")
 
     async def set_agent_identity_lock(
         self, request: pb.SetAgentIdentityLockRequest, ctx: CallContext
     ) -> pb.SetAgentIdentityLockResponse:
-        await self._set_lock(request.name, request.locked)
-        kind = "agent_identity.lock" if request.locked else "agent_identity.unlock"
-        self._audit.emit(kind, user=ctx.principal.name, name=request.name)
+        state = await self._store.get(request.name)
+        by = ctx.principal.name
+        if request.locked:
+            lock = new_lock(
+                LockTarget(agent_identity=state.name),
+                reason=f"agent identity {state.name} locked by {by}",
+                created_by=by,
+                now=self._clock.now(),
+            )
+            await self._locks.add(lock)
+            audit_lock_created(self._audit, lock, by)
+            self._audit.emit("agent_identity.lock", user=by, name=state.name)
+            return pb.SetAgentIdentityLockResponse()
+        # Unlock: the locks on this name and on this incarnation, never those that keep a
+        # deleted incarnation's certificates dead.
+        for lock in await self._locks.list():
+            target = lock.target
+            if target.agent_identity == state.name and target.incarnation in (
+                "",
+                state.incarnation,
+            ):
+                with_removed = await self._locks.remove(lock.name)
+                self._audit.emit("lock.delete", user=by, lock=with_removed.name,
+                                 target=with_removed.target.describe())  # fmt: skip
+        self._audit.emit("agent_identity.unlock", user=by, name=state.name)
         return pb.SetAgentIdentityLockResponse()
-
-    async def _set_lock(self, name: str, locked: bool) -> None:
-        # The agent record first: it is what the guard checks on every call.
-        try:
-            record = await self._agents.get(bot_agent_id(name))
-        except NotFound:
-            record = None
-        if record is not None:
-            await self._agents.put(AgentRecord(**{**record.__dict__, "locked": locked}))
-        await self._store.update(name, locked=locked)
 
     # --- the identity itself ----------------------------------------------------------------
 
@@ -159,6 +208,7 @@ class AgentIdentityService:
         checker = AccessChecker(await self._roles.get_many(state.roles), state.logins)
         signed = await self._signer.sign(
             name=state.name,
+            incarnation=state.incarnation,
             checker=checker,
             public_key_line=ssh_key,
             requested_ttl=state.ttl,
@@ -168,7 +218,7 @@ class AgentIdentityService:
         tls_cert = issue_client_cert(
             self._cas.host_x509,
             load_tls_public_key(tls_pem),
-            agent_id=bot_agent_id(state.name),
+            agent_id=state.agent_id,
             kind="bot",
             cluster_name=self._cas.cluster_name,
             now=self._clock.now(),
@@ -183,46 +233,68 @@ class AgentIdentityService:
             renewal_token=renewal,
             generation=generation,
             expires=signed.valid_before,
+            agent_id=state.agent_id,
         )
+
+    async def _pending_bootstrap(self, text: str) -> tuple[Item, AgentIdentityState]:
+        """The identity a bootstrap token may still bootstrap; NotAuthenticated for any
+        token that is not its current, unspent, unexpired one, or a locked identity."""
+        token = parse_token(text, "bootstrap token")
+        owner = await self._store.find_by_bootstrap(token.name)
+        if owner is None:
+            raise NotAuthenticated(BOOTSTRAP_FAILED)
+        try:
+            item, state = await self._store.get_item(owner[0])
+        except NotFound:
+            raise NotAuthenticated(BOOTSTRAP_FAILED) from None
+        pending = state.bootstrap
+        if (
+            state.incarnation != owner[1]
+            or pending is None
+            or not pending.redeemable(token, self._clock.now())
+            or state.generation != 0
+        ):
+            raise NotAuthenticated(BOOTSTRAP_FAILED)
+        lock = self._lock_of(state)
+        if lock is not None:
+            raise AccessDenied(f"access denied: {lock.message()}")
+        return item, state
 
     async def bootstrap_agent_identity(
         self, request: pb.BootstrapAgentIdentityRequest, ctx: CallContext
     ) -> pb.BootstrapAgentIdentityResponse:
         try:
             # Keys are checked before the one-time token is spent.
-            from server.auth.sshcert import parse_public_key
-
             parse_public_key(request.ssh_public_key)
             load_tls_public_key(request.tls_public_key_pem)
-            name = await self._store.consume_bootstrap_token(request.token)
-            item, state = await self._store.get_item(name)
-            if state.locked or state.generation != 0:
-                raise NotAuthenticated("this agent identity cannot be bootstrapped")
+            item, state = await self._pending_bootstrap(request.token)
+            renewal = new_token().text
+            fresh = replace(
+                state, generation=1, renewal_hash=_hash(renewal),
+                last_renewed=self._clock.now(), bootstrap=None,
+            )  # fmt: skip
+            creds = await self._credentials(
+                state, request.ssh_public_key, request.tls_public_key_pem, 1, renewal
+            )
+            record = AgentRecord(
+                id=state.agent_id, kind="bot", name=state.name, created=self._clock.now(),
+                roles=state.roles, incarnation=state.incarnation,
+            )  # fmt: skip
+            try:
+                # Spent exactly once: only one writer finds the state as it was read.
+                await self._store.replace(
+                    item, fresh, *dropped_bootstrap(state), Put(record.item())
+                )
+            except CompareFailed:
+                raise NotAuthenticated(BOOTSTRAP_FAILED) from None
         except MeziteError as err:
             self._audit.emit(
                 "agent_identity.bootstrap", success=False, reason=err.message, peer=ctx.peer_addr
             )
-            if isinstance(err, NotFound):
-                raise NotAuthenticated("invalid, expired or already used bootstrap token") from err
             raise
-        renewal = new_token().text
-        fresh = AgentIdentityState(**{**state.__dict__, "generation": 1,
-                                      "renewal_hash": _hash(renewal),
-                                      "last_renewed": self._clock.now()})  # fmt: skip
-        creds = await self._credentials(
-            state, request.ssh_public_key, request.tls_public_key_pem, 1, renewal
+        self._audit.emit(
+            "agent_identity.bootstrap", user=state.name, generation=1, peer=ctx.peer_addr
         )
-        await self._store.swap(item, fresh)
-        await self._agents.put(
-            AgentRecord(
-                id=bot_agent_id(name),
-                kind="bot",
-                name=name,
-                created=self._clock.now(),
-                roles=state.roles,
-            )
-        )
-        self._audit.emit("agent_identity.bootstrap", user=name, generation=1, peer=ctx.peer_addr)
         return pb.BootstrapAgentIdentityResponse(credentials=creds)
 
     async def renew_agent_identity(
@@ -231,29 +303,31 @@ class AgentIdentityService:
         principal = ctx.principal
         if principal.agent_kind != "bot":
             raise AccessDenied("this call is for agent identities")
-        name = principal.name.removeprefix("bot.")
-        item, state = await self._store.get_item(name)
-        if state.locked:
+        name = principal.identity
+        try:
+            item, state = await self._store.get_item(name)
+        except NotFound:
+            raise NotAuthenticated(RENEWAL_REFUSED) from None
+        if state.incarnation != principal.incarnation:
+            # A deleted incarnation's credentials: refused, and the living one untouched.
             raise NotAuthenticated(RENEWAL_REFUSED)
-        token_ok = bool(state.renewal_hash) and _safe_equal(
+        token_ok = bool(state.renewal_hash) and hmac.compare_digest(
             _hash(request.renewal_token), state.renewal_hash
         )
         if not token_ok or request.generation != state.generation:
-            await self._lock_for_mismatch(
-                name, state, request.generation, "renewal token or generation"
-            )
+            await self._lock_for_mismatch(state, request.generation, "renewal token or generation")
             raise NotAuthenticated(RENEWAL_REFUSED)
         await self._precheck(state, request.ssh_public_key, request.tls_public_key_pem)
         renewal = new_token().text
-        fresh = AgentIdentityState(**{**state.__dict__,
-                                      "generation": state.generation + 1,
-                                      "renewal_hash": _hash(renewal),
-                                      "last_renewed": self._clock.now()})  # fmt: skip
+        fresh = replace(
+            state, generation=state.generation + 1, renewal_hash=_hash(renewal),
+            last_renewed=self._clock.now(),
+        )  # fmt: skip
         try:
-            await self._store.swap(item, fresh)
+            await self._store.replace(item, fresh)
         except CompareFailed:
             # Someone renewed with the same credentials at the same moment: two holders.
-            await self._lock_for_mismatch(name, state, request.generation, "concurrent renewal")
+            await self._lock_for_mismatch(state, request.generation, "concurrent renewal")
             raise NotAuthenticated(RENEWAL_REFUSED) from None
         creds = await self._credentials(
             state, request.ssh_public_key, request.tls_public_key_pem, fresh.generation, renewal
@@ -263,27 +337,27 @@ class AgentIdentityService:
 
     async def _precheck(self, state: AgentIdentityState, ssh_key: str, tls_pem: str) -> None:
         """What could make signing fail, checked before a generation is spent."""
-        from server.auth.sshcert import parse_public_key, validate_principals
-
         parse_public_key(ssh_key)
         load_tls_public_key(tls_pem)
         checker = AccessChecker(await self._roles.get_many(state.roles), state.logins)
         validate_principals(checker.logins())
 
-    async def _lock_for_mismatch(
-        self, name: str, state: AgentIdentityState, presented: int, why: str
-    ) -> None:
-        await self._set_lock(name, True)
+    async def _lock_for_mismatch(self, state: AgentIdentityState, presented: int, why: str) -> None:
+        """Two holders of one incarnation's credentials: lock that incarnation (not the
+        name, so a re-created identity starts clean) until an admin looks."""
+        lock = new_lock(
+            LockTarget(agent_identity=state.name, incarnation=state.incarnation),
+            reason=f"renewal generation mismatch (expected {state.generation}, presented "
+            f"{presented}): the credentials may have been copied",
+            created_by=SYSTEM,
+            now=self._clock.now(),
+        )
+        await self._locks.add(lock)
+        audit_lock_created(self._audit, lock, SYSTEM)
         self._audit.emit(
             "agent_identity.generation_mismatch",
-            user=name,
+            user=state.name,
             expected_generation=state.generation,
             presented_generation=presented,
             reason=why,
         )
-
-
-def _safe_equal(a: str, b: str) -> bool:
-    import hmac
-
-    return hmac.compare_digest(a, b)

@@ -58,6 +58,13 @@ class SSHAuthority:
         )
 
     @property
+    def public_blob(self) -> bytes:
+        """The CA's public key in SSH wire format (what a KRL names a CA by)."""
+        import base64
+
+        return base64.b64decode(self.public_line.split()[1])
+
+    @property
     def fingerprint(self) -> str:
         return ssh_fingerprint(self.public_line)
 

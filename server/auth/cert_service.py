@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from proto.access import NODE_ACCESS_EXT, ROLES_EXT, USER_EXT
+from proto.access import INCARNATION_EXT, KIND_EXT, NODE_ACCESS_EXT, ROLES_EXT, USER_EXT
 from proto.clock import Clock
 from proto.errors import AccessDenied, MeziteError
 from proto.v1 import auth_pb2 as pb
@@ -61,13 +61,16 @@ class UserCertSigner:
         self,
         *,
         name: str,
+        incarnation: str,
         checker: AccessChecker,
         public_key_line: str,
         requested_ttl: float,
         ttl_cap: float = 0.0,
+        not_after: float = 0.0,
         cert_type: str = "user",
     ) -> SignedUserCert:
-        """Every refusal is audited as cert.create.failed and changes nothing."""
+        """Every refusal is audited as cert.create.failed and changes nothing. The
+        certificate ends no later than ``not_after`` (the session's end), when given."""
         try:
             public_key = parse_public_key(public_key_line)
             principals = validate_principals(checker.logins())
@@ -80,9 +83,14 @@ class UserCertSigner:
             raise
         now = self._clock.now()
         valid_after, valid_before = int(now - BACKDATE), int(now + ttl)
+        if not_after:
+            valid_before = min(valid_before, int(not_after))
+            ttl = max(0.0, valid_before - now)
         serial = await self._serials.next()
         extensions = option_extensions(checker)
         extensions[USER_EXT] = name
+        extensions[KIND_EXT] = cert_type
+        extensions[INCARNATION_EXT] = incarnation
         extensions[ROLES_EXT] = ",".join(checker.role_names)
         extensions[NODE_ACCESS_EXT] = checker.node_access()
         cert = sign_user_cert(
@@ -97,14 +105,18 @@ class UserCertSigner:
                 extensions=extensions,
             ),
         )
+        # What the KRL export reads back: which certificates a lock's target holds.
         self._audit.emit(
             "cert.create",
             user=name,
             cert_type=cert_type,
+            incarnation=incarnation,
             key_id=key_id(name, serial),
             serial=serial,
             principals=list(principals),
+            roles=list(checker.role_names),
             ttl=ttl,
+            valid_before=valid_before,
             key_fingerprint=ssh_fingerprint(public_key_line),
         )
         return SignedUserCert(certificate=cert, serial=serial, valid_before=valid_before)
@@ -138,11 +150,15 @@ class CertService:
         except MeziteError as err:
             self._signer.refused(name, err)
             raise
+        # A certificate never outlives the session that asked for it: logout and session
+        # expiry bound every certificate.
         signed = await self._signer.sign(
             name=name,
+            incarnation=ctx.principal.incarnation,
             checker=checker,
             public_key_line=request.ssh_public_key,
             requested_ttl=float(request.ttl_seconds),
+            not_after=ctx.principal.session_expires,
         )
         return pb.IssueUserCertsResponse(
             ssh_certificate=signed.certificate,

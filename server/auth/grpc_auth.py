@@ -11,6 +11,9 @@ Credentials come from call metadata, parsed strictly:
   the same TLS connection names that id (subject CN). The certificate alone, without the
   header, authenticates nothing.
 A call carrying both is refused: one call, one principal.
+
+Once identified, a caller is checked against the locks in force (except for the calls in
+``LOCK_EXEMPT_METHODS``).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ AGENT_METHODS = _paths(
     "EmitAuditEvent",
     "RenewHostCerts",
     "RenewAgentIdentity",
+    "WatchLocks",
 )
 ADMIN_ONLY_METHODS = _paths(
     "GetClusterStatus",
@@ -73,7 +77,14 @@ ADMIN_ONLY_METHODS = _paths(
     "ListAgentIdentities",
     "DeleteAgentIdentity",
     "SetAgentIdentityLock",
+    "CreateLock",
+    "ListLocks",
+    "DeleteLock",
+    "ExportKRL",
 )
+# A locked user may log out; a locked node still learns of its lock, and still reports
+# what it did about it (the sessions it ended).
+LOCK_EXEMPT_METHODS = _paths("Logout", "WatchLocks", "EmitAuditEvent")
 
 
 class Access(enum.Enum):
@@ -116,7 +127,11 @@ class Principal:
     name: str = ""
     roles: tuple[str, ...] = ()
     agent_kind: str = ""  # for agents: "node", "proxy", "bot", "admin"
-    session_id_hash: str = field(default="", repr=False)
+    # The immutable id of this incarnation of the user or agent identity.
+    incarnation: str = ""
+    # For agents, the name they were registered under (an agent identity's name).
+    identity: str = ""
+    session_key: str = field(default="", repr=False)
     session_expires: float = 0.0
 
     @property
@@ -147,6 +162,12 @@ class SessionResolver(Protocol):
 class AgentResolver(Protocol):
     async def resolve_agent(self, agent_id: str, cert_kind: str) -> Principal:
         """The registered, unlocked agent with this id; NotAuthenticated otherwise."""
+        ...
+
+
+class LockEnforcer(Protocol):
+    def enforce(self, principal: Principal) -> None:
+        """Raise AccessDenied when a lock in force refuses ``principal``."""
         ...
 
 
@@ -217,10 +238,12 @@ class Guard:
         sessions: SessionResolver,
         agents: AgentResolver,
         limiter: PeerLimiter | None = None,
+        locks: LockEnforcer | None = None,
     ) -> None:
         self._sessions = sessions
         self._agents = agents
         self._limiter = limiter
+        self._locks = locks
 
     @staticmethod
     def access_for(method: str) -> Access:
@@ -241,6 +264,8 @@ class Guard:
         if access is Access.UNAUTHENTICATED and self._limiter is not None:
             self._limiter.check(client_address(metadata, principal, peer_addr))
         self._authorize(access, principal)
+        if self._locks is not None and method not in LOCK_EXEMPT_METHODS:
+            self._locks.enforce(principal)
         return principal
 
     async def _identify(

@@ -4,20 +4,24 @@ GetCurrentUser."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from proto.clock import Clock
-from proto.errors import CompareFailed, NotAuthenticated, NotFound
+from proto.errors import AccessDenied, CompareFailed, NotAuthenticated, NotFound
+from proto.locks import Subject
 from proto.v1 import auth_pb2 as pb
 from server.auth.auditing import Auditor
 from server.auth.lockout import LoginLockout
+from server.auth.locks import LockCache
 from server.auth.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
 from server.auth.rbac import load_checker
 from server.auth.roles import RoleStore
 from server.auth.router import CallContext
-from server.auth.secret_tokens import SecretToken, new_token, parse_token, secret_matches
+from server.auth.secret_tokens import PendingToken, SecretToken, new_token, parse_token
 from server.auth.sessions import SessionStore
-from server.auth.users import UserStore
-from server.backend import Backend, Item
+from server.auth.users import User, UserStore
+from server.backend import Backend, Delete, Item, Put
+from server.backend.atomic import Action
 
 INVITES_PREFIX = "invites/"
 MAX_USERNAME_LEN = 64
@@ -32,37 +36,58 @@ def _printable(name: str) -> str:
 
 
 class Invites:
-    """One-time tokens to set a password, stored hashed with an expiry."""
+    """One-time tokens that set a password. The user record holds the one pending
+    invite (its name, secret hash and expiry); ``invites/<name>`` only finds the user
+    from a token. So a new invite voids the old one, and an invite can set the password
+    only of the very incarnation it was issued to."""
 
-    def __init__(self, backend: Backend, clock: Clock, ttl: float) -> None:
+    def __init__(self, backend: Backend, users: UserStore, clock: Clock, ttl: float) -> None:
         self._backend = backend
+        self._users = users
         self._clock = clock
         self.ttl = ttl
 
-    async def create(self, username: str) -> tuple[SecretToken, float]:
+    def issue(self, user: User) -> tuple[SecretToken, User, list[Action]]:
+        """A new invite for ``user``: the token, the user record carrying it, and the
+        index writes (this one in, any earlier one out) to store with that record."""
         token = new_token()
         expires = self._clock.now() + self.ttl
-        doc = {"user": username, "hash": token.secret_hash}
-        await self._backend.create(
-            Item(key=INVITES_PREFIX + token.name, value=json.dumps(doc).encode(), expires=expires)
-        )
-        return token, expires
+        doc = {"user": user.name, "incarnation": user.incarnation}
+        index = Item(INVITES_PREFIX + token.name, json.dumps(doc).encode(), expires=expires)
+        fresh = replace(user, invite=PendingToken(token.name, token.secret_hash, expires))
+        return token, fresh, [Put(index), *self.dropped(user)]
 
-    async def redeem(self, text: str) -> str:
-        """Consume an invite (exactly once, under any race); returns its user."""
+    @staticmethod
+    def dropped(user: User) -> list[Action]:
+        """What removes ``user``'s pending invite from the index."""
+        return [Delete(INVITES_PREFIX + user.invite.name)] if user.invite else []
+
+    async def redeem(self, text: str, password_hash: str) -> User:
+        """Set the password with an invite, exactly once under any race; anything else
+        is the same NotAuthenticated and changes nothing."""
         token = parse_token(text, "invite")
         try:
-            item = await self._backend.get(INVITES_PREFIX + token.name)
+            index = await self._backend.get(INVITES_PREFIX + token.name)
         except NotFound:
             raise NotAuthenticated(INVITE_FAILED) from None
-        doc = json.loads(item.value)
-        if not secret_matches(token, doc["hash"]):
+        doc = json.loads(index.value)
+        found = await self._users.find_item(str(doc["user"]))
+        if found is None:
             raise NotAuthenticated(INVITE_FAILED)
+        item, user = found
+        invite = user.invite
+        if (
+            invite is None
+            or user.incarnation != doc["incarnation"]
+            or not invite.redeemable(token, self._clock.now())
+        ):
+            raise NotAuthenticated(INVITE_FAILED)
+        fresh = replace(user, password_hash=password_hash, invite=None)
         try:
-            await self._backend.compare_and_delete(item)
-        except (CompareFailed, NotFound):
+            await self._users.replace(item, fresh, Delete(index.key))
+        except CompareFailed:
             raise NotAuthenticated(INVITE_FAILED) from None
-        return str(doc["user"])
+        return fresh
 
 
 class LoginService:
@@ -74,6 +99,7 @@ class LoginService:
         sessions: SessionStore,
         lockout: LoginLockout,
         invites: Invites,
+        locks: LockCache,
         auditor: Auditor,
     ) -> None:
         self._users = users
@@ -81,13 +107,15 @@ class LoginService:
         self._sessions = sessions
         self._lockout = lockout
         self._invites = invites
+        self._locks = locks
         self._audit = auditor
 
     async def authenticate_local(
         self, request: pb.AuthenticateLocalRequest, ctx: CallContext
     ) -> pb.AuthenticateLocalResponse:
         name, password = request.username, request.password
-        user = await self._users.find(name) if len(name) <= MAX_USERNAME_LEN else None
+        found = await self._users.find_item(name) if len(name) <= MAX_USERNAME_LEN else None
+        user = found[1] if found else None
         locked = bool(user and await self._lockout.locked_until(user.name))
         # Always verify (a dummy hash when there is no user): the same work either way.
         stored = user.password_hash if user else None
@@ -106,7 +134,20 @@ class LoginService:
             )
             raise NotAuthenticated(LOGIN_FAILED)
         await self._lockout.clear(user.name)
-        session = await self._sessions.create(user.name, user.generation)
+        lock = self._locks.find(Subject("user", user.name, user.incarnation, user.roles))
+        if lock is not None:
+            # Only now, with the password verified: a guesser learns nothing.
+            self._audit.emit(
+                "user.login.failed",
+                user=user.name,
+                success=False,
+                method="local",
+                reason=f"locked ({lock.name})",
+                peer=ctx.peer_addr,
+            )
+            raise AccessDenied(f"access denied: {lock.message()}")
+        assert found is not None
+        session = await self._sessions.create(found[0], user)
         self._audit.emit("user.login", user=user.name, method="local", peer=ctx.peer_addr)
         return pb.AuthenticateLocalResponse(session_id=session.session_id, expires=session.expires)
 
@@ -115,9 +156,8 @@ class LoginService:
     ) -> pb.AcceptInviteResponse:
         password_hash = await hash_password(request.password)  # validates before redeeming
         try:
-            username = await self._invites.redeem(request.token)
-            user = await self._users.update(username, password_hash=password_hash)
-        except (NotAuthenticated, NotFound):
+            user = await self._invites.redeem(request.token, password_hash)
+        except NotAuthenticated:
             self._audit.emit(
                 "user.password_change", success=False, reason="invalid invite", peer=ctx.peer_addr
             )
@@ -129,7 +169,7 @@ class LoginService:
         principal = ctx.principal
         if principal.kind != "user":
             raise NotAuthenticated("only a session can log out")
-        await self._sessions.delete(principal.session_id_hash)
+        await self._sessions.delete(principal.session_key)
         self._audit.emit("session.logout", user=principal.name)
         return pb.LogoutResponse()
 

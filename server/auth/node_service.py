@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from proto.clock import Clock
 from proto.errors import AccessDenied, AlreadyExists, BadParameter, MeziteError, NotFound
+from proto.locks import LockTarget, Subject
 from proto.trust import PROXY_SERVER_NAME
 from proto.v1 import auth_pb2 as pb
 from server.audit import EVENT_CODES, new_event
@@ -22,6 +23,7 @@ from server.auth.auditing import Auditor
 from server.auth.ca import Authorities
 from server.auth.grpc_auth import Principal
 from server.auth.join_tokens import JoinTokens, validate_labels
+from server.auth.locks import CLOCK_SKEW, SYSTEM, LockCache, audit_lock_created, lock_item, new_lock
 from server.auth.nodes import NodeCatalog
 from server.auth.rbac import AccessChecker, load_checker
 from server.auth.roles import RoleStore
@@ -29,21 +31,30 @@ from server.auth.router import CallContext
 from server.auth.sshcert import BACKDATE, SerialAllocator, parse_public_key, sign_host_cert
 from server.auth.users import UserStore
 from server.auth.x509 import issue_client_cert, issue_server_cert
+from server.backend import Put
 
 log = logging.getLogger(__name__)
 
 HOST_CERT_TTL = 24 * 3600.0
 MAX_ADDRS = 8
 MAX_EVENTS_PER_CALL = 500
-CLOCK_SKEW = 300.0
 _NODE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}")
 _ADDR_RE = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):([0-9]{1,5})")
 # What an agent may report: what happened on the node, not auth-side events.
 AGENT_EVENT_TYPES = frozenset(
-    {"session.start", "session.end", "exec", "port_forward", "sftp", "scp", "auth.failed"}
+    {
+        "session.start",
+        "session.end",
+        "session.terminated",
+        "exec",
+        "port_forward",
+        "sftp",
+        "scp",
+        "auth.failed",
+    }
 )
 
-PROXY_EVENT_TYPES = frozenset({"proxy.route", "auth.failed"})
+PROXY_EVENT_TYPES = frozenset({"proxy.route", "auth.failed", "session.terminated"})
 
 
 def validate_node_name(name: str) -> str:
@@ -92,10 +103,12 @@ class NodeService:
         users: UserStore,
         roles: RoleStore,
         serials: SerialAllocator,
+        locks: LockCache,
         auditor: Auditor,
         clock: Clock,
     ) -> None:
         self._cas = cas
+        self._locks = locks
         self._agents = agents
         self._catalog = catalog
         self._tokens = tokens
@@ -264,6 +277,9 @@ class NodeService:
             if self._catalog.get(record.id) is None:
                 log.info("node %s (%s) was removed; ending its heartbeats", record.name, record.id)
                 return
+            if self._locks.find(Subject("node", record.id)) is not None:
+                log.info("node %s (%s) is locked; ending its heartbeats", record.name, record.id)
+                return
             if beat.name != record.name:
                 raise BadParameter("a node heartbeats under its own name")
             addr = validate_addrs([beat.addr])[0] if beat.addr else ""
@@ -285,8 +301,14 @@ class NodeService:
         else:
             _, checker = await load_checker(self._users, self._roles, principal.name)
             allowed = checker.can_access_node
+        locks, now = self._locks.snapshot(), self._clock.now()
+
+        def listed(node_labels: Mapping[str, str], node_id: str) -> bool:
+            # A locked node is listed to no one: the proxy routes nothing to it.
+            return allowed(node_labels) and locks.find(Subject("node", node_id), now) is None
+
         views, next_token = self._catalog.online(
-            labels=labels, allowed=allowed, limit=request.limit, page_token=request.page_token
+            labels=labels, allowed=listed, limit=request.limit, page_token=request.page_token
         )
         return pb.ListNodesResponse(
             nodes=[
@@ -346,10 +368,22 @@ class NodeService:
                 hint="give the id (`mezctl " + kind + "s ls` shows them)",
             )
         (record,) = matches
-        await self._agents.delete(record.id)
+        also = []
+        if kind == "node":
+            # Its host certificate lives a day at most: the lock lasts as long, so the
+            # node itself (which learns of it) and the proxy refuse it at once.
+            lock = new_lock(
+                LockTarget(node=record.id),
+                reason=f"node {record.name} removed by {ctx.principal.name}",
+                created_by=SYSTEM, now=self._clock.now(), ttl=HOST_CERT_TTL + CLOCK_SKEW,
+            )  # fmt: skip
+            also.append(Put(lock_item(lock)))
+        await self._agents.remove(record, *also)
         self._catalog.presence.drop(record.id)
         self._audit.emit("agent.delete", user=ctx.principal.name, node=record.name,
                          agent_id=record.id, kind=record.kind)  # fmt: skip
+        if kind == "node":
+            audit_lock_created(self._audit, lock, ctx.principal.name)
         return pb.DeleteAgentResponse(id=record.id)
 
     async def emit_audit_event(

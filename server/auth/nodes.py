@@ -109,12 +109,12 @@ class NodeCatalog:
         self,
         *,
         labels: Mapping[str, str],
-        allowed: Callable[[Mapping[str, str]], bool],
+        allowed: Callable[[Mapping[str, str], str], bool],
         limit: int,
         page_token: str,
     ) -> tuple[list[NodeView], str]:
         """One page of online nodes, sorted by (name, id), that carry ``labels`` and
-        that ``allowed`` lets the caller see."""
+        that ``allowed(labels, id)`` lets the caller see."""
         if limit < 0:
             raise BadParameter("limit must not be negative")
         limit = min(limit or DEFAULT_PAGE, MAX_PAGE)
@@ -128,7 +128,7 @@ class NodeCatalog:
                 continue
             if any(record.labels.get(k) != v for k, v in labels.items()):
                 continue
-            if not allowed(record.labels):
+            if not allowed(record.labels, record.id):
                 continue
             views.append(NodeView(record=record, addr=entry.addr, last_seen=entry.last_seen))
             if len(views) > limit:

@@ -32,6 +32,20 @@ class SecretToken:
         return hash_secret(self.secret)
 
 
+@dataclass(frozen=True)
+class PendingToken:
+    """A one-time token waiting in its owner's record (a user's invite, an agent
+    identity's bootstrap token): the token's public name, its secret's hash, its expiry.
+    One per owner, so issuing a new one voids the old, and deleting the owner deletes it."""
+
+    name: str
+    hash: str
+    expires: float
+
+    def redeemable(self, token: SecretToken, now: float) -> bool:
+        return token.name == self.name and secret_matches(token, self.hash) and now < self.expires
+
+
 def new_token() -> SecretToken:
     return SecretToken(name=secrets.token_hex(8), secret=secrets.token_urlsafe(32))
 

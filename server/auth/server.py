@@ -3,14 +3,18 @@
 On start it writes two things into the data dir for tools on the same host:
 ``auth.json`` (the address it really listens on, useful when the port was 0) and
 ``admin/`` (the local admin identity's client certificate and key, 0600) that mezctl
-uses to administer the cluster."""
+uses to administer the cluster. That identity is new at every start and lasts hours;
+the running server renews it (see local_identity.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +29,8 @@ from proto.trust import AUTH_SERVER_NAME, PROXY_SERVER_NAME
 from proto.v1 import auth_pb2
 from server import proxy_files as files
 from server.audit import AuditLog
-from server.auth.agent_identities import AgentIdentityStore
-from server.auth.agents import AgentRecord, AgentStore
+from server.auth.agent_identities import AgentIdentityStore, migrate_legacy_locks
+from server.auth.agents import AgentStore
 from server.auth.audit_service import AuditService
 from server.auth.auditing import Auditor
 from server.auth.bot_service import AgentIdentityService
@@ -35,7 +39,10 @@ from server.auth.cert_service import CertService, UserCertSigner
 from server.auth.cluster import ClusterService
 from server.auth.grpc_auth import ADMIN_AGENT_KIND, Guard
 from server.auth.join_tokens import JoinTokens
+from server.auth.local_identity import LocalIdentity, pem_key
+from server.auth.lock_service import LockService
 from server.auth.lockout import LockoutPolicy, LoginLockout
+from server.auth.locks import LockCache, LockStore
 from server.auth.login_service import Invites, LoginService
 from server.auth.metrics import AuthMetrics
 from server.auth.node_service import NodeService
@@ -51,7 +58,7 @@ from server.auth.sshcert import SerialAllocator
 from server.auth.tls import server_context
 from server.auth.user_admin import UserAdminService
 from server.auth.users import UserStore
-from server.auth.x509 import issue_client_cert, issue_server_cert
+from server.auth.x509 import issue_server_cert
 from server.backend import Backend
 from server.config import ServerConfig
 
@@ -64,19 +71,14 @@ _CERT_METHODS = {
     "RegisterAgent": "host",
     "RenewHostCerts": "host",
 }
-LOCAL_ADMIN_ID = "local-admin"
-LOCAL_PROXY_ID = "local-proxy"
+LOCAL_ADMIN_PREFIX = "local-admin"
+LOCAL_PROXY_PREFIX = "local-proxy"
+LOCAL_PROXY_HOST_ID = "local-proxy"
 PROXY_DIR = "proxy"
 SERVER_CERT_TTL = 365 * 86400.0
-ADMIN_CERT_TTL = 365 * 86400.0
 RUNTIME_FILE = "auth.json"
 ADMIN_DIR = "admin"
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+_pem_key = pem_key
 
 
 def _pem_cert(cert: object) -> bytes:
@@ -104,7 +106,7 @@ class AuthServer:
         self.roles = RoleStore(backend)
         self.sessions = SessionStore(backend, self.users, self.clock, config.auth.session_ttl)
         self.tokens = JoinTokens(backend, self.clock)
-        self.invites = Invites(backend, self.clock, config.auth.invite_ttl)
+        self.invites = Invites(backend, self.users, self.clock, config.auth.invite_ttl)
         self.lockout = LoginLockout(
             backend,
             self.clock,
@@ -115,6 +117,13 @@ class AuthServer:
             ),
         )
         self.serials = SerialAllocator(backend)
+        self.locks = LockStore(backend)
+        self.lock_cache = LockCache(backend, self.clock)
+        self.admin_identity: LocalIdentity | None = None
+        self.local_proxy: LocalIdentity | None = None
+        # Called after the in-process proxy's identity is renewed (it reloads it).
+        self.on_local_proxy_renewed: Callable[[], Awaitable[None]] | None = None
+        self._renewer: asyncio.Task[None] | None = None
         local = PresenceTable(self.clock)
         # With several auth servers on one store, presence is shared through it.
         self.shared_presence = (
@@ -147,37 +156,16 @@ class AuthServer:
         write_private(key_path, _pem_key(key))
         return chain, key_path
 
-    async def _write_local_identity(
-        self, cas: Authorities, directory: Path, agent_id: str, kind: str
-    ) -> None:
-        """A client identity for a component on this host (mezctl, the in-process proxy):
-        registered as an agent, its certificate and key written 0600."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = issue_client_cert(
-            cas.host_x509,
-            key.public_key(),
-            agent_id=agent_id,
-            kind=kind,
-            cluster_name=cas.cluster_name,
-            now=self.clock.now(),
-            ttl=ADMIN_CERT_TTL,
-        )
-        await self.agents.put(
-            AgentRecord(id=agent_id, kind=kind, name=agent_id, created=self.clock.now())
-        )
-        write_private(directory / files.CLIENT_KEY, _pem_key(key))
-        write_private(directory / files.CLIENT_CERT, _pem_cert(cert))
-        write_private(directory / files.CA, cas.host_x509.cert_pem)
-
-    async def _write_admin_identity(self, cas: Authorities, admin_dir: Path) -> None:
-        await self._write_local_identity(cas, admin_dir, LOCAL_ADMIN_ID, ADMIN_AGENT_KIND)
+    def _local(self, cas: Authorities, directory: Path, prefix: str, kind: str) -> LocalIdentity:
+        return LocalIdentity(self.agents, cas, self.clock, directory, prefix=prefix, kind=kind)
 
     async def local_proxy_credentials(self, names: tuple[str, ...]) -> Path:
         """For a proxy running in this process: a client identity (kind proxy) and a TLS
         server certificate for its web listener, in ``<data dir>/proxy``."""
         assert self.cas is not None, "start() first"
         directory = ensure_private_dir(self.config.data_dir / PROXY_DIR)
-        await self._write_local_identity(self.cas, directory, LOCAL_PROXY_ID, "proxy")
+        self.local_proxy = self._local(self.cas, directory, LOCAL_PROXY_PREFIX, "proxy")
+        await self.local_proxy.issue()
         key = ec.generate_private_key(ec.SECP256R1())
         cert = issue_server_cert(
             self.cas.host_x509,
@@ -193,6 +181,25 @@ class AuthServer:
         await self._write_proxy_ssh_host(directory, names)
         return directory
 
+    async def _renew_local_forever(self) -> None:
+        """Renew the local identities a third of the way through their lifetime."""
+        assert self.admin_identity is not None
+        while True:
+            await asyncio.sleep(self.admin_identity.ttl / 3)
+            try:
+                await self.renew_local_identities()
+            except MeziteError as err:
+                log.warning("renewing the local identities failed (%s); retrying", err.message)
+                await asyncio.sleep(60)
+
+    async def renew_local_identities(self) -> None:
+        for identity in (self.admin_identity, self.local_proxy):
+            if identity is not None:
+                await identity.renew()
+        if self.local_proxy is not None and self.on_local_proxy_renewed is not None:
+            await self.on_local_proxy_renewed()
+        log.info("renewed the local identities")
+
     async def _write_proxy_ssh_host(self, directory: Path, names: tuple[str, ...]) -> None:
         """The proxy's SSH host key and host certificate (for ProxyJump clients that trust
         the host CA), and the user CA it trusts."""
@@ -206,8 +213,8 @@ class AuthServer:
         cert = sign_host_cert(
             self.cas.host_ssh,
             key.public_key(),
-            host_id=LOCAL_PROXY_ID,
-            principals=[LOCAL_PROXY_ID, "proxy", *dict.fromkeys(names)],
+            host_id=LOCAL_PROXY_HOST_ID,
+            principals=[LOCAL_PROXY_HOST_ID, "proxy", *dict.fromkeys(names)],
             serial=await self.serials.next(),
             valid_after=now - 60,
             valid_before=now + SERVER_CERT_TTL,
@@ -231,6 +238,7 @@ class AuthServer:
                 sessions=self.sessions,
                 lockout=self.lockout,
                 invites=self.invites,
+                locks=self.lock_cache,
                 auditor=self.auditor,
             ),
             UserAdminService(
@@ -246,13 +254,25 @@ class AuthServer:
             AuditService(self.audit_log, self.clock),
             AgentIdentityService(
                 cas=cas,
-                store=AgentIdentityStore(self.backend, self.clock),
-                agents=self.agents,
+                store=AgentIdentityStore(self.backend),
                 roles=self.roles,
                 signer=signer,
-                backend=self.backend,
+                locks=self.locks,
+                lock_cache=self.lock_cache,
                 auditor=self.auditor,
                 clock=self.clock,
+            ),
+            LockService(
+                store=self.locks,
+                cache=self.lock_cache,
+                agents=self.agents,
+                catalog=self.catalog,
+                audit_log=self.audit_log,
+                cas=cas,
+                auditor=self.auditor,
+                clock=self.clock,
+                locking_mode=self.config.auth.locking_mode,
+                max_staleness=self.config.auth.lock_max_staleness,
             ),
             NodeService(
                 cas=cas,
@@ -262,6 +282,7 @@ class AuthServer:
                 users=self.users,
                 roles=self.roles,
                 serials=self.serials,
+                locks=self.lock_cache,
                 auditor=self.auditor,
                 clock=self.clock,
             ),
@@ -299,10 +320,17 @@ class AuthServer:
         if self.shared_presence is not None:
             await self.shared_presence.start()
         await self.catalog.start()
+        await migrate_legacy_locks(self.backend, self.clock)
+        await self.lock_cache.start()
         chain, key = self._write_server_tls(cas, ensure_private_dir(data_dir / "tls"))
-        await self._write_admin_identity(cas, ensure_private_dir(data_dir / ADMIN_DIR))
+        admin_dir = ensure_private_dir(data_dir / ADMIN_DIR)
+        self.admin_identity = self._local(cas, admin_dir, LOCAL_ADMIN_PREFIX, ADMIN_AGENT_KIND)
+        await self.admin_identity.issue()
+        self._renewer = asyncio.create_task(self._renew_local_forever(), name="local-renew")
         limiter = RateLimiter(self.clock, self.config.auth.rate_limit_per_minute)
-        guard = Guard(sessions=self.sessions, agents=self.agents, limiter=limiter)
+        guard = Guard(
+            sessions=self.sessions, agents=self.agents, limiter=limiter, locks=self.lock_cache
+        )
         descriptor = auth_pb2.DESCRIPTOR.services_by_name["AuthService"]
         mapping = build_mapping(
             self.services(cas),
@@ -347,10 +375,20 @@ class AuthServer:
         write_private(self.config.data_dir / RUNTIME_FILE, json.dumps(doc))
 
     async def stop(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        for identity in (self.admin_identity, self.local_proxy):
+            if identity is not None:
+                with contextlib.suppress(MeziteError):
+                    await identity.retire()
+        await self.lock_cache.stop()
         await self.catalog.stop()
         if self.shared_presence is not None:
             await self.shared_presence.stop()

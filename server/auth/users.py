@@ -1,15 +1,23 @@
-"""Users: name, roles, the logins trait, an Argon2id password hash, and a session
-generation that, when bumped (reset, delete), kills every session of the user at once."""
+"""Users: name, roles, the logins trait, an Argon2id password hash, the account's
+incarnation and its one pending invite.
+
+The incarnation is a random id made at creation (and again at a reset); sessions live
+under it and certificates name it, so deleting or resetting an account ends everything
+the old incarnation held. The pending invite lives in the user record itself: issuing a
+new one replaces the old, and deleting the user deletes it, in the same write."""
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 from proto.errors import AlreadyExists, BadParameter, CompareFailed, NotFound
+from server.auth.incarnations import legacy_incarnation
 from server.auth.roles import validate_login
-from server.backend import Backend, Item, prefix_range
+from server.auth.secret_tokens import PendingToken
+from server.backend import Backend, Condition, Delete, Item, Put, prefix_range
+from server.backend.atomic import Action
 
 USERS_PREFIX = "users/"
 MAX_ROLES = 32
@@ -33,7 +41,8 @@ class User:
     logins: tuple[str, ...]
     created: float
     password_hash: str | None = None
-    generation: int = 0
+    incarnation: str = ""
+    invite: PendingToken | None = None  # the one invite that may set the password
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -41,8 +50,16 @@ class User:
     @classmethod
     def decode(cls, value: bytes) -> User:
         doc = json.loads(value)
+        doc.pop("generation", None)  # before incarnations: a counter of resets
         doc["roles"], doc["logins"] = tuple(doc["roles"]), tuple(doc["logins"])
+        invite = doc.get("invite")
+        doc["invite"] = PendingToken(**invite) if invite else None
+        if not doc.get("incarnation"):
+            doc["incarnation"] = legacy_incarnation(doc["name"], doc["created"])
         return cls(**doc)
+
+    def item(self) -> Item:
+        return Item(key=USERS_PREFIX + self.name, value=self.encode())
 
 
 def validate_user_fields(name: str, roles: list[str], logins: list[str]) -> None:
@@ -59,46 +76,47 @@ class UserStore:
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
 
-    async def get(self, name: str) -> User:
+    async def get_item(self, name: str) -> tuple[Item, User]:
         try:
             item = await self._backend.get(USERS_PREFIX + validate_username(name))
         except NotFound:
             raise NotFound(f"user {name!r} not found") from None
-        return User.decode(item.value)
+        return item, User.decode(item.value)
 
-    async def find(self, name: str) -> User | None:
-        """Like get, but None for a missing or malformed name (logins must not tell)."""
+    async def get(self, name: str) -> User:
+        return (await self.get_item(name))[1]
+
+    async def find_item(self, name: str) -> tuple[Item, User] | None:
+        """Like get_item, but None for a missing or malformed name (logins must not
+        tell)."""
         try:
-            return await self.get(name)
+            return await self.get_item(name)
         except (NotFound, BadParameter):
             return None
 
-    async def create(self, user: User) -> None:
+    async def find(self, name: str) -> User | None:
+        found = await self.find_item(name)
+        return found[1] if found else None
+
+    async def create(self, user: User, *also: Action) -> None:
+        """Store a new user, and ``also`` (its invite) in the same write."""
         try:
-            await self._backend.create(Item(key=USERS_PREFIX + user.name, value=user.encode()))
-        except AlreadyExists:
+            await self._backend.atomic_write(
+                [Condition.absent(USERS_PREFIX + user.name)], [Put(user.item()), *also]
+            )
+        except CompareFailed:
             raise AlreadyExists(f"user {user.name!r} already exists") from None
+
+    async def replace(self, item: Item, user: User, *also: Action) -> None:
+        """Write ``user`` over ``item`` as it was read, with ``also``; CompareFailed if
+        the user changed since."""
+        await self._backend.atomic_write([Condition.unchanged(item)], [Put(user.item()), *also])
+
+    async def remove(self, item: Item, *also: Action) -> None:
+        """Delete the user ``item`` holds, and ``also`` (what hangs off it), together;
+        CompareFailed if the user changed since it was read."""
+        await self._backend.atomic_write([Condition.unchanged(item)], [Delete(item.key), *also])
 
     async def list(self) -> list[User]:
         items = await self._backend.get_range(*prefix_range(USERS_PREFIX))
         return [User.decode(item.value) for item in items]
-
-    async def delete(self, name: str) -> None:
-        try:
-            await self._backend.delete(USERS_PREFIX + validate_username(name))
-        except NotFound:
-            raise NotFound(f"user {name!r} not found") from None
-
-    async def update(self, name: str, **changes: object) -> User:
-        """Compare-and-swap loop: concurrent updates never lose one another."""
-        for _ in range(20):
-            item = await self._backend.get(USERS_PREFIX + validate_username(name))
-            updated = replace(User.decode(item.value), **changes)  # type: ignore[arg-type]
-            try:
-                await self._backend.compare_and_swap(
-                    item, Item(key=item.key, value=updated.encode())
-                )
-            except CompareFailed:
-                continue
-            return updated
-        raise CompareFailed(f"user {name!r} is changing too fast; try again")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from proto.client import AuthClient, ClientIdentity
+from proto.trust import certificate_agent_id
 from proto.v1 import auth_pb2 as pb
 from tests.e2e.procs import cli, cluster_pin, free_port, join_node, mezctl_start, mezd_start
 from tests.pg import PostgresServer
@@ -20,9 +21,10 @@ PASSWORD = "a long enough password"
 
 def admin_identity(data_dir: Path) -> ClientIdentity:
     admin = data_dir / "admin"
+    cert = (admin / "cert.pem").read_bytes()
     return ClientIdentity(
-        agent_id="local-admin",
-        cert_pem=(admin / "cert.pem").read_bytes(),
+        agent_id=certificate_agent_id(cert),
+        cert_pem=cert,
         key_pem=(admin / "key.pem").read_bytes(),
     )
 

@@ -102,9 +102,9 @@ def test_replaying_an_old_renewal_token_locks_the_identity(
     (event,) = audit_events(auth, "agent_identity.generation_mismatch")
     assert json.loads(event.fields_json)["expected_generation"] == 2
     # Now the rightful holder is refused too, on every call, until an admin unlocks.
-    with pytest.raises(NotAuthenticated):
+    with pytest.raises(AccessDenied, match="generation mismatch"):
         bot.renew(tmp_path / "s", current)
-    with auth.client(current.identity()) as client, pytest.raises(NotAuthenticated):
+    with auth.client(current.identity()) as client, pytest.raises(AccessDenied):
         client.call("ListNodes", pb.ListNodesRequest())
     with auth.admin() as admin:
         admin.call("SetAgentIdentityLock", pb.SetAgentIdentityLockRequest(name="ci", locked=False))

@@ -98,7 +98,7 @@ def test_a_removed_node_is_refused_and_unlisted(auth: RunningAuth, tmp_path: Pat
     (event,) = audit_events(auth, "agent.delete")
     fields = json.loads(event.fields_json)
     assert (event.user, fields["agent_id"], fields["kind"]) == (
-        "local-admin",
+        auth.admin_identity().agent_id,
         ident.agent_id,
         "node",
     )
@@ -111,11 +111,12 @@ def test_refused_removals_change_nothing(auth: RunningAuth, tmp_path: Path) -> N
     ident = join_node(auth, tmp_path / "web", "web-1")
     add_user(auth, "alice")
     before = keys_under(auth, "agents/")
+    admin_id = auth.admin_identity().agent_id
     with auth.admin() as admin:
         for request, error in (
             (pb.DeleteAgentRequest(id_or_name="nope", kind="node"), NotFound),
             (pb.DeleteAgentRequest(id_or_name="web-1", kind="proxy"), NotFound),
-            (pb.DeleteAgentRequest(id_or_name="local-admin", kind="node"), NotFound),
+            (pb.DeleteAgentRequest(id_or_name=admin_id, kind="node"), NotFound),
             (pb.DeleteAgentRequest(id_or_name="web-1", kind="bot"), BadParameter),
             (pb.DeleteAgentRequest(id_or_name="", kind="node"), BadParameter),
         ):

@@ -178,7 +178,7 @@ def test_client_certificate_from_a_foreign_ca_fails_at_the_handshake(
 def test_valid_agent_certificate_is_seen_by_the_interceptor(auth: RunningAuth) -> None:
     with auth.admin() as client:
         status = client.call("GetClusterStatus", pb.GetClusterStatusRequest())
-    assert status.caller == "agent:local-admin"
+    assert status.caller == f"agent:{auth.admin_identity().agent_id}"
     node = agent_identity(auth, "node-1")
     with auth.client(node) as client, pytest.raises(AccessDenied):
         client.call("GetClusterStatus", pb.GetClusterStatusRequest())
@@ -201,16 +201,22 @@ def test_agent_id_naming_another_agents_certificate_is_unauthenticated(
     with auth.client(spoof) as client, pytest.raises(NotAuthenticated, match="does not match"):
         client.call("EmitAuditEvent", pb.EmitAuditEventRequest())
     # The admin's id with a node's certificate is no way to admin rights either.
-    spoof = ClientIdentity(agent_id="local-admin", cert_pem=node1.cert_pem, key_pem=node1.key_pem)
+    admin_id = auth.admin_identity().agent_id
+    spoof = ClientIdentity(agent_id=admin_id, cert_pem=node1.cert_pem, key_pem=node1.key_pem)
     with auth.client(spoof) as client, pytest.raises(NotAuthenticated):
         client.call("GetClusterStatus", pb.GetClusterStatusRequest())
 
 
-def test_locked_or_unregistered_agent_is_unauthenticated(auth: RunningAuth) -> None:
+def test_locked_agent_is_denied_and_unregistered_is_unauthenticated(auth: RunningAuth) -> None:
     node = agent_identity(auth, "node-1")
-    locked = AgentRecord(id="node-1", kind="node", name="node-1", created=0, locked=True)
-    auth.call(lambda: auth.server.agents.put(locked))
-    with auth.client(node) as client, pytest.raises(NotAuthenticated):
+    with auth.admin() as admin:
+        admin.call(
+            "CreateLock", pb.CreateLockRequest(target=pb.LockTarget(node="node-1"), reason="t")
+        )
+    with auth.client(node) as client:
+        with pytest.raises(AccessDenied, match="locked"):
+            client.call("RenewHostCerts", pb.RenewHostCertsRequest())
+        # Still heard: what a locked node did about its lock is worth an audit record.
         client.call("EmitAuditEvent", pb.EmitAuditEventRequest())
     auth.backend_call(lambda backend: backend.delete("agents/node-1"))
     with auth.client(node) as client, pytest.raises(NotAuthenticated):

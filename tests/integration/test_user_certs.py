@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from proto.clock import FakeClock
-from proto.errors import AccessDenied, BadParameter, NotFound
+from proto.errors import AccessDenied, BadParameter, NotAuthenticated, NotFound
 from proto.v1 import auth_pb2 as pb
 from tests.integration.conftest import add_user, audit_events, keys_under, login
 from tests.servers import RunningAuth, running_auth
@@ -59,7 +61,11 @@ def test_certificate_for_the_roles_logins(auth: RunningAuth, clock: FakeClock) -
     assert set(cert.extensions) == {
         b"permit-pty", b"permit-port-forwarding", b"permit-agent-forwarding",
         b"mezite-user@mezite.dev", b"mezite-roles@mezite.dev", b"mezite-node-access@mezite.dev",
+        b"mezite-kind@mezite.dev", b"mezite-incarnation@mezite.dev",
     }  # fmt: skip
+    assert cert.extensions[b"mezite-kind@mezite.dev"] == b"user"
+    incarnation = cert.extensions[b"mezite-incarnation@mezite.dev"].decode()
+    assert re.fullmatch(r"[0-9a-f]{32}", incarnation)
     assert cert.key_id == f"user=alice serial={cert.serial}".encode()
     cert.verify_cert_signature()
     ca_key = auth.server.cas.user_ssh.private_key.public_key()  # type: ignore[union-attr]
@@ -69,7 +75,32 @@ def test_certificate_for_the_roles_logins(auth: RunningAuth, clock: FakeClock) -
     event = [e for e in audit_events(auth, "cert.create") if e.user == "alice"][-1]
     fields = json.loads(event.fields_json)
     assert fields["serial"] == cert.serial and fields["principals"] == ["alice", "deploy"]
+    assert fields["incarnation"] == incarnation and fields["valid_before"] == cert.valid_before
     assert "PRIVATE" not in event.fields_json
+
+
+@pytest.fixture
+def long_sessions(tmp_path: Path, clock: FakeClock) -> Iterator[RunningAuth]:
+    """Sessions as long as certificates may be, so that only the other limits show."""
+    with running_auth(tmp_path / "long", clock=clock, **{"auth.session_ttl": "30h"}) as auth:
+        yield auth
+
+
+def test_a_certificate_never_outlives_its_session(tmp_path: Path, clock: FakeClock) -> None:
+    with running_auth(tmp_path / "short", clock=clock, **{"auth.session_ttl": "1h"}) as auth:
+        add_user(auth, "alice")
+        client = login(auth, "alice")
+        with client:
+            session_end = client.call("GetCurrentUser", pb.GetCurrentUserRequest()).session_expires
+            for _ in range(2):
+                reply = client.call(
+                    "IssueUserCerts",
+                    pb.IssueUserCertsRequest(ssh_public_key=ED25519, ttl_seconds=0),
+                )
+                assert reply.valid_before == int(session_end)
+                clock.advance(50 * 60)  # ten minutes of the session left, then none
+            with pytest.raises(NotAuthenticated):
+                client.call("IssueUserCerts", pb.IssueUserCertsRequest(ssh_public_key=ED25519))
 
 
 def _role(name: str, max_ttl: int, **options: bool) -> pb.Role:
@@ -91,7 +122,10 @@ def _role(name: str, max_ttl: int, **options: bool) -> pb.Role:
         (30 * 3600, 100 * 3600, 30 * 3600),  # the hard cap
     ],
 )
-def test_ttl_is_clamped(auth: RunningAuth, role_ttl: int, requested: int, expected: int) -> None:
+def test_ttl_is_clamped(
+    long_sessions: RunningAuth, role_ttl: int, requested: int, expected: int
+) -> None:
+    auth = long_sessions
     with auth.admin() as admin:
         admin.call("UpsertRole", pb.UpsertRoleRequest(role=_role("timed", role_ttl)))
     add_user(auth, "alice", roles=("timed",))
@@ -106,7 +140,8 @@ def test_extensions_come_from_role_options_only(auth: RunningAuth) -> None:
     cert = issue(auth, "alice")
     assert set(cert.extensions) == {
         b"permit-pty", b"mezite-user@mezite.dev", b"mezite-roles@mezite.dev",
-        b"mezite-node-access@mezite.dev",
+        b"mezite-node-access@mezite.dev", b"mezite-kind@mezite.dev",
+        b"mezite-incarnation@mezite.dev",
     }  # fmt: skip
 
 
