@@ -1,5 +1,6 @@
-"""`mezd start`: the node's SSH server, its heartbeat, its audit forwarder and the
-renewal of its certificates, all on one event loop until SIGINT or SIGTERM."""
+"""`mezd start`: the node's SSH server, its heartbeat, its lock stream, its audit
+forwarder and the renewal of its certificates, all on one event loop until SIGINT or
+SIGTERM."""
 
 from __future__ import annotations
 
@@ -15,9 +16,13 @@ from agent.presence import Heartbeat
 from proto.audit_forwarder import AuditForwarder
 from proto.backoff import Backoff, jittered
 from proto.client import AsyncAuthClient, ClientIdentity
+from proto.clock import SystemClock
 from proto.keys import new_node_keys
+from proto.lockwatch import LockView, watch_locks
 
 log = logging.getLogger(__name__)
+
+LOCKS_FILE = "locks.json"
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,8 @@ class Node:
         self.identity = NodeIdentity.load(settings.data_dir)
         self._client: AsyncAuthClient | None = None
         self.audit = AuditForwarder(self.client)
+        # What it knew of the locks when it last heard from auth survives a restart.
+        self.locks = LockView(SystemClock(), self.identity.agent_id, settings.data_dir / LOCKS_FILE)
         self.ssh: object | None = None
         self.port = 0
 
@@ -74,7 +81,7 @@ class Node:
             listen_host=self.settings.listen_host,
             listen_port=self.settings.listen_port,
         )
-        server = await start_node_ssh_server(config, self.audit)
+        server = await start_node_ssh_server(config, self.audit, locks=self.locks)
         self.ssh = server
         self.port = server.port
         log.info("node %s serving SSH on %s:%d", ident.name, self.settings.listen_host, self.port)
@@ -137,6 +144,7 @@ class Node:
         )
         tasks = [
             asyncio.create_task(heartbeat.run(), name="heartbeat"),
+            asyncio.create_task(watch_locks(self.client, self.locks), name="locks"),
             asyncio.create_task(self.audit.run(), name="audit"),
             asyncio.create_task(self._renew_forever(), name="renew"),
         ]

@@ -371,25 +371,56 @@ def bots_unlock(
 
 
 def export(
-    type: Annotated[str, typer.Option("--type", help="user-ca, host-ca or tls-ca.")],
+    type: Annotated[str, typer.Option("--type", help="user-ca, host-ca, tls-ca or krl.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write to this file (krl: atomically).")
+    ] = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
     auth_server: AuthServerOpt = None,
 ) -> None:
     """Print a CA's public half: user-ca for sshd's TrustedUserCAKeys, host-ca as a
-    known_hosts @cert-authority line, tls-ca as PEM."""
+    known_hosts @cert-authority line, tls-ca as PEM; or krl: an OpenSSH revocation list
+    of every certificate still valid for a locked target, for sshd's RevokedKeys."""
     from proto.errors import BadParameter
     from proto.v1 import auth_pb2 as pb
 
     kinds = {"user-ca": "user_ssh", "host-ca": "host_ssh", "tls-ca": "host_x509"}
+    if type == "krl":
+        _export_krl(out, data_dir, config, auth_server)
+        return
     if type not in kinds:
-        raise BadParameter(f"unknown --type {type!r}; use user-ca, host-ca or tls-ca")
+        raise BadParameter(f"unknown --type {type!r}; use user-ca, host-ca, tls-ca or krl")
+    if out is not None:
+        raise BadParameter("--out is for --type krl; redirect the output instead")
     with _client(data_dir, config, auth_server) as client:
         reply = client.call("GetClusterCAs", pb.GetClusterCAsRequest())
     for ca in reply.authorities:
         if ca.kind == kinds[type]:
             line = ca.public_data.strip()
             typer.echo(f"@cert-authority * {line}" if type == "host-ca" else line)
+
+
+def _export_krl(
+    out: Path | None, data_dir: Path | None, config: Path | None, auth_server: str | None
+) -> None:
+    from proto.errors import BadParameter
+    from proto.files import write_private
+    from proto.v1 import auth_pb2 as pb
+
+    if out is None and sys.stdout.isatty():
+        raise BadParameter("a KRL is binary: give --out FILE or redirect the output")
+    with _client(data_dir, config, auth_server) as client:
+        reply = client.call("ExportKRL", pb.ExportKRLRequest())
+    if out is None:
+        sys.stdout.buffer.write(reply.krl)
+        sys.stdout.flush()
+    else:
+        try:
+            write_private(out, reply.krl, mode=0o644)  # sshd reads it; it holds no secret
+        except OSError as exc:
+            raise BadParameter(f"cannot write {out}: {exc.strerror or exc}") from None
+    typer.echo(f"KRL revokes {reply.revoked} certificate(s).", err=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -399,8 +430,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(tokens_app, name="tokens")
     app.add_typer(audit_app, name="audit")
     from cli.mezctl_agents import register as register_agents
+    from cli.mezctl_locks import register as register_locks
 
     register_agents(app)
+    register_locks(app)
 
     @app.command("create")
     def create(

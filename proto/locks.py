@@ -15,7 +15,7 @@ node being reached.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from proto.errors import BadParameter
@@ -123,10 +123,6 @@ class LockSet:
     locks: tuple[Lock, ...] = ()
     locking_mode: str = DEFAULT_LOCKING_MODE
     max_staleness: float = 300.0
-    by_name: dict[str, Lock] = field(default_factory=dict, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.by_name.update({lock.name: lock for lock in self.locks})
 
     def find(self, subject: Subject, now: float) -> Lock | None:
         """The first lock refusing ``subject``, or None."""

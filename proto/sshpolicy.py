@@ -15,7 +15,11 @@ Mezite's rules before asyncssh's own checks run:
 - it is valid now by the injected clock;
 - it carries no critical options (Mezite never issues any; ``force-command`` and
   ``source-address`` would otherwise need enforcing, so they are refused);
-- it names a Mezite user, and its node-access rules allow this node's labels.
+- it names a Mezite user or agent identity and its incarnation, and its node-access
+  rules allow this node's labels.
+
+Whether a lock refuses the holder is the caller's question (``CertIdentity.subject``),
+asked of what the node or proxy knows of the locks in force.
 """
 
 from __future__ import annotations
@@ -37,7 +41,16 @@ from cryptography.hazmat.primitives.serialization import (
     load_ssh_public_key,
 )
 
-from proto.access import NODE_ACCESS_EXT, ROLES_EXT, USER_EXT, node_access_allows
+from proto.access import (
+    CERT_KINDS,
+    INCARNATION_EXT,
+    KIND_EXT,
+    NODE_ACCESS_EXT,
+    ROLES_EXT,
+    USER_EXT,
+    node_access_allows,
+)
+from proto.locks import Subject
 
 CERT_SUFFIX = b"-cert-v01@openssh.com"
 ACCEPTED_CERT_TYPES = frozenset(
@@ -79,6 +92,12 @@ class CertIdentity:
     permit_port_forwarding: bool
     permit_agent_forwarding: bool
     node_access: bytes = b""  # the signed node-label rules, for decisions made later
+    kind: str = "user"  # "user" or "agent_identity"
+    incarnation: str = ""
+
+    def subject(self, *, login: str = "", node: str = "") -> Subject:
+        """Who holds this certificate, for lock matching."""
+        return Subject(self.kind, self.user, self.incarnation, self.roles, login=login, node=node)
 
 
 class TrustedUserCAs:
@@ -196,6 +215,11 @@ def _refusal(
         return "certificate expired"
     if not cert.extensions.get(USER_EXT.encode()):
         return "certificate names no Mezite user"
+    if _text(cert.extensions.get(KIND_EXT.encode(), b"")) not in CERT_KINDS:
+        return "certificate names no Mezite user kind (issued by an older auth service?)"
+    if not cert.extensions.get(INCARNATION_EXT.encode()):
+        # Without it a lock cannot tell this holder from a re-created one of the name.
+        return "certificate names no incarnation (issued by an older auth service?)"
     # labels=None: the caller (the proxy hop) decides node access per destination.
     if labels is not None and not node_access_allows(
         cert.extensions.get(NODE_ACCESS_EXT.encode()), labels
@@ -232,4 +256,6 @@ def check_user_certificate(
         permit_port_forwarding=b"permit-port-forwarding" in extensions,
         permit_agent_forwarding=b"permit-agent-forwarding" in extensions,
         node_access=extensions.get(NODE_ACCESS_EXT.encode(), b""),
+        kind=_text(extensions[KIND_EXT.encode()]),
+        incarnation=_text(extensions[INCARNATION_EXT.encode()])[:64],
     )

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 import asyncssh
 
-from agent.sshd.context import AuthorizedLogin, NodeContext, Peer
+from agent.sshd.context import AuthorizedLogin, NodeContext, Peer, emit_login_event
 from agent.sshd.policy import AuthRefused, check_user_certificate, is_sha1_rsa_signature
 from agent.sshd.users import login_refusal
 
@@ -26,6 +27,10 @@ logger = logging.getLogger(__name__)
 MAX_AUTH_FAILURES = 6
 # A refused login is whatever the client sent; keep a bounded prefix.
 MAX_AUDITED_LOGIN = 256
+MAX_DISCONNECT_REASON = 200
+
+if TYPE_CHECKING:
+    from agent.sshd.session import NodeSession
 
 
 class NodeServerConnection(asyncssh.SSHServerConnection):
@@ -39,6 +44,8 @@ class NodeServerConnection(asyncssh.SSHServerConnection):
         self._node = node
         self.authorized: AuthorizedLogin | None = None
         self.auth_failures = 0
+        self.sessions: set[NodeSession] = set()
+        self.terminated = False
 
     def peer(self) -> Peer:
         remote = self.get_extra_info("peername") or ("", 0)
@@ -99,7 +106,31 @@ class NodeServerConnection(asyncssh.SSHServerConnection):
         reason = login_refusal(os_user, node.daemon_uid)
         if reason is not None:
             raise refused(reason)
-        return AuthorizedLogin(login=login, os_user=os_user, identity=identity, peer=self.peer())
+        authorized = AuthorizedLogin(
+            login=login, os_user=os_user, identity=identity, peer=self.peer()
+        )
+        locked = authorized.lock_refusal(node)
+        if locked is not None:
+            # The one way to tell a refused user why before the connection ends.
+            self.send_auth_banner(f"mezd: access denied: {locked}\r\n")
+            raise refused(f"locked: {locked}")
+        return authorized
+
+    def terminate(self, reason: str) -> None:
+        """End this connection because a lock (or the node's state) now refuses its user:
+        tell every session why, audit it, and disconnect."""
+        login = self.authorized
+        if self.terminated or login is None:
+            return
+        self.terminated = True
+        logger.info("ending %s's connection for login %s: %s", login.identity.user,
+                    login.login, reason)  # fmt: skip
+        for session in list(self.sessions):
+            session.tell(f"session ended: {reason}")
+        emit_login_event(self._node.audit, "session.terminated", login, success=False,
+                         reason=reason[:MAX_DISCONNECT_REASON],
+                         sessions=len(self.sessions))  # fmt: skip
+        self.disconnect(asyncssh.DISC_BY_APPLICATION, reason[:MAX_DISCONNECT_REASON])
 
     def refuse(self, login: str, refused: AuthRefused) -> None:
         """Record one refused authentication attempt (log and audit, no key material)."""

@@ -10,6 +10,7 @@ from agent.sshd.config import AuditSink, AuditValue, NodeSSHConfig
 from agent.sshd.policy import CertIdentity, TrustedUserCAs
 from agent.sshd.users import OSUser, UserLookup
 from proto.clock import Clock
+from proto.lockwatch import LockView
 
 if TYPE_CHECKING:
     from agent.sshd.connection import NodeServerConnection
@@ -26,6 +27,8 @@ class NodeContext:
     daemon_uid: int
     sftp_server: str | None
     setsid: str | None
+    # The locks in force as this node knows them; consulted at every login.
+    locks: LockView
     # Live session processes, so that closing the server can hang them up.
     children: set[Child] = field(default_factory=set)
     # Open connections, so that closing the server closes them.
@@ -48,6 +51,11 @@ class AuthorizedLogin:
     os_user: OSUser
     identity: CertIdentity
     peer: Peer
+
+    def lock_refusal(self, node: NodeContext) -> str | None:
+        """Why a lock (or the node's own state) refuses this login now, if it does."""
+        subject = self.identity.subject(login=self.login, node=node.config.host_id)
+        return node.locks.refusal(subject)
 
     def audit_fields(self) -> dict[str, AuditValue]:
         return {

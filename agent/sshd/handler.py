@@ -81,6 +81,8 @@ class NodeSSHHandler(asyncssh.SSHServer):
             return False
         session = NodeSession(self._node, login)
         self._sessions.add(session)
+        assert self._conn is not None
+        self._conn.sessions = self._sessions
         return session
 
     def connection_requested(

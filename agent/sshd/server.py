@@ -34,6 +34,7 @@ from agent.sshd.sftp import find_sftp_server
 from agent.sshd.users import SystemUserLookup, UserLookup
 from proto.clock import Clock, SystemClock
 from proto.errors import BadParameter
+from proto.lockwatch import LockView, recheck_forever
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +133,8 @@ class NodeSSHServer:
         config = node.config
         self._options = server_options(node, config.host_key, config.host_cert)
         self._server: asyncio.Server | None = None
+        self._recheck: asyncio.Task[None] | None = None
+        node.locks.on_change(self.enforce_locks)
 
     async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
@@ -143,7 +146,19 @@ class NodeSSHServer:
         self._server = await loop.create_server(
             new_connection, config.listen_host, config.listen_port
         )
+        self._recheck = asyncio.create_task(recheck_forever(self.enforce_locks))
         logger.info("node SSH server listening on %s:%d", config.listen_host, self.port)
+
+    def enforce_locks(self) -> None:
+        """End the connections whose user a lock now refuses (or all of them, if this
+        node is locked, removed, or strict and out of touch)."""
+        for conn in list(self._node.connections):
+            login = conn.authorized
+            if login is None or conn.terminated:
+                continue
+            reason = login.lock_refusal(self._node)
+            if reason is not None:
+                conn.terminate(reason)
 
     @property
     def port(self) -> int:
@@ -162,6 +177,8 @@ class NodeSSHServer:
 
     def close(self) -> None:
         """Stop listening, close every connection and hang up every session."""
+        if self._recheck is not None:
+            self._recheck.cancel()
         if self._server is not None:
             self._server.close()
         for conn in list(self._node.connections):
@@ -192,6 +209,7 @@ async def start_node_ssh_server(
     *,
     clock: Clock | None = None,
     users: UserLookup | None = None,
+    locks: LockView | None = None,
 ) -> NodeSSHServer:
     sftp_server = find_sftp_server(config.sftp_server)
     if sftp_server is None:
@@ -199,11 +217,13 @@ async def start_node_ssh_server(
     setsid = shutil.which("setsid", path=SETSID_PATH)
     if setsid is None:
         logger.warning("util-linux setsid not found: PTY sessions will be refused")
+    clock = clock or SystemClock()
     node = NodeContext(
         config=config,
         trusted=TrustedUserCAs(config.user_ca_keys),
         audit=audit,
-        clock=clock or SystemClock(),
+        clock=clock,
+        locks=locks or LockView(clock, config.host_id),
         users=users or SystemUserLookup(),
         daemon_uid=os.geteuid(),
         sftp_server=sftp_server,

@@ -110,6 +110,12 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
         self._kind = "sftp"
         return True
 
+    def tell(self, message: str) -> None:
+        """A line on the user's terminal (stderr), as the session is ended for them."""
+        chan = self._chan
+        if chan is not None and not self._channel_closed and not chan.is_closing():
+            chan.write_stderr(f"\r\nmezd: {message}\r\n".encode())
+
     def session_started(self) -> None:
         self._started_at = self._node.clock.now()
         self._start_task = asyncio.create_task(self._start())

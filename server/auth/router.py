@@ -15,6 +15,7 @@ import re
 import secrets
 import struct
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -204,6 +205,32 @@ def build_mapping(
             getattr(message_types, method.output_type.name),
         )
     return mapping
+
+
+class Server(grpclib.server.Server):
+    """grpclib's server, closing its accepted connections when it closes.
+
+    grpclib's ``close`` cancels the handlers but leaves every accepted connection open
+    (asyncio's ``Server.close`` does not close them before Python 3.13), so a node's
+    long-lived stream would keep its TLS transport until the garbage collector found
+    it. The protocols are tracked here, weakly, and their transports aborted: a TLS
+    close waits for the peer's close_notify, which a stopping server cannot wait for."""
+
+    def __init__(self, handlers: Sequence[Any]) -> None:
+        super().__init__(handlers)
+        self._protocols: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def _protocol_factory(self) -> Any:
+        protocol = super()._protocol_factory()
+        self._protocols.add(protocol)
+        return protocol
+
+    def close(self) -> None:
+        super().close()
+        for protocol in list(self._protocols):
+            connection = getattr(protocol, "connection", None)
+            if connection is not None:
+                connection._transport.abort()
 
 
 class Router:

@@ -20,7 +20,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from grpclib.server import Server
 
 from proto.clock import Clock, SystemClock
 from proto.errors import MeziteError
@@ -51,7 +50,7 @@ from server.auth.presence import PresenceTable, PresenceView
 from server.auth.ratelimit import RateLimiter
 from server.auth.resource_admin import RoleAdminService, TokenAdminService
 from server.auth.roles import RoleStore
-from server.auth.router import Router, build_mapping
+from server.auth.router import Router, Server, build_mapping
 from server.auth.sessions import SessionStore
 from server.auth.shared_presence import SharedPresence
 from server.auth.sshcert import SerialAllocator

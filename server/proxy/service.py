@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 from proto import __version__
 from proto.audit_forwarder import AuditForwarder
 from proto.client import AsyncAuthClient
+from proto.clock import SystemClock
 from proto.files import write_private
+from proto.lockwatch import LockView, watch_locks
 from server.config import ServerConfig
 from server.proxy.app import create_app
 from server.proxy.gateway import RELOAD_GRACE, GrpcAuthGateway
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RUNTIME_FILE = "proxy.json"
+LOCKS_FILE = "proxy-locks.json"
 OPERATOR_CERT_POLL = 60.0  # seconds between looks at an operator's certificate files
 
 
@@ -74,6 +77,8 @@ class ProxyService:
         self._client: AsyncAuthClient | None = None
         self._operator_stamp: tuple[object, ...] = ()
         self._cert_watch: asyncio.Task[None] | None = None
+        self.locks = LockView(SystemClock(), creds.agent_id, config.data_dir / LOCKS_FILE)
+        self._lock_watch: asyncio.Task[None] | None = None
 
     def public_origin(self, port: int) -> str:
         public = self._config.proxy.public_addr
@@ -134,7 +139,9 @@ class ProxyService:
             user_ca_keys=self._creds.user_ca_keys(),
             directory=nodes,
             audit=self._audit.emit,
+            locks=self.locks,
         )
+        self._lock_watch = asyncio.create_task(watch_locks(self.auth_client, self.locks))
         listen = self._config.proxy.ssh_listen_addr
         await self.ssh.start(listen.host, listen.port)
 
@@ -209,10 +216,11 @@ class ProxyService:
 
     async def stop(self) -> None:
         (self._config.data_dir / RUNTIME_FILE).unlink(missing_ok=True)
-        if self._cert_watch is not None:
-            self._cert_watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._cert_watch
+        for task in (self._cert_watch, self._lock_watch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.web is not None:
             await self.web.stop()
             self.web = None

@@ -5,7 +5,12 @@ proto.sshpolicy), offers no shells, and answers ``direct-tcpip`` only for regist
 nodes, named by name, ``name.cluster`` or id. The client's destination is a *name*: the
 proxy dials the address the node registered, never a host:port the client chose, so it
 is no open relay. The user's roles (the node-access rules signed into the certificate)
-must allow the node before anything is dialed. Each route is audited."""
+must allow the node before anything is dialed. Each route is audited.
+
+Locks are enforced as on nodes, from the same lock stream: a locked user (or role, or
+incarnation) is refused at the hop, no route is opened to a locked node, and live hops
+are ended when a lock comes in. (Login locks are the nodes' to enforce: the hop's user
+name is not the login used on the node.)"""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import asyncssh
 
 from proto.access import node_access_allows
 from proto.clock import Clock, SystemClock
+from proto.lockwatch import LockView, recheck_forever
 from proto.sshpolicy import AuthRefused, CertIdentity, TrustedUserCAs, check_user_certificate
 
 log = logging.getLogger(__name__)
@@ -78,6 +84,39 @@ class _Connection(asyncssh.SSHServerConnection):
         super().__init__(loop, options)
         self.router = router
         self.identity: CertIdentity | None = None
+        # Open relays, by the node they reach, so a lock on that node can end them.
+        self.routes: dict[asyncssh.SSHWriter[bytes], str] = {}
+        self.terminated = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.router.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None = None) -> None:
+        self.router.connections.discard(self)
+        super().connection_lost(exc)
+
+    def enforce(self, locks: LockView) -> None:
+        """End this hop if a lock now refuses its user; end routes to locked nodes."""
+        identity = self.identity
+        if identity is None or self.terminated:
+            return
+        reason = locks.refusal(identity.subject())
+        if reason is not None:
+            self.terminated = True
+            self.router.audit("session.terminated", user=identity.user, success=False,
+                              reason=reason[:200], key_id=identity.key_id)  # fmt: skip
+            self.disconnect(asyncssh.DISC_BY_APPLICATION, reason[:200])
+            return
+        for writer, node_id in list(self.routes.items()):
+            why = locks.refusal(identity.subject(node=node_id))
+            if why is not None:
+                self.routes.pop(writer, None)
+                self.router.audit(
+                    "session.terminated", user=identity.user, success=False,
+                    reason=why[:200], node_id=node_id, key_id=identity.key_id,
+                )  # fmt: skip
+                writer.channel.close()
 
     async def validate_public_key(
         self, username: str, key_data: bytes, msg: bytes, signature: bytes
@@ -89,16 +128,26 @@ class _Connection(asyncssh.SSHServerConnection):
                 now=self.router.clock.now(),
             )  # fmt: skip
         except AuthRefused as refused:
-            self.router.audit("auth.failed", user=refused.user, success=False,
-                              login=username[:256], reason=refused.reason,
-                              key_id=refused.key_id, serial=refused.serial,
-                              remote_addr=str(peer))  # fmt: skip
+            self._refused(username, refused, peer)
+            return False
+        locked = self.router.locks.refusal(identity.subject())
+        if locked is not None:
+            self.send_auth_banner(f"mezite proxy: access denied: {locked}\r\n")
+            lock_refusal = AuthRefused(f"locked: {locked}", key_id=identity.key_id,
+                                       serial=identity.serial, user=identity.user)  # fmt: skip
+            self._refused(username, lock_refusal, peer)
             return False
         if not await super().validate_public_key(username, key_data, msg, signature):
             return False
         if msg:
             self.identity = identity
         return True
+
+    def _refused(self, username: str, refused: AuthRefused, peer: object) -> None:
+        self.router.audit("auth.failed", user=refused.user, success=False,
+                          login=username[:256], reason=refused.reason,
+                          key_id=refused.key_id, serial=refused.serial,
+                          remote_addr=str(peer))  # fmt: skip
 
     def check_certificate_permission(self, permission: str) -> bool:
         """A jump through the proxy is how users reach nodes at all, not port forwarding
@@ -149,6 +198,8 @@ class _Handler(asyncssh.SSHServer):
         identity = self._conn.identity
         node = self._router.directory.resolve(dest_host)
         allowed = node is not None and node_access_allows(identity.node_access, node.labels)
+        locked = self._router.locks.refusal(identity.subject(node=node.id)) if node else None
+        allowed = allowed and locked is None
         self._router.audit(
             "proxy.route", user=identity.user, success=allowed, requested=dest_host[:256],
             node=node.name if node else "", node_id=node.id if node else "",
@@ -158,15 +209,22 @@ class _Handler(asyncssh.SSHServer):
             raise asyncssh.ChannelOpenError(
                 asyncssh.OPEN_CONNECT_FAILED, f"no registered node named {dest_host[:64]!r}"
             )
+        if locked is not None:
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, locked)
         if not allowed:
             raise asyncssh.ChannelOpenError(
                 asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, "your roles do not allow this node"
             )
+        conn = self._conn
 
         async def relay(
             reader: asyncssh.SSHReader[bytes], writer: asyncssh.SSHWriter[bytes]
         ) -> None:
-            await _pipe_to_node(node.addr, reader, writer)
+            conn.routes[writer] = node.id
+            try:
+                await _pipe_to_node(node.addr, reader, writer)
+            finally:
+                conn.routes.pop(writer, None)
 
         return relay
 
@@ -212,11 +270,16 @@ class ProxySSHRouter:
         directory: NodeDirectory,
         audit: Emit,
         clock: Clock | None = None,
+        locks: LockView | None = None,
     ) -> None:
         self.trusted = TrustedUserCAs(user_ca_keys)
         self.directory = directory
         self.audit = audit
         self.clock = clock or SystemClock()
+        self.locks = locks or LockView(self.clock, "")
+        self.locks.on_change(self.enforce_locks)
+        self.connections: set[_Connection] = set()
+        self._recheck: asyncio.Task[None] | None = None
         self._host_key = host_key
         self._host_cert = host_cert
         self._server: asyncio.AbstractServer | None = None
@@ -261,10 +324,17 @@ class ProxySSHRouter:
             return _Connection(loop, self._current, self)
 
         self._server = await loop.create_server(factory, host, port)
+        self._recheck = asyncio.create_task(recheck_forever(self.enforce_locks))
         self.port = int(self._server.sockets[0].getsockname()[1])
         log.info("proxy SSH routing on %s:%d", host, self.port)
 
+    def enforce_locks(self) -> None:
+        for conn in list(self.connections):
+            conn.enforce(self.locks)
+
     async def stop(self) -> None:
+        if self._recheck is not None:
+            self._recheck.cancel()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

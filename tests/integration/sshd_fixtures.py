@@ -33,8 +33,16 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from agent.sshd import NodeSSHConfig, NodeSSHServer, OSUser, start_node_ssh_server
-from proto.access import NODE_ACCESS_EXT, ROLES_EXT, USER_EXT, encode_node_access
+from proto.access import (
+    INCARNATION_EXT,
+    KIND_EXT,
+    NODE_ACCESS_EXT,
+    ROLES_EXT,
+    USER_EXT,
+    encode_node_access,
+)
 from proto.clock import FakeClock
+from proto.lockwatch import LockView
 from server.audit.events import new_event
 
 HOST_ID = "6c1f3e1a-node-0001"
@@ -46,6 +54,7 @@ SCP_BIN = shutil.which("scp")
 SSH_AGENT_BIN = shutil.which("ssh-agent")
 SSH_ADD_BIN = shutil.which("ssh-add")
 
+ALICE_INCARNATION = "a1" * 16
 ALL_PERMITS = ("permit-pty", "permit-port-forwarding", "permit-agent-forwarding")
 
 
@@ -176,6 +185,9 @@ class CertFactory:
         valid_after: float | None = None,
         valid_before: float | None = None,
         critical_options: Mapping[str, str] | None = None,
+        kind: str | None = "user",
+        incarnation: str | None = ALICE_INCARNATION,
+        roles: str = "access",
     ) -> UserCert:
         """A fresh key and a certificate for it; by default one Mezite would issue."""
         now = self.clock.now()
@@ -184,7 +196,11 @@ class CertFactory:
         extensions = {p: "" for p in permits}
         if user is not None:
             extensions[USER_EXT] = user
-        extensions[ROLES_EXT] = "access"
+        extensions[ROLES_EXT] = roles
+        if kind is not None:
+            extensions[KIND_EXT] = kind
+        if incarnation is not None:
+            extensions[INCARNATION_EXT] = incarnation
         extensions[NODE_ACCESS_EXT] = (
             access if access is not None else node_access([{"env": ["test"]}])
         )
@@ -242,6 +258,7 @@ class RunningNode:
     nobody_home: Path
     client_dir: Path
     known_hosts: Path
+    locks: LockView
 
     @property
     def port(self) -> int:
@@ -385,6 +402,7 @@ async def running_node(
     client_dir = _make_client_dir(tmp_path, authorities.host_ca)
     host_key, host_cert = authorities.host_credentials(clock.now())
     audit = RecordingAudit(clock)
+    locks = LockView(clock, HOST_ID)
     base = _make_shared_dir()
     nobody_home = base / "home"
     try:
@@ -403,6 +421,7 @@ async def running_node(
             audit,
             clock=clock,
             users=_test_users(nobody_home),
+            locks=locks,
         )
         try:
             yield RunningNode(
@@ -414,6 +433,7 @@ async def running_node(
                 nobody_home=nobody_home,
                 client_dir=client_dir,
                 known_hosts=client_dir / "known_hosts",
+                locks=locks,
             )
         finally:
             server.close()
