@@ -28,6 +28,8 @@ MAX_AUTH_FAILURES = 6
 # A refused login is whatever the client sent; keep a bounded prefix.
 MAX_AUDITED_LOGIN = 256
 MAX_DISCONNECT_REASON = 200
+# Time for the sessions' last lines to reach the client before the connection goes.
+TERMINATE_GRACE = 0.5
 
 if TYPE_CHECKING:
     from agent.sshd.session import NodeSession
@@ -126,11 +128,16 @@ class NodeServerConnection(asyncssh.SSHServerConnection):
         logger.info("ending %s's connection for login %s: %s", login.identity.user,
                     login.login, reason)  # fmt: skip
         for session in list(self.sessions):
-            session.tell(f"session ended: {reason}")
+            session.end(f"session ended: {reason}")
         emit_login_event(self._node.audit, "session.terminated", login, success=False,
                          reason=reason[:MAX_DISCONNECT_REASON],
                          sessions=len(self.sessions))  # fmt: skip
-        self.disconnect(asyncssh.DISC_BY_APPLICATION, reason[:MAX_DISCONNECT_REASON])
+        asyncio.get_running_loop().call_later(
+            TERMINATE_GRACE,
+            self.disconnect,
+            asyncssh.DISC_BY_APPLICATION,
+            reason[:MAX_DISCONNECT_REASON],
+        )
 
     def refuse(self, login: str, refused: AuthRefused) -> None:
         """Record one refused authentication attempt (log and audit, no key material)."""

@@ -265,7 +265,9 @@ class Child:
     def hangup(self) -> None:
         """The client is gone: hang up the session as a terminal would."""
         self.send_signal(signal.SIGHUP)
-        if self._stdin is not None:
+        # Twice is possible (the connection goes, then the server closes): asyncio's
+        # pipe transport raises when aborted after it has finished closing.
+        if self._stdin is not None and not self._stdin.is_closing():
             self._stdin.abort()  # input nobody will read any more
         if self._master is not None:
             for transport in self._outputs:

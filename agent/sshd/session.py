@@ -110,11 +110,16 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
         self._kind = "sftp"
         return True
 
-    def tell(self, message: str) -> None:
-        """A line on the user's terminal (stderr), as the session is ended for them."""
+    def end(self, message: str) -> None:
+        """End the session for the user with a last line on their terminal (stderr),
+        the way the client reports it best: the line, then exit status 255 (what ssh
+        gives when the server ends a connection), then the process group hung up."""
         chan = self._chan
         if chan is not None and not self._channel_closed and not chan.is_closing():
             chan.write_stderr(f"\r\nmezd: {message}\r\n".encode())
+            chan.exit(255)
+        if self._child is not None and self._child.returncode is None:
+            self._child.hangup()
 
     def session_started(self) -> None:
         self._started_at = self._node.clock.now()

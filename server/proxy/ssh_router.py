@@ -31,6 +31,7 @@ from proto.sshpolicy import AuthRefused, CertIdentity, TrustedUserCAs, check_use
 log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL = 2.0
+CUT_GRACE = 2.0  # seconds a locked hop gets for the node to end its sessions first
 RELAY_CHUNK = 256 * 1024
 
 
@@ -87,6 +88,7 @@ class _Connection(asyncssh.SSHServerConnection):
         # Open relays, by the node they reach, so a lock on that node can end them.
         self.routes: dict[asyncssh.SSHWriter[bytes], str] = {}
         self.terminated = False
+        self._cut_pending = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -97,7 +99,22 @@ class _Connection(asyncssh.SSHServerConnection):
         super().connection_lost(exc)
 
     def enforce(self, locks: LockView) -> None:
-        """End this hop if a lock now refuses its user; end routes to locked nodes."""
+        """End this hop if a lock now refuses its user, and routes to locked nodes:
+        after a grace period, so that the node (which has the lock too) ends the
+        session first and the user reads its message; the hop cuts what the node did
+        not."""
+        identity = self.identity
+        if identity is None or self.terminated or self._cut_pending:
+            return
+        if locks.refusal(identity.subject()) is None and not any(
+            locks.refusal(identity.subject(node=node_id)) for node_id in self.routes.values()
+        ):
+            return
+        self._cut_pending = True
+        asyncio.get_running_loop().call_later(CUT_GRACE, self._cut, locks)
+
+    def _cut(self, locks: LockView) -> None:
+        self._cut_pending = False
         identity = self.identity
         if identity is None or self.terminated:
             return
