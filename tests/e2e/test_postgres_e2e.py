@@ -84,6 +84,64 @@ def test_two_auth_servers_share_one_cluster(postgres: PostgresServer, tmp_path: 
         assert [u["name"] for u in json.loads(listed.stdout)] == ["alice"]
 
 
+def test_two_auth_servers_see_the_same_locks(postgres: PostgresServer, tmp_path: Path) -> None:
+    from proto.errors import AccessDenied
+
+    env = {"MEZITE_BACKEND_TYPE": "postgres", "MEZITE_BACKEND_DSN": postgres.fresh_dsn()}
+    with (
+        mezctl_start(tmp_path / "a", roles="auth", env=env) as first,
+        mezctl_start(tmp_path / "b", roles="auth", env=env) as second,
+    ):
+        added = cli(
+            "mezctl", "users", "add", "alice", "--roles", "access", "--logins", "alice",
+            "--password-stdin", "--data-dir", str(first.data_dir), stdin=PASSWORD + "\n",
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        ca = (second.data_dir / "admin" / "ca.pem").read_bytes()
+        with AuthClient(second.addr, ca) as anon:
+            session = anon.call(
+                "AuthenticateLocal",
+                pb.AuthenticateLocalRequest(username="alice", password=PASSWORD),
+            ).session_id
+        locked = cli("mezctl", "lock", "add", "--user", "alice", "--reason", "both servers",
+                     "--format", "json", "--data-dir", str(first.data_dir))  # fmt: skip
+        assert locked.returncode == 0, locked.stderr
+        name = json.loads(locked.stdout)["name"]
+        listed = cli("mezctl", "lock", "ls", "--format", "json", "--data-dir", str(second.data_dir))
+        assert [row["name"] for row in json.loads(listed.stdout)] == [name]
+        # The second server refuses her session within its change feed's delay.
+        deadline = time.monotonic() + 10
+        with AuthClient(second.addr, ca, ClientIdentity(session_id=session)) as client:
+            while True:
+                try:
+                    client.call("GetCurrentUser", pb.GetCurrentUserRequest())
+                except AccessDenied as refused:
+                    assert "both servers" in refused.message
+                    break
+                assert time.monotonic() < deadline, "the lock never reached the second server"
+                time.sleep(0.1)
+            removed = cli("mezctl", "lock", "rm", name, "--data-dir", str(second.data_dir))
+            assert removed.returncode == 0, removed.stderr
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    client.call("GetCurrentUser", pb.GetCurrentUserRequest())
+                    break
+                except AccessDenied:
+                    assert time.monotonic() < deadline, "the first server kept the lock"
+                    time.sleep(0.1)
+        # And the first server, where the lock was made, lets her in again too.
+        with AuthClient(first.addr, ca, ClientIdentity(session_id=session)) as client:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    client.call("GetCurrentUser", pb.GetCurrentUserRequest())
+                    break
+                except AccessDenied:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+
+
 def test_a_wrong_dsn_fails_fast_with_a_clear_error(
     postgres: PostgresServer, tmp_path: Path
 ) -> None:
