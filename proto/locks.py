@@ -15,7 +15,7 @@ node being reached.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from proto.errors import BadParameter
@@ -118,15 +118,37 @@ def lock_applies(lock: Lock, subject: Subject, now: float) -> bool:
 
 @dataclass(frozen=True)
 class LockSet:
-    """The locks in force at one moment, as one party knows them."""
+    """The locks in force at one moment, as one party knows them, indexed by target so
+    that a check (auth makes one per call) costs a few dictionary lookups however many
+    locks deletions have left."""
 
     locks: tuple[Lock, ...] = ()
     locking_mode: str = DEFAULT_LOCKING_MODE
     max_staleness: float = 300.0
+    _index: dict[tuple[str, str], list[Lock]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        for lock in self.locks:
+            kind = lock.target.kind()
+            self._index.setdefault((kind, str(getattr(lock.target, kind))), []).append(lock)
+
+    def _candidates(self, subject: Subject) -> list[Lock]:
+        keys = [(subject.kind, subject.name), ("login", subject.login), ("node", subject.node)]
+        if subject.kind in ("node", "proxy"):
+            keys.append(("node", subject.name))
+        keys += [("role", role) for role in subject.roles]
+        found: list[Lock] = []
+        for key in keys:
+            found += self._index.get(key, ())
+        return sorted(found, key=lambda lock: (lock.created, lock.name))
 
     def find(self, subject: Subject, now: float) -> Lock | None:
-        """The first lock refusing ``subject``, or None."""
-        return next((lock for lock in self.locks if lock_applies(lock, subject, now)), None)
+        """The oldest lock refusing ``subject``, or None."""
+        return next(
+            (lk for lk in self._candidates(subject) if lock_applies(lk, subject, now)), None
+        )
 
     def in_force(self, now: float) -> list[Lock]:
         return [lock for lock in self.locks if lock.in_force(now)]

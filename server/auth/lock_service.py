@@ -138,9 +138,9 @@ class LockService:
     # --- nodes and proxies -----------------------------------------------------------------
 
     def _view(self) -> pb.WatchLocksResponse:
-        snapshot = self._cache.snapshot()
+        now = self._clock.now()
         return pb.WatchLocksResponse(
-            locks=[lock_to_proto(lock) for lock in snapshot.locks],
+            locks=[lock_to_proto(lock) for lock in self._cache.snapshot().in_force(now)],
             locking_mode=self._mode,
             max_staleness_seconds=self._max_staleness,
         )

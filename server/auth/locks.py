@@ -113,6 +113,7 @@ class LockCache:
         self._task: asyncio.Task[None] | None = None
         self.version = 0
         self._changed = asyncio.Event()
+        self._set: LockSet | None = None  # built once per version
 
     async def start(self) -> None:
         ready = asyncio.Event()
@@ -126,6 +127,7 @@ class LockCache:
                 await self._task
 
     def _bump(self) -> None:
+        self._set = None
         self.version += 1
         self._changed.set()
         self._changed = asyncio.Event()
@@ -167,13 +169,13 @@ class LockCache:
             async with asyncio.timeout(within):
                 await self._changed.wait()
 
-    def snapshot(self, **settings: object) -> LockSet:
-        now = self._clock.now()
-        locks = sorted(
-            (lock for lock in self._locks.values() if lock.in_force(now)),
-            key=lambda lock: (lock.created, lock.name),
-        )
-        return LockSet(tuple(locks), **settings)  # type: ignore[arg-type]
+    def snapshot(self) -> LockSet:
+        """The locks held now (lapsed ones included until the backend drops them; every
+        check asks whether a lock is still in force)."""
+        if self._set is None:
+            ordered = sorted(self._locks.values(), key=lambda lock: (lock.created, lock.name))
+            self._set = LockSet(tuple(ordered))
+        return self._set
 
     def find(self, subject: Subject) -> Lock | None:
         return self.snapshot().find(subject, self._clock.now())

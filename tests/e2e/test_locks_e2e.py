@@ -145,7 +145,12 @@ def _raw_ssh(cluster: Cluster, env: dict[str, str], port: int) -> subprocess.Com
 def test_a_deleted_users_certificate_is_refused_by_the_node_at_once(cluster: Cluster) -> None:
     env = cluster.user("carol", proxy=False)
     assert _raw_ssh(cluster, env, cluster.node.port).returncode == 0
+    live = open_session(env)  # opened before the deletion: it ends too
+    started = time.monotonic()
     assert cluster.mezctl("users", "rm", "carol").returncode == 0
+    _, said = live.communicate(timeout=ENDED_WITHIN)
+    assert time.monotonic() - started < ENDED_WITHIN
+    assert live.returncode == 255 and "session ended" in said and "deleted" in said, said
     took = until(lambda: _raw_ssh(cluster, env, cluster.node.port).returncode == 255,
                  "the node to refuse carol's certificate", within=ENDED_WITHIN)  # fmt: skip
     assert took < ENDED_WITHIN

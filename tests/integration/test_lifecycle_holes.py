@@ -114,3 +114,56 @@ def test_a_deleted_agent_identitys_certificate_stays_dead_when_the_name_is_reuse
     assert not identities(auth)["ci"].locked
     renewed = bot.renew(tmp_path / "second", second)
     assert renewed.generation == second.generation + 1
+
+
+# --- the same shape, elsewhere ------------------------------------------------------
+
+
+def test_a_deleted_identitys_bootstrap_token_cannot_bootstrap_the_new_one(
+    auth: RunningAuth, tmp_path: Path
+) -> None:
+    old_token = create(auth, "ci")
+    with auth.admin() as admin:
+        admin.call("DeleteAgentIdentity", pb.DeleteAgentIdentityRequest(name="ci"))
+    new_token = create(auth, "ci")
+    with pytest.raises(NotAuthenticated):
+        bot.bootstrap(tmp_path / "ghost", old_token, auth.addr, pin(auth))
+    assert identities(auth)["ci"].generation == 0  # untouched by the ghost
+    assert bot.bootstrap(tmp_path / "real", new_token, auth.addr, pin(auth)).generation == 1
+
+
+def test_unlocking_an_identity_keeps_its_deleted_namesakes_certificates_dead(
+    auth: RunningAuth, tmp_path: Path
+) -> None:
+    first = bot.bootstrap(tmp_path / "first", create(auth, "ci"), auth.addr, pin(auth))
+    with auth.admin() as admin:
+        admin.call("DeleteAgentIdentity", pb.DeleteAgentIdentityRequest(name="ci"))
+    bot.bootstrap(tmp_path / "second", create(auth, "ci"), auth.addr, pin(auth))
+    with auth.admin() as admin:
+        admin.call("SetAgentIdentityLock", pb.SetAgentIdentityLockRequest(name="ci", locked=True))
+        assert identities(auth)["ci"].locked
+        admin.call("SetAgentIdentityLock", pb.SetAgentIdentityLockRequest(name="ci", locked=False))
+        remaining = admin.call("ListLocks", pb.ListLocksRequest()).locks
+    assert not identities(auth)["ci"].locked
+    # The lock on the first incarnation (its SSH certificate) is still there.
+    (kept,) = remaining
+    assert kept.target.agent_identity == "ci" and kept.target.incarnation
+    first_cert_incarnation = first.agent_id.rsplit(".", 1)[1]
+    assert kept.target.incarnation == first_cert_incarnation
+
+
+def test_a_node_joined_again_under_a_removed_nodes_name_is_not_locked(
+    auth: RunningAuth, tmp_path: Path
+) -> None:
+    from tests.integration.test_agent_removal import identity, renew_request
+    from tests.integration.test_nodes import join_node
+
+    old = join_node(auth, tmp_path / "old", "web-1")
+    with auth.admin() as admin:
+        admin.call("DeleteAgent", pb.DeleteAgentRequest(id_or_name="web-1", kind="node"))
+    new = join_node(auth, tmp_path / "new", "web-1")
+    assert new.agent_id != old.agent_id
+    with auth.client(identity(new)) as node:
+        node.call("RenewHostCerts", renew_request())
+    with auth.client(identity(old)) as ghost, pytest.raises(NotAuthenticated):
+        ghost.call("RenewHostCerts", renew_request())
