@@ -56,11 +56,13 @@ def raw_sql(backend_file: Path, limit: int = -1, repeat: int = 5) -> dict[str, A
 def walk(addr: str, admin_dir: Path, limit: int, repeat: int) -> dict[str, Any]:
     """Synchronous grpcio, like `mez ls`: first page and whole walk, ``repeat`` times."""
     from proto.client import AuthClient, ClientIdentity
+    from proto.trust import certificate_agent_id
     from proto.v1 import auth_pb2 as pb
 
+    cert = (admin_dir / "cert.pem").read_bytes()
     ident = ClientIdentity(
-        agent_id="local-admin",
-        cert_pem=(admin_dir / "cert.pem").read_bytes(),
+        agent_id=certificate_agent_id(cert),  # a new id at every start of auth
+        cert_pem=cert,
         key_pem=(admin_dir / "key.pem").read_bytes(),
     )
     firsts, walks, count, pages = [], [], 0, 0

@@ -4,10 +4,10 @@
 auth starts) and issues each a TLS client certificate from the cluster's host X.509 CA,
 loaded from the same backend: what `mezd join` would have produced, without N joins.
 
-``gen`` is a load generator process: it holds one Heartbeat stream per agent, each on
-its own TLS connection with that agent's certificate (the guard accepts x-agent-id only
-for the certificate on the same connection), and beats every ``interval`` seconds with
-jitter. Ack latency is measured from each beat's *scheduled* time. It is driven over
+``gen`` is a load generator process: it holds, per agent and as mezd does, one Heartbeat
+stream and one WatchLocks stream, on the agent's own TLS connection with its certificate
+(the guard accepts x-agent-id only for the certificate on the same connection), and beats
+every ``interval`` seconds with jitter. Ack latency is measured from each beat's *scheduled* time. It is driven over
 stdin/stdout with one JSON command/reply per line."""
 
 from __future__ import annotations
@@ -84,7 +84,9 @@ class Agent:
         self.cert = doc["cert"].encode()
         self.channel: Any = None
         self.call: Any = None
+        self.locks: Any = None
         self.task: asyncio.Task[None] | None = None
+        self.lock_task: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         import grpc
@@ -110,6 +112,17 @@ class Agent:
         )
         await self.call.write(self.beat)
         await self.call.read()
+        # mezd follows the lock stream too: the set at once, then changes and keepalives.
+        self.locks = stub.WatchLocks(pb.WatchLocksRequest(), metadata=(("x-agent-id", self.id),))
+        await self.locks.read()
+        self.lock_task = asyncio.create_task(self._drain_locks())
+
+    async def _drain_locks(self) -> None:
+        try:
+            async for _ in self.locks:
+                pass
+        except Exception as exc:
+            self.gen.error(exc)
 
     async def run(self, interval: float) -> None:
         loop = asyncio.get_running_loop()

@@ -37,7 +37,9 @@ from server.auth.users import validate_username
 log = logging.getLogger(__name__)
 
 MAX_LOCK_TTL = 365 * 86400
-KEEPALIVE = 15.0
+# A keepalive at least this often (and three per staleness limit), so an agent can tell
+# a quiet stream from a dead one; at 50,000 nodes, 60 s is ~830 small messages a second.
+KEEPALIVE = 60.0
 _PAGE = 1000
 
 

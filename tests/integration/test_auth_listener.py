@@ -151,8 +151,9 @@ def test_client_certificate_from_a_foreign_ca_fails_at_the_handshake(
 ) -> None:
     foreign_ca = _new_x509_ca("foreign", auth.server.clock.now())
     key = ec.generate_private_key(ec.SECP256R1())
+    admin_id = auth.admin_identity().agent_id  # the real admin's id, from another CA
     cert = issue_client_cert(
-        foreign_ca, key.public_key(), agent_id="local-admin", kind="admin",
+        foreign_ca, key.public_key(), agent_id=admin_id, kind="admin",
         cluster_name="foreign", now=auth.server.clock.now(), ttl=3600,
     )  # fmt: skip
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
@@ -167,7 +168,7 @@ def test_client_certificate_from_a_foreign_ca_fails_at_the_handshake(
     assert _server_first_bytes(auth, with_foreign) == b""
     assert _server_first_bytes(auth, ssl.create_default_context(cadata=auth.ca_pem.decode()))
     # And grpcio, the clients' stack, cannot call anything with it.
-    spoof = ClientIdentity(agent_id="local-admin", cert_pem=cert_pem, key_pem=_pem(key))
+    spoof = ClientIdentity(agent_id=admin_id, cert_pem=cert_pem, key_pem=_pem(key))
     with (
         AuthClient(auth.addr, auth.ca_pem, spoof, timeout=5) as client,
         pytest.raises(ConnectionProblem),
