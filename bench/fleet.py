@@ -7,8 +7,8 @@ loaded from the same backend: what `mezd join` would have produced, without N jo
 ``gen`` is a load generator process: it holds, per agent and as mezd does, one Heartbeat
 stream and one WatchLocks stream, on the agent's own TLS connection with its certificate
 (the guard accepts x-agent-id only for the certificate on the same connection), and beats
-every ``interval`` seconds with jitter. Ack latency is measured from each beat's *scheduled* time. It is driven over
-stdin/stdout with one JSON command/reply per line."""
+every ``interval`` seconds with jitter. Ack latency is measured from each beat's
+*scheduled* time. It is driven over stdin/stdout with one JSON command/reply per line."""
 
 from __future__ import annotations
 
