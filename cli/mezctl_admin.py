@@ -128,7 +128,8 @@ def users_rm(
 
     with _client(data_dir, config, auth_server) as client:
         client.call("DeleteUser", pb.DeleteUserRequest(name=name))
-    typer.echo(f"User {name!r} deleted.")
+    typer.echo(f"User {name!r} deleted: their sessions are ended, and an automatic lock")
+    typer.echo("refuses their certificates on every node (see `mezctl lock ls`).")
 
 
 @users_app.command("reset")

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECHECK_INTERVAL = 1.0  # seconds between checks of live sessions (expiry, staleness)
+SAVE_HEARD_EVERY = 60.0  # a keepalive is written to disk at most this often
 
 
 class LockView:
@@ -45,6 +46,7 @@ class LockView:
         self.locks = LockSet()
         self.heard = 0.0  # when auth last spoke (0: never, this start or before)
         self.refused = ""  # why auth refuses this agent's identity, if it does
+        self._saved_heard = 0.0
         self._listeners: list[Callable[[], None]] = []
         if path is not None:
             self._load(path)
@@ -67,6 +69,9 @@ class LockView:
         if changed:
             log.info("%d lock(s) in force", len(locks.locks))
             self._changed()
+        elif self.heard - self._saved_heard >= SAVE_HEARD_EVERY:
+            # So that a restart while auth is away knows how fresh the copy is.
+            self._save()
 
     def refuse_self(self, reason: str) -> None:
         """Auth refuses this agent's identity: removed from the cluster (or worse)."""
@@ -103,6 +108,7 @@ class LockView:
             "heard": self.heard,
             "refused": self.refused,
         }
+        self._saved_heard = self.heard
         try:
             write_private(self._path, json.dumps(doc))
         except OSError as exc:  # a full disk must not stop enforcement in memory

@@ -241,3 +241,18 @@ def test_a_view_that_cannot_be_saved_still_enforces(tmp_path: Path) -> None:
     assert not missing.exists()
     assert json.dumps(view.locks.locks[0].target.describe()) == '"user=alice"'
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_keepalives_reach_the_disk_at_most_once_a_minute(tmp_path: Path) -> None:
+    clock = FakeClock(time.time())
+    path = tmp_path / "locks.json"
+    view = LockView(clock, "node-1", path)
+    unchanged = LockSet((a_lock(user="alice"),))
+    view.update(unchanged)
+    first = json.loads(path.read_text())["heard"]
+    clock.advance(30)
+    view.update(unchanged)
+    assert json.loads(path.read_text())["heard"] == first
+    clock.advance(31)
+    view.update(unchanged)
+    assert json.loads(path.read_text())["heard"] == clock.now()
