@@ -15,7 +15,7 @@ node being reached.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from proto.errors import BadParameter
@@ -160,25 +160,12 @@ class LockSet:
 def target_to_proto(target: LockTarget) -> auth_pb2.LockTarget:
     from proto.v1 import auth_pb2
 
-    return auth_pb2.LockTarget(
-        user=target.user,
-        node=target.node,
-        agent_identity=target.agent_identity,
-        login=target.login,
-        role=target.role,
-        incarnation=target.incarnation,
-    )
+    return auth_pb2.LockTarget(**asdict(target))
 
 
 def target_from_proto(msg: auth_pb2.LockTarget) -> LockTarget:
-    return LockTarget(
-        user=msg.user,
-        node=msg.node,
-        agent_identity=msg.agent_identity,
-        login=msg.login,
-        role=msg.role,
-        incarnation=msg.incarnation,
-    )
+    """The message's fields and the dataclass's are the same names (a test checks)."""
+    return LockTarget(**{f.name: getattr(msg, f.name) for f in fields(LockTarget)})
 
 
 def lock_to_proto(lock: Lock) -> auth_pb2.Lock:

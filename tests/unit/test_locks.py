@@ -99,6 +99,12 @@ def test_the_message_names_who_locked_what_and_why() -> None:
     assert made.message() == f"locked by admin (user=alice (incarnation {INC_A[:8]})): why"
 
 
+def test_the_wire_form_names_the_same_fields() -> None:
+    from dataclasses import fields
+
+    assert [f.name for f in fields(LockTarget)] == [f.name for f in pb.LockTarget.DESCRIPTOR.fields]
+
+
 def test_the_wire_form_round_trips_and_an_unknown_mode_is_strict() -> None:
     made = lock(expires=NOW + 60, agent_identity="ci", incarnation=INC_B)
     assert lock_from_proto(lock_to_proto(made)) == made
