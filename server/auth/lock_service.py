@@ -37,9 +37,10 @@ from server.auth.users import validate_username
 log = logging.getLogger(__name__)
 
 MAX_LOCK_TTL = 365 * 86400
-# A keepalive at least this often (and three per staleness limit), so an agent can tell
-# a quiet stream from a dead one; at 50,000 nodes, 60 s is ~830 small messages a second.
-KEEPALIVE = 60.0
+# Keepalives per staleness limit, so an agent can tell a quiet stream from a dead one
+# after missing a few: with the default 5 minutes, one every 100 s (at 50,000 nodes, 500
+# small messages a second).
+KEEPALIVES_PER_STALENESS = 3
 _PAGE = 1000
 
 
@@ -162,7 +163,7 @@ class LockService:
             raise AccessDenied("this call is for nodes and proxies")
         if await ctx.recv() is None:
             raise BadParameter("missing request message")
-        keepalive = min(KEEPALIVE, self._max_staleness / 3)
+        keepalive = self._max_staleness / KEEPALIVES_PER_STALENESS
         while True:
             version = self._cache.version
             await ctx.send(self._view())
