@@ -150,6 +150,10 @@ class LockSet:
             (lk for lk in self._candidates(subject) if lock_applies(lk, subject, now)), None
         )
 
+    def locked_nodes(self, now: float) -> frozenset[str]:
+        """The ids of the nodes a lock in force targets."""
+        return frozenset(lk.target.node for lk in self.locks if lk.target.node and lk.in_force(now))
+
     def in_force(self, now: float) -> list[Lock]:
         return [lock for lock in self.locks if lock.in_force(now)]
 

@@ -301,11 +301,12 @@ class NodeService:
         else:
             _, checker = await load_checker(self._users, self._roles, principal.name)
             allowed = checker.can_access_node
-        locks, now = self._locks.snapshot(), self._clock.now()
+        # A locked node is listed to no one: the proxy routes nothing to it. The locked
+        # ids once per call: a walk of 50,000 nodes must not ask the lock set each time.
+        locked = self._locks.snapshot().locked_nodes(self._clock.now())
 
         def listed(node_labels: Mapping[str, str], node_id: str) -> bool:
-            # A locked node is listed to no one: the proxy routes nothing to it.
-            return allowed(node_labels) and locks.find(Subject("node", node_id), now) is None
+            return node_id not in locked and allowed(node_labels)
 
         views, next_token = self._catalog.online(
             labels=labels, allowed=listed, limit=request.limit, page_token=request.page_token

@@ -113,3 +113,14 @@ def test_the_wire_form_round_trips_and_an_unknown_mode_is_strict() -> None:
     )
     view = lock_set_from_proto(msg)
     assert view.locks == (made,) and view.locking_mode == "strict" and view.max_staleness == 9
+
+
+def test_the_locked_nodes_are_those_of_node_locks_in_force() -> None:
+    locks = LockSet(
+        (
+            lock(name="a", node="n1"),
+            lock(name="b", node="n2", expires=NOW - 1),
+            lock(name="c", user="alice"),
+        )
+    )
+    assert locks.locked_nodes(NOW) == frozenset({"n1"})
