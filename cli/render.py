@@ -17,7 +17,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    out = Table(*headers, box=None, header_style="bold", pad_edge=False)
+    # Fold, never cut: an id or name cut short cannot be pasted into the next command.
+    out = Table(box=None, header_style="bold", pad_edge=False)
+    for header in headers:
+        out.add_column(header, overflow="fold")
     for row in rows:
         out.add_row(*(str(cell) for cell in row))
     Console(soft_wrap=True).print(out)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import uuid
+import secrets
 from dataclasses import asdict
 
 from proto.clock import Clock
@@ -43,7 +43,7 @@ def new_lock(
     target: LockTarget, *, reason: str, created_by: str, now: float, ttl: float = 0.0
 ) -> Lock:
     return Lock(
-        name=str(uuid.uuid4()),
+        name=secrets.token_hex(8),  # short enough to type into `mezctl lock rm`
         target=target.validate(),
         reason=reason,
         created=now,
