@@ -27,7 +27,7 @@ from server.auth.agent_identities import (
     bootstrap_index,
     dropped_bootstrap,
 )
-from server.auth.agents import AgentRecord
+from server.auth.agents import AGENTS_PREFIX, AgentRecord
 from server.auth.auditing import Auditor
 from server.auth.ca import Authorities
 from server.auth.cert_service import UserCertSigner
@@ -158,7 +158,7 @@ class AgentIdentityService:
             try:
                 await self._store.remove(
                     item,
-                    Delete(f"agents/{state.agent_id}"),  # the guard needs the agent record
+                    Delete(AGENTS_PREFIX + state.agent_id),  # the guard needs the agent record
                     *dropped_bootstrap(state),
                     Put(lock_item(lock)),
                 )

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import asdict
 
 from proto.clock import Clock
-from proto.errors import AccessDenied, AlreadyExists, MeziteError, NotFound
+from proto.errors import AccessDenied, AlreadyExists, CompareFailed, MeziteError, NotFound
 from proto.locks import Lock, LockSet, LockTarget, Subject
 from server.auth.auditing import Auditor
 from server.auth.grpc_auth import Principal
@@ -80,7 +80,7 @@ class LockStore:
         try:
             item = await self._backend.get(LOCKS_PREFIX + name)
             await self._backend.compare_and_delete(item)
-        except NotFound:
+        except (NotFound, CompareFailed):  # CompareFailed: removed by someone else just now
             raise NotFound(
                 f"no lock named {name[:80]!r}", hint="`mezctl lock ls` lists them"
             ) from None

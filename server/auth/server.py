@@ -77,7 +77,6 @@ PROXY_DIR = "proxy"
 SERVER_CERT_TTL = 365 * 86400.0
 RUNTIME_FILE = "auth.json"
 ADMIN_DIR = "admin"
-_pem_key = pem_key
 
 
 def _pem_cert(cert: object) -> bytes:
@@ -152,7 +151,7 @@ class AuthServer:
         # The chain carries the CA too: a client holding only the pin can find it there.
         chain, key_path = tls_dir / "server.pem", tls_dir / "server.key"
         write_private(chain, _pem_cert(cert) + cas.host_x509.cert_pem.encode())
-        write_private(key_path, _pem_key(key))
+        write_private(key_path, pem_key(key))
         return chain, key_path
 
     def _local(self, cas: Authorities, directory: Path, prefix: str, kind: str) -> LocalIdentity:
@@ -176,7 +175,7 @@ class AuthServer:
         )
         chain = _pem_cert(cert) + self.cas.host_x509.cert_pem.encode()
         write_private(directory / files.WEB_CERT, chain)
-        write_private(directory / files.WEB_KEY, _pem_key(key))
+        write_private(directory / files.WEB_KEY, pem_key(key))
         await self._write_proxy_ssh_host(directory, names)
         return directory
 

@@ -12,7 +12,15 @@ import pytest
 from proto.client import AuthClient, ClientIdentity
 from proto.trust import certificate_agent_id
 from proto.v1 import auth_pb2 as pb
-from tests.e2e.procs import cli, cluster_pin, free_port, join_node, mezctl_start, mezd_start
+from tests.e2e.procs import (
+    AuthProcess,
+    cli,
+    cluster_pin,
+    free_port,
+    join_node,
+    mezctl_start,
+    mezd_start,
+)
 from tests.pg import PostgresServer
 
 pytestmark = pytest.mark.e2e
@@ -29,6 +37,22 @@ def admin_identity(data_dir: Path) -> ClientIdentity:
     )
 
 
+def add_alice(auth: AuthProcess) -> None:
+    added = cli(
+        "mezctl", "users", "add", "alice", "--roles", "access", "--logins", "alice",
+        "--password-stdin", "--data-dir", str(auth.data_dir), stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+
+
+def log_in(auth: AuthProcess, ca: bytes) -> str:
+    with AuthClient(auth.addr, ca) as anon:
+        reply = anon.call(
+            "AuthenticateLocal", pb.AuthenticateLocalRequest(username="alice", password=PASSWORD)
+        )
+    return str(reply.session_id)
+
+
 def test_two_auth_servers_share_one_cluster(postgres: PostgresServer, tmp_path: Path) -> None:
     env = {"MEZITE_BACKEND_TYPE": "postgres", "MEZITE_BACKEND_DSN": postgres.fresh_dsn()}
     with (
@@ -39,18 +63,10 @@ def test_two_auth_servers_share_one_cluster(postgres: PostgresServer, tmp_path: 
         pin = cluster_pin(first.data_dir)
         assert cluster_pin(second.data_dir) == pin
         assert not (tmp_path / "a" / "backend.sqlite").exists()
-        added = cli(
-            "mezctl", "users", "add", "alice", "--roles", "access", "--logins", "alice",
-            "--password-stdin", "--data-dir", str(first.data_dir), stdin=PASSWORD + "\n",
-        )  # fmt: skip
-        assert added.returncode == 0, added.stderr
+        add_alice(first)
         ca = (second.data_dir / "admin" / "ca.pem").read_bytes()
         # Log in on the second server; the session works on the first.
-        with AuthClient(second.addr, ca) as anon:
-            session = anon.call(
-                "AuthenticateLocal",
-                pb.AuthenticateLocalRequest(username="alice", password=PASSWORD),
-            ).session_id
+        session = log_in(second, ca)
         with AuthClient(first.addr, ca, ClientIdentity(session_id=session)) as client:
             assert client.call("GetCurrentUser", pb.GetCurrentUserRequest()).username == "alice"
             client.call("Logout", pb.LogoutRequest())
@@ -92,17 +108,9 @@ def test_two_auth_servers_see_the_same_locks(postgres: PostgresServer, tmp_path:
         mezctl_start(tmp_path / "a", roles="auth", env=env) as first,
         mezctl_start(tmp_path / "b", roles="auth", env=env) as second,
     ):
-        added = cli(
-            "mezctl", "users", "add", "alice", "--roles", "access", "--logins", "alice",
-            "--password-stdin", "--data-dir", str(first.data_dir), stdin=PASSWORD + "\n",
-        )  # fmt: skip
-        assert added.returncode == 0, added.stderr
+        add_alice(first)
         ca = (second.data_dir / "admin" / "ca.pem").read_bytes()
-        with AuthClient(second.addr, ca) as anon:
-            session = anon.call(
-                "AuthenticateLocal",
-                pb.AuthenticateLocalRequest(username="alice", password=PASSWORD),
-            ).session_id
+        session = log_in(second, ca)
         locked = cli("mezctl", "lock", "add", "--user", "alice", "--reason", "both servers",
                      "--format", "json", "--data-dir", str(first.data_dir))  # fmt: skip
         assert locked.returncode == 0, locked.stderr
