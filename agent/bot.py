@@ -114,9 +114,8 @@ def bootstrap(data_dir: Path, token: str, auth_server: str, ca_pin: str) -> BotS
     ca_pem = fetch_ca_by_pin(auth_server, pin)
     keys = new_node_keys()
     with AuthClient(auth_server, ca_pem.encode()) as client:
-        cluster = client.call("Ping", pb.PingRequest()).cluster_name
-        reply = client.call(
-            "BootstrapAgentIdentity",
+        cluster = client.rpc.Ping(pb.PingRequest()).cluster_name
+        reply = client.rpc.BootstrapAgentIdentity(
             pb.BootstrapAgentIdentityRequest(
                 token=token,
                 ssh_public_key=keys.ssh_public_line,
@@ -136,8 +135,7 @@ def renew(data_dir: Path, state: BotState) -> BotState:
 
     keys = new_node_keys()
     with AuthClient(state.auth_server, state.tls_ca_pem.encode(), state.identity()) as client:
-        reply = client.call(
-            "RenewAgentIdentity",
+        reply = client.rpc.RenewAgentIdentity(
             pb.RenewAgentIdentityRequest(
                 renewal_token=state.renewal_token,
                 generation=state.generation,
@@ -159,7 +157,7 @@ def _node_hosts(state: BotState) -> list[tuple[str, str, str]]:
     page = ""
     with AuthClient(state.auth_server, state.tls_ca_pem.encode(), state.identity()) as client:
         while True:
-            reply = client.call("ListNodes", pb.ListNodesRequest(page_token=page))
+            reply = client.rpc.ListNodes(pb.ListNodesRequest(page_token=page))
             nodes += [(n.name, n.addr, n.id) for n in reply.nodes]
             page = reply.next_page_token
             if not page:

@@ -37,10 +37,9 @@ def join(request: JoinRequest, data_dir: Path) -> NodeIdentity:
     ca_pem = fetch_ca_by_pin(request.auth_server, pin)
     keys = new_node_keys()
     with AuthClient(request.auth_server, ca_pem.encode()) as client:
-        cluster = client.call("Ping", pb.PingRequest()).cluster_name
+        cluster = client.rpc.Ping(pb.PingRequest()).cluster_name
         try:
-            reply = client.call(
-                "RegisterAgent",
+            reply = client.rpc.RegisterAgent(
                 pb.RegisterAgentRequest(
                     token=request.token,
                     name=request.name,

@@ -97,8 +97,7 @@ class Node:
             await asyncio.sleep(jittered(max(remaining * 2 / 3, 1.0), 0.1))
             try:
                 keys = new_node_keys()
-                reply = await self.client().call(
-                    "RenewHostCerts",
+                reply = await self.client().rpc.RenewHostCerts(
                     pb.RenewHostCertsRequest(
                         ssh_public_key=keys.ssh_public_line, tls_public_key_pem=keys.tls_public_pem
                     ),

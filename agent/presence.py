@@ -38,7 +38,7 @@ class Heartbeat:
 
     async def _stream_once(self) -> None:
         client = self._client()
-        call = client.stub.Heartbeat(self._beats(), metadata=client.metadata())
+        call = client.rpc.Heartbeat(self._beats())
         async for _ack in call:
             self.acks += 1
             self.connected.set()

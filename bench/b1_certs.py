@@ -217,8 +217,8 @@ async def worker(opts: argparse.Namespace) -> dict[str, Any]:
 
     ca = Path(opts.ca).read_bytes()  # noqa: ASYNC240 - setup, before any load
     anon = [AsyncAuthClient(opts.addr, ca) for _ in range(opts.channels)]
-    reply = await anon[0].call(
-        "AuthenticateLocal", pb.AuthenticateLocalRequest(username=opts.user, password=PASSWORD)
+    reply = await anon[0].rpc.AuthenticateLocal(
+        pb.AuthenticateLocalRequest(username=opts.user, password=PASSWORD)
     )
     ident = ClientIdentity(session_id=reply.session_id)
     users = [AsyncAuthClient(opts.addr, ca, ident) for _ in range(opts.channels)]
@@ -226,21 +226,21 @@ async def worker(opts: argparse.Namespace) -> dict[str, Any]:
     issue_req = pb.IssueUserCertsRequest(ssh_public_key=public_line)
     ping_req = pb.PingRequest()
     login_req = pb.AuthenticateLocalRequest(username=opts.user, password=PASSWORD)
-    issued = await users[0].call("IssueUserCerts", issue_req)
+    issued = await users[0].rpc.IssueUserCerts(issue_req)
 
     def issue(client: AsyncAuthClient) -> Any:
-        return lambda: client.call("IssueUserCerts", issue_req)
+        return lambda: client.rpc.IssueUserCerts(issue_req)
 
     def ping(client: AsyncAuthClient) -> Any:
-        return lambda: client.call("Ping", ping_req)
+        return lambda: client.rpc.Ping(ping_req)
 
     out: dict[str, Any] = {"channels": opts.channels, "sat_concurrency": opts.concurrency}
     out["raw_sign"] = raw_signing_loop(issued.ssh_certificate, min(opts.open_seconds / 3, 3.0))
     out["argon2_verify"] = argon2_loop(8)
     # Warm both paths (connections, caches) before measuring.
     for _ in range(50):
-        await users[0].call("IssueUserCerts", issue_req)
-        await anon[0].call("Ping", ping_req)
+        await users[0].rpc.IssueUserCerts(issue_req)
+        await anon[0].rpc.Ping(ping_req)
     seq = min(opts.open_seconds / 2, 3.0)
     out["ping_seq"] = (await closed_loop([ping(anon[0])], 1, seq, warmup=0.2)).as_dict()
     out["issue_seq"] = (await closed_loop([issue(users[0])], 1, seq, warmup=0.2)).as_dict()
@@ -248,7 +248,7 @@ async def worker(opts: argparse.Namespace) -> dict[str, Any]:
     out["issue"] = (await open_loop(issue(users[0]), opts.rate, opts.open_seconds)).as_dict()
     out["login"] = (
         await open_loop(
-            lambda: anon[1 % len(anon)].call("AuthenticateLocal", login_req),
+            lambda: anon[1 % len(anon)].rpc.AuthenticateLocal(login_req),
             opts.login_rate,
             opts.login_seconds,
             call_timeout=30,
@@ -262,7 +262,7 @@ async def worker(opts: argparse.Namespace) -> dict[str, Any]:
     out["ping_sat"] = {**psat.as_dict(), **window.result()}
     window = CPUWindow(opts.auth_pid)
     lsat = await closed_loop(
-        [lambda: anon[0].call("AuthenticateLocal", login_req)], 4, min(opts.sat_seconds / 2, 5.0)
+        [lambda: anon[0].rpc.AuthenticateLocal(login_req)], 4, min(opts.sat_seconds / 2, 5.0)
     )
     out["login_sat"] = {**lsat.as_dict(), **window.result()}
     for client in anon + users:

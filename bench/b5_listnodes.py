@@ -67,12 +67,12 @@ def walk(addr: str, admin_dir: Path, limit: int, repeat: int) -> dict[str, Any]:
     )
     firsts, walks, count, pages = [], [], 0, 0
     with AuthClient(addr, (admin_dir / "ca.pem").read_bytes(), ident, timeout=120) as client:
-        client.call("ListNodes", pb.ListNodesRequest(limit=1))  # connect, warm
+        client.rpc.ListNodes(pb.ListNodesRequest(limit=1))  # connect, warm
         for _ in range(repeat):
             token, count, pages = "", 0, 0
             t0 = time.perf_counter()
             while True:
-                reply = client.call("ListNodes", pb.ListNodesRequest(limit=limit, page_token=token))
+                reply = client.rpc.ListNodes(pb.ListNodesRequest(limit=limit, page_token=token))
                 if pages == 0:
                     firsts.append(time.perf_counter() - t0)
                 pages += 1

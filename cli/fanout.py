@@ -6,17 +6,21 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
 
-from cli.mez_client import NodeRef, ssh_argv
+from cli.mez_client import ssh_argv
 from proto.profile import Profile
+
+if TYPE_CHECKING:
+    from proto.v1 import auth_pb2 as pb
 
 MAX_PARALLEL = 32
 
 
-async def _relay(stream: asyncio.StreamReader, prefix: str, out: object) -> None:
+async def _relay(stream: asyncio.StreamReader, prefix: str, out: TextIO) -> None:
     while line := await stream.readline():
         text = line.decode(errors="replace").rstrip("\n")
-        print(f"[{prefix}] {text}", file=out, flush=True)  # type: ignore[call-overload]
+        print(f"[{prefix}] {text}", file=out, flush=True)
 
 
 async def _one(argv: list[str], name: str, gate: asyncio.Semaphore) -> int:
@@ -35,7 +39,7 @@ async def _one(argv: list[str], name: str, gate: asyncio.Semaphore) -> int:
 
 
 def run_everywhere(
-    profile: Profile, nodes: Sequence[NodeRef], login: str, flags: Sequence[str],
+    profile: Profile, nodes: Sequence[pb.Node], login: str, flags: Sequence[str],
     command: Sequence[str],
 ) -> int:  # fmt: skip
     """The worst exit code of all nodes (255 if any could not be reached)."""

@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +17,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+if TYPE_CHECKING:
+    from proto.profile import Profile
 
 FormatOpt = Annotated[str, typer.Option("--format", help="Output format: table or json.")]
 
@@ -86,18 +89,18 @@ def login(
     web = proxy or (previous.web_addr if previous and not auth else "")
     if web:
         # Everything through the proxy's HTTPS API: users need not reach auth at all.
-        from cli.mez_web import ping
+        from proto.web_client import ping
 
         doc = ping(web)
-        addr, proxy_ssh, cluster = doc["auth_addr"], doc["proxy_ssh_addr"], doc["cluster_name"]
+        addr, proxy_ssh = doc.auth_addr, doc.proxy_ssh_addr
         if previous and previous.web_addr == web and not ca_pin:
             ca_pem, pin = previous.ca_path.read_text(), previous.ca_pin  # trusted before
         else:
             confirm = None if password_stdin else _confirm_pin(web)
-            ca_pem, pin = mez_client.trust_bundle(str(doc.get("ca_pem") or ""), ca_pin, confirm)
+            ca_pem, pin = mez_client.trust_bundle(doc.ca_pem, ca_pin, confirm)
     else:
         addr = auth or (previous.auth_addr if previous else "")
-        proxy_ssh, cluster = "", ""
+        proxy_ssh = ""
         if not addr:
             raise BadParameter("which cluster?", hint="pass --proxy HOST:3080 or --auth HOST:3025")
         if previous and previous.auth_addr == addr and not ca_pin:
@@ -108,46 +111,32 @@ def login(
     name = user or (previous.user if previous else None) or getpass.getuser()
     password = read_password(password_stdin)
     profile = mez_client.login(
-        addr=str(addr),
+        addr=addr,
         user=name,
         password=password,
         ttl=parse_duration(ttl, path="--ttl"),
         ca_pem=ca_pem,
         pin=pin,
-        proxy_addr=str(proxy_ssh or ""),
+        proxy_addr=proxy_ssh,
         web_addr=web,
-        cluster=str(cluster),
     )
     typer.echo(f"Logged in to {profile.cluster} as {profile.user}.")
     _print_status(profile)
 
 
-def _print_status(profile: object) -> None:
-    from cli.mez_client import session_client, web_api
+def _print_status(profile: Profile) -> None:
+    from cli.mez_client import current_user
     from cli.render import when
-    from proto.profile import Profile, cert_valid_before
-    from proto.v1 import auth_pb2 as pb
+    from proto.profile import cert_valid_before
 
-    assert isinstance(profile, Profile)
-    web = web_api(profile)
-    if web is not None:
-        me = web.me()
-    else:
-        with session_client(profile) as client:
-            reply = client.call("GetCurrentUser", pb.GetCurrentUserRequest())
-        me = {
-            "username": reply.username,
-            "roles": list(reply.roles),
-            "logins": list(reply.logins),
-            "session_expires": reply.session_expires,
-        }
+    me = current_user(profile)
     via = f"via proxy {profile.web_addr}" if profile.web_addr else profile.auth_addr
     typer.echo(f"  Cluster:     {profile.cluster} ({via})")
-    typer.echo(f"  User:        {me['username']}")
-    typer.echo(f"  Roles:       {', '.join(me['roles']) or '-'}")
-    typer.echo(f"  Logins:      {', '.join(me['logins']) or '-'}")
+    typer.echo(f"  User:        {me.username}")
+    typer.echo(f"  Roles:       {', '.join(me.roles) or '-'}")
+    typer.echo(f"  Logins:      {', '.join(me.logins) or '-'}")
     typer.echo(f"  Certificate: valid until {when(cert_valid_before(profile))}")
-    typer.echo(f"  Session:     valid until {when(me['session_expires'])}")
+    typer.echo(f"  Session:     valid until {when(me.session_expires)}")
 
 
 @app.command()
@@ -318,7 +307,7 @@ def set_password(
     ca = fetch_ca_by_pin(auth_server, ca_pin)
     password = read_password(password_stdin, confirm=True)
     with AuthClient(auth_server, ca.encode()) as client:
-        reply = client.call("AcceptInvite", pb.AcceptInviteRequest(token=token, password=password))
+        reply = client.rpc.AcceptInvite(pb.AcceptInviteRequest(token=token, password=password))
     typer.echo(f"Password set for {reply.username}. Log in with `mez login`.")
 
 

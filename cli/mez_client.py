@@ -9,23 +9,22 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from proto.client import AuthClient, ClientIdentity
+from proto.cluster_api import connect
 from proto.errors import BadParameter, ConnectionProblem, NotAuthenticated, NotFound
 from proto.files import write_private
 from proto.profile import (
     Profile,
     cert_is_fresh,
     forget_session,
-    load_session,
     store_session,
 )
 
 if TYPE_CHECKING:
-    from cli.mez_web import WebAPI
+    from proto.cluster_api import ClusterAPI
+    from proto.v1 import auth_pb2 as pb
 
 # AES-GCM first: with AES-NI it moves bulk data about twice as fast as chacha20, which
 # OpenSSH prefers by default.
@@ -83,37 +82,18 @@ def trust_bundle(
     return _trust(offered, "the proxy", pin, confirm)
 
 
-def web_api(profile: Profile, session_id: str | None = None) -> WebAPI | None:
-    """The proxy's REST API for a profile made with `mez login --proxy`, else None."""
-    if not profile.web_addr:
-        return None
-    from cli.mez_web import WebAPI
-
-    session = session_id or load_session(profile)
-    return WebAPI(profile.web_addr, profile.ca_path.read_text(), session)
-
-
-def session_client(profile: Profile, session_id: str | None = None) -> AuthClient:
-    session = session_id or load_session(profile)
-    return AuthClient(
-        profile.auth_addr, profile.ca_path.read_bytes(), ClientIdentity(session_id=session)
-    )
-
-
-def _write_certs(profile: Profile, issued: Mapping[str, Any], private_pem: str) -> None:
+def _write_certs(profile: Profile, issued: pb.IssueUserCertsResponse, private_pem: str) -> None:
     write_private(profile.key_path, private_pem)
-    write_private(profile.cert_path, str(issued["ssh_certificate"]) + "\n", mode=0o644)
-    lines = "".join(f"@cert-authority * {key}\n" for key in issued["host_ca_keys"])
+    write_private(profile.cert_path, issued.ssh_certificate + "\n", mode=0o644)
+    lines = "".join(f"@cert-authority * {key}\n" for key in issued.host_ca_keys)
     write_private(profile.known_hosts_path, lines, mode=0o644)
-    write_private(profile.ca_path, str(issued["tls_ca_pem"]), mode=0o644)
+    write_private(profile.ca_path, issued.tls_ca_pem, mode=0o644)
 
 
 def issue_certs(profile: Profile, session_id: str | None = None, ttl: int = 0) -> None:
     """A fresh key pair and certificate for the session."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    from proto.v1 import auth_pb2 as pb
 
     key = ed25519.Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
@@ -127,20 +107,11 @@ def issue_certs(profile: Profile, session_id: str | None = None, ttl: int = 0) -
         .decode()
     )
     try:
-        web = web_api(profile, session_id)
-        if web is not None:
-            issued = web.certs(public, ttl)
-        else:
-            with session_client(profile, session_id) as client:
-                reply = client.call(
-                    "IssueUserCerts",
-                    pb.IssueUserCertsRequest(ssh_public_key=public, ttl_seconds=ttl),
-                )
-            issued = {
-                "ssh_certificate": reply.ssh_certificate,
-                "host_ca_keys": list(reply.host_ca_keys),
-                "tls_ca_pem": reply.tls_ca_pem,
-            }
+        api = connect(profile, session_id)
+        try:
+            issued = api.issue_user_certs(public, ttl)
+        finally:
+            api.close()
     except NotAuthenticated as err:
         raise NotAuthenticated(
             "your session has ended", hint=f"run `mez login` ({err.message})"
@@ -160,22 +131,19 @@ def login(
     pin: str,
     proxy_addr: str = "",
     web_addr: str = "",
-    cluster: str = "",
 ) -> Profile:
-    """Log in through the proxy's REST API when ``web_addr`` is given (``cluster`` from
-    its ping), else over gRPC to auth at ``addr``."""
-    from proto.v1 import auth_pb2 as pb
+    """Log in through the proxy's REST API when ``web_addr`` is given, else over gRPC to
+    auth at ``addr``."""
+    from proto.cluster_api import GrpcClusterAPI, WebClusterAPI
 
-    if web_addr:
-        from cli.mez_web import WebAPI
-
-        session_id = WebAPI(web_addr, ca_pem).login(user, password)
-    else:
-        with AuthClient(addr, ca_pem.encode()) as anon:
-            cluster = anon.call("Ping", pb.PingRequest()).cluster_name
-            session_id = anon.call(
-                "AuthenticateLocal", pb.AuthenticateLocalRequest(username=user, password=password)
-            ).session_id
+    api: ClusterAPI = (
+        WebClusterAPI(web_addr, ca_pem) if web_addr else GrpcClusterAPI(addr, ca_pem.encode())
+    )
+    try:
+        cluster = api.ping().cluster_name
+        session_id = api.login(user, password).session_id
+    finally:
+        api.close()
     profile = Profile(
         cluster=cluster,
         user=user,
@@ -198,48 +166,31 @@ def ensure_certs(profile: Profile) -> None:
 
 
 def logout(profile: Profile) -> None:
-    from proto.v1 import auth_pb2 as pb
-
     try:
-        web = web_api(profile)
-        if web is not None:
-            web.logout()
-        else:
-            with session_client(profile) as client:
-                client.call("Logout", pb.LogoutRequest())
+        api = connect(profile)
+        try:
+            api.logout()
+        finally:
+            api.close()
     except (NotAuthenticated, ConnectionProblem):
         pass  # already gone server-side, or unreachable: still clean up locally
     forget_session(profile)
 
 
-@dataclass(frozen=True)
-class NodeRef:
-    id: str
-    name: str
-    addr: str
-    labels: Mapping[str, str]
+def current_user(profile: Profile) -> pb.GetCurrentUserResponse:
+    api = connect(profile)
+    try:
+        return api.current_user()
+    finally:
+        api.close()
 
 
-def list_nodes(profile: Profile, labels: Mapping[str, str] | None = None) -> list[NodeRef]:
-    from proto.v1 import auth_pb2 as pb
-
-    web = web_api(profile)
-    if web is not None:
-        return [
-            NodeRef(n["id"], n["name"], n["addr"], dict(n["labels"]))
-            for n in web.nodes(labels or {})
-        ]
-    nodes: list[NodeRef] = []
-    page = ""
-    with session_client(profile) as client:
-        while True:
-            reply = client.call(
-                "ListNodes", pb.ListNodesRequest(labels=dict(labels or {}), page_token=page)
-            )
-            nodes += [NodeRef(n.id, n.name, n.addr, dict(n.labels)) for n in reply.nodes]
-            page = reply.next_page_token
-            if not page:
-                return nodes
+def list_nodes(profile: Profile, labels: Mapping[str, str] | None = None) -> list[pb.Node]:
+    api = connect(profile)
+    try:
+        return api.list_nodes(labels or {})
+    finally:
+        api.close()
 
 
 def parse_selector(text: str) -> dict[str, str] | None:
@@ -255,7 +206,7 @@ def parse_selector(text: str) -> dict[str, str] | None:
     return labels
 
 
-def resolve_targets(profile: Profile, host: str) -> list[NodeRef]:
+def resolve_targets(profile: Profile, host: str) -> list[pb.Node]:
     """A node name, a node id, or a label selector (every match)."""
     selector = parse_selector(host)
     if selector is not None:
@@ -320,7 +271,7 @@ def proxy_ssh_config(profile: Profile) -> Path:
     return path
 
 
-def ssh_options(profile: Profile, node: NodeRef) -> list[str]:
+def ssh_options(profile: Profile, node: pb.Node) -> list[str]:
     """The options that pin a connection to Mezite's identity and host CA."""
     if profile.proxy_addr:
         return ["-F", str(proxy_ssh_config(profile)), "-o", f"HostKeyAlias={node.id}"]
@@ -342,7 +293,7 @@ def ssh_options(profile: Profile, node: NodeRef) -> list[str]:
 
 
 def ssh_argv(
-    profile: Profile, node: NodeRef, login: str, flags: Sequence[str], command: Sequence[str]
+    profile: Profile, node: pb.Node, login: str, flags: Sequence[str], command: Sequence[str]
 ) -> list[str]:
     # "--" before the host: OpenSSH would otherwise parse options again after the host,
     # and a remote command starting with "-" must stay a command.

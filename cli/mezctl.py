@@ -133,7 +133,7 @@ def status(
     from proto.v1 import auth_pb2 as pb
 
     with admin_client(resolve_data_dir(data_dir, config), auth_server) as client:
-        reply = client.call("GetClusterStatus", pb.GetClusterStatusRequest())
+        reply = client.rpc.GetClusterStatus(pb.GetClusterStatusRequest())
     if output == "json":
         print_json(
             {

@@ -42,7 +42,7 @@ def _client(data_dir: Path | None, config: Path | None, auth_server: str | None)
 def _pin_and_addr(client: Any) -> str:
     from proto.v1 import auth_pb2 as pb
 
-    pin = client.call("Ping", pb.PingRequest()).ca_pin
+    pin = client.rpc.Ping(pb.PingRequest()).ca_pin
     return f"--auth-server {client.addr} --ca-pin {pin}"
 
 
@@ -67,8 +67,7 @@ def users_add(
 
         raise BadParameter("--password-stdin was given but stdin had no password")
     with _client(data_dir, config, auth_server) as client:
-        reply = client.call(
-            "CreateUser",
+        reply = client.rpc.CreateUser(
             pb.CreateUserRequest(
                 name=name, roles=split_list(roles), logins=split_list(logins), password=password
             ),
@@ -98,7 +97,7 @@ def users_ls(
     from proto.v1 import auth_pb2 as pb
 
     with _client(data_dir, config, auth_server) as client:
-        users = client.call("ListUsers", pb.ListUsersRequest()).users
+        users = client.rpc.ListUsers(pb.ListUsersRequest()).users
     rows = [
         {
             "name": u.name,
@@ -127,7 +126,7 @@ def users_rm(
     from proto.v1 import auth_pb2 as pb
 
     with _client(data_dir, config, auth_server) as client:
-        client.call("DeleteUser", pb.DeleteUserRequest(name=name))
+        client.rpc.DeleteUser(pb.DeleteUserRequest(name=name))
     typer.echo(f"User {name!r} deleted: their sessions are ended, and an automatic lock")
     typer.echo("refuses their certificates on every node (see `mezctl lock ls`).")
 
@@ -143,7 +142,7 @@ def users_reset(
     from proto.v1 import auth_pb2 as pb
 
     with _client(data_dir, config, auth_server) as client:
-        reply = client.call("ResetUser", pb.ResetUserRequest(name=name))
+        reply = client.rpc.ResetUser(pb.ResetUserRequest(name=name))
         join = _pin_and_addr(client)
     _print_invite(name, reply.invite_token, reply.invite_expires, join)
 
@@ -166,7 +165,7 @@ def tokens_add(
         type=type, ttl_seconds=parse_duration(ttl, path="--ttl"), labels=parse_labels(labels)
     )
     with _client(data_dir, config, auth_server) as client:
-        reply = client.call("CreateToken", request)
+        reply = client.rpc.CreateToken(request)
         join = _pin_and_addr(client)
     if type == "proxy":
         line = f"mezctl start --roles proxy --token {reply.token} {join}"
@@ -193,7 +192,7 @@ def tokens_ls(
     from proto.v1 import auth_pb2 as pb
 
     with _client(data_dir, config, auth_server) as client:
-        tokens = client.call("ListTokens", pb.ListTokensRequest()).tokens
+        tokens = client.rpc.ListTokens(pb.ListTokensRequest()).tokens
     rows = [
         {"name": t.name, "type": t.type, "expires": t.expires, "labels": dict(t.labels)}
         for t in tokens
@@ -216,7 +215,7 @@ def tokens_rm(
     from proto.v1 import auth_pb2 as pb
 
     with _client(data_dir, config, auth_server) as client:
-        client.call("DeleteToken", pb.DeleteTokenRequest(name=name))
+        client.rpc.DeleteToken(pb.DeleteTokenRequest(name=name))
     typer.echo(f"Token {name} deleted.")
 
 
@@ -240,9 +239,7 @@ def audit_events(
     page = ""
     with _client(data_dir, config, auth_server) as client:
         while len(events) < limit:
-            reply = client.call(
-                "SearchAuditEvents",
-                pb.SearchAuditEventsRequest(
+            reply = client.rpc.SearchAuditEvents(pb.SearchAuditEventsRequest(
                     start=start, types=type or [], user=user,
                     limit=min(500, limit - len(events)), page_token=page,
                 ),
@@ -282,8 +279,7 @@ def bots_add(
     from proto.v1 import auth_pb2 as pb
 
     with _client(data_dir, config, auth_server) as client:
-        reply = client.call(
-            "CreateAgentIdentity",
+        reply = client.rpc.CreateAgentIdentity(
             pb.CreateAgentIdentityRequest(
                 name=name,
                 roles=split_list(roles),
@@ -309,7 +305,7 @@ def bots_ls(
     from proto.v1 import auth_pb2 as pb
 
     with _client(data_dir, config, auth_server) as client:
-        found = client.call("ListAgentIdentities", pb.ListAgentIdentitiesRequest()).identities
+        found = client.rpc.ListAgentIdentities(pb.ListAgentIdentitiesRequest()).identities
     rows = [{"name": i.name, "roles": list(i.roles), "logins": list(i.logins),
              "generation": i.generation,
              "last_renewed": i.last_renewed, "locked": i.locked, "ttl_seconds": i.ttl_seconds}
@@ -324,7 +320,7 @@ def bots_ls(
 def _bot_action(name: str, method: str, request: Any, done: str, data_dir: Path | None,
                 config: Path | None, auth_server: str | None) -> None:  # fmt: skip
     with _client(data_dir, config, auth_server) as client:
-        client.call(method, request)
+        getattr(client.rpc, method)(request)
     typer.echo(f"Agent identity {name!r} {done}.")
 
 
@@ -395,7 +391,7 @@ def export(
     if out is not None:
         raise BadParameter("--out is for --type krl; redirect the output instead")
     with _client(data_dir, config, auth_server) as client:
-        reply = client.call("GetClusterCAs", pb.GetClusterCAsRequest())
+        reply = client.rpc.GetClusterCAs(pb.GetClusterCAsRequest())
     for ca in reply.authorities:
         if ca.kind == kinds[type]:
             line = ca.public_data.strip()
@@ -412,7 +408,7 @@ def _export_krl(
     if out is None and sys.stdout.isatty():
         raise BadParameter("a KRL is binary: give --out FILE or redirect the output")
     with _client(data_dir, config, auth_server) as client:
-        reply = client.call("ExportKRL", pb.ExportKRLRequest())
+        reply = client.rpc.ExportKRL(pb.ExportKRLRequest())
     if out is None:
         sys.stdout.buffer.write(reply.krl)
         sys.stdout.flush()
@@ -450,7 +446,7 @@ def register(app: typer.Typer) -> None:
         roles = load_role_resources(file)
         with _client(data_dir, config, auth_server) as client:
             for role in roles:
-                reply = client.call("UpsertRole", pb.UpsertRoleRequest(role=role))
+                reply = client.rpc.UpsertRole(pb.UpsertRoleRequest(role=role))
                 typer.echo(f"role {role.name!r} {'created' if reply.created else 'updated'}")
 
     @app.command("get")
@@ -470,7 +466,7 @@ def register(app: typer.Typer) -> None:
         if kind not in ("roles", "role"):
             raise BadParameter(f"unknown resource kind {kind!r}; try: roles")
         with _client(data_dir, config, auth_server) as client:
-            roles = client.call("ListRoles", pb.ListRolesRequest(name=name)).roles
+            roles = client.rpc.ListRoles(pb.ListRolesRequest(name=name)).roles
         docs = [role_to_resource(role) for role in roles]
         if output == "json":
             print_json(docs)
@@ -494,5 +490,5 @@ def register(app: typer.Typer) -> None:
         if not sep or kind != "role" or not name:
             raise BadParameter(f"unknown resource {ref!r}; use role/NAME")
         with _client(data_dir, config, auth_server) as client:
-            client.call("DeleteRole", pb.DeleteRoleRequest(name=name))
+            client.rpc.DeleteRole(pb.DeleteRoleRequest(name=name))
         typer.echo(f"role {name!r} deleted")

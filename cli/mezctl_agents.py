@@ -27,7 +27,7 @@ def agents_app(kind: str) -> typer.Typer:
         from proto.v1 import auth_pb2 as pb
 
         with _client(data_dir, config, auth_server) as client:
-            agents = client.call("ListAgents", pb.ListAgentsRequest(kind=kind)).agents
+            agents = client.rpc.ListAgents(pb.ListAgentsRequest(kind=kind)).agents
         rows = [
             {
                 "id": a.id,
@@ -58,7 +58,7 @@ def agents_app(kind: str) -> typer.Typer:
         from proto.v1 import auth_pb2 as pb
 
         with _client(data_dir, config, auth_server) as client:
-            reply = client.call("DeleteAgent", pb.DeleteAgentRequest(id_or_name=name, kind=kind))
+            reply = client.rpc.DeleteAgent(pb.DeleteAgentRequest(id_or_name=name, kind=kind))
         typer.echo(
             f"Removed {kind} {name} ({reply.id}); its calls to auth are refused from now on."
         )

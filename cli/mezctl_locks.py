@@ -56,8 +56,8 @@ def add(
     )  # fmt: skip
     seconds = parse_duration(ttl, path="--ttl") if ttl else 0
     with _client(data_dir, config, auth_server) as client:
-        reply = client.call(
-            "CreateLock", pb.CreateLockRequest(target=target, reason=reason, ttl_seconds=seconds)
+        reply = client.rpc.CreateLock(
+            pb.CreateLockRequest(target=target, reason=reason, ttl_seconds=seconds)
         )
     lock = lock_from_proto(reply.lock)
     if output == "json":
@@ -94,7 +94,7 @@ def ls(
     from proto.v1 import auth_pb2 as pb
 
     with _client(data_dir, config, auth_server) as client:
-        locks = client.call("ListLocks", pb.ListLocksRequest()).locks
+        locks = client.rpc.ListLocks(pb.ListLocksRequest()).locks
     rows = [_row(lock_from_proto(lock)) for lock in locks]
     show_rows(
         rows, output, ["Name", "Target", "By", "Expires", "Reason"],
@@ -114,7 +114,7 @@ def rm(
     from proto.v1 import auth_pb2 as pb
 
     with _client(data_dir, config, auth_server) as client:
-        client.call("DeleteLock", pb.DeleteLockRequest(name=name))
+        client.rpc.DeleteLock(pb.DeleteLockRequest(name=name))
     typer.echo(f"Lock {name} removed.")
 
 

@@ -69,7 +69,7 @@ class AuditForwarder:
         while self._buffer:
             batch = [self._buffer[i] for i in range(min(BATCH, len(self._buffer)))]
             try:
-                await self._client().call("EmitAuditEvent", pb.EmitAuditEventRequest(events=batch))
+                await self._client().rpc.EmitAuditEvent(pb.EmitAuditEventRequest(events=batch))
             except BadParameter as err:
                 # Retrying a batch auth refuses would block every event behind it.
                 log.error("auth refused %d audit events: %s", len(batch), err.message)

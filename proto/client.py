@@ -1,21 +1,37 @@
 """The gRPC client layer: the one place that knows channels, TLS trust, metadata and how
 gRPC failures map back onto the error vocabulary. mezctl, mezd, mez and the proxy all
-talk to auth through ``AuthClient``."""
+talk to auth through ``AuthClient`` (or its asyncio twin).
+
+Calls go through the generated, typed stubs: ``client.rpc.Ping(pb.PingRequest())``
+returns a ``pb.PingResponse`` that mypy checks. What every call needs is added by client
+interceptors on the channel, never at a call site:
+
+- the identity's credentials (``authorization`` or ``x-agent-id``) unless the call
+  names credentials of its own (the proxy's gateway, acting for a browser's session);
+- a default deadline for unary calls (streams live as long as they are consumed);
+- ``grpc.RpcError`` raised as the error vocabulary (``translate``), also mid-stream.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from proto.errors import ConnectionProblem, MeziteError, from_grpc_status
 from proto.trust import AUTH_SERVER_NAME
 
 if TYPE_CHECKING:
     import grpc
-    from google.protobuf.message import Message
+    import grpc.aio
+
+    from proto.v1.auth_pb2_grpc import AuthServiceAsyncStub, AuthServiceStub
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 DEFAULT_TIMEOUT = 15.0
+CREDENTIAL_KEYS = frozenset({"authorization", "x-agent-id"})
+
+Metadata = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -27,7 +43,7 @@ class ClientIdentity:
     cert_pem: bytes | None = None
     key_pem: bytes | None = field(default=None, repr=False)
 
-    def metadata(self) -> tuple[tuple[str, str], ...]:
+    def metadata(self) -> Metadata:
         if self.session_id:
             return (("authorization", f"Bearer {self.session_id}"),)
         if self.agent_id:
@@ -42,6 +58,8 @@ def translate(err: Exception, addr: str) -> MeziteError:
     """A grpc.RpcError as the error the server raised (or a connection problem)."""
     import grpc
 
+    if isinstance(err, MeziteError):
+        return err
     if isinstance(err, grpc.RpcError):
         code: grpc.StatusCode = err.code()
         details: str = err.details() or code.name
@@ -52,6 +70,141 @@ def translate(err: Exception, addr: str) -> MeziteError:
             )
         return from_grpc_status(code.name, details)
     return ConnectionProblem(f"call to {addr} failed: {err}")
+
+
+class _Details(NamedTuple):
+    """grpc's ClientCallDetails for the sync API (the abstract class has no fields)."""
+
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: bool | None
+    compression: Any
+
+
+def _with_credentials(given: Any, identity: ClientIdentity) -> list[tuple[str, str]]:
+    entries = [(str(k), str(v)) for k, v in (given or ())]
+    if not any(key in CREDENTIAL_KEYS for key, _ in entries):
+        entries += identity.metadata()
+    return entries
+
+
+class _Policy:
+    """What the interceptors of one channel add: credentials, deadlines, translation."""
+
+    def __init__(self, addr: str, identity: ClientIdentity, timeout: float) -> None:
+        self.addr = addr
+        self.identity = identity
+        self.timeout = timeout
+
+    def timeout_for(self, given: float | None, unary: bool) -> float | None:
+        return given if given is not None or not unary else self.timeout
+
+    def translated(self, err: Exception) -> MeziteError:
+        return translate(err, self.addr)
+
+
+def _sync_interceptor(policy: _Policy) -> Any:
+    import grpc
+
+    class SyncInterceptor(
+        grpc.UnaryUnaryClientInterceptor,
+        grpc.UnaryStreamClientInterceptor,
+        grpc.StreamUnaryClientInterceptor,
+        grpc.StreamStreamClientInterceptor,
+    ):
+        def _details(self, details: Any, unary: bool) -> _Details:
+            return _Details(
+                details.method,
+                policy.timeout_for(details.timeout, unary),
+                _with_credentials(details.metadata, policy.identity),
+                details.credentials,
+                details.wait_for_ready,
+                getattr(details, "compression", None),
+            )
+
+        def _settled(self, outcome: Any) -> Any:
+            try:
+                outcome.result()
+            except grpc.RpcError as err:
+                raise policy.translated(err) from err
+            return outcome
+
+        def _stream(self, call: Any) -> Iterator[Any]:
+            try:
+                yield from call
+            except grpc.RpcError as err:
+                raise policy.translated(err) from err
+            finally:
+                call.cancel()
+
+        def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+            return self._settled(continuation(self._details(details, True), request))
+
+        def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+            return self._settled(continuation(self._details(details, True), requests))
+
+        def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+            return self._stream(continuation(self._details(details, False), request))
+
+        def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+            return self._stream(continuation(self._details(details, False), requests))
+
+    return SyncInterceptor()
+
+
+def _aio_interceptors(policy: _Policy) -> list[Any]:
+    import grpc
+    import grpc.aio
+
+    def details_for(details: Any, unary: bool) -> grpc.aio.ClientCallDetails:
+        return grpc.aio.ClientCallDetails(
+            details.method,
+            policy.timeout_for(details.timeout, unary),
+            grpc.aio.Metadata(*_with_credentials(details.metadata, policy.identity)),
+            details.credentials,
+            details.wait_for_ready,
+        )
+
+    async def settled(call: Any) -> Any:
+        try:
+            return await call
+        except grpc.RpcError as err:
+            raise policy.translated(err) from err
+
+    async def streamed(call: Any) -> AsyncIterator[Any]:
+        try:
+            async for message in call:
+                yield message
+        except grpc.RpcError as err:
+            raise policy.translated(err) from err
+        finally:
+            call.cancel()
+
+    class UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+        async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+            return await settled(await continuation(details_for(details, True), request))
+
+    class StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
+        async def intercept_stream_unary(
+            self, continuation: Any, details: Any, requests: Any
+        ) -> Any:
+            return await settled(await continuation(details_for(details, True), requests))
+
+    class UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+        async def intercept_unary_stream(
+            self, continuation: Any, details: Any, request: Any
+        ) -> Any:
+            return streamed(await continuation(details_for(details, False), request))
+
+    class StreamStream(grpc.aio.StreamStreamClientInterceptor):
+        async def intercept_stream_stream(
+            self, continuation: Any, details: Any, requests: Any
+        ) -> Any:
+            return streamed(await continuation(details_for(details, False), requests))
+
+    return [UnaryUnary(), StreamUnary(), UnaryStream(), StreamStream()]
 
 
 def _channel_args(
@@ -72,18 +225,8 @@ def _channel_args(
     return creds, options
 
 
-def secure_channel(addr: str, ca_pem: bytes, identity: ClientIdentity) -> grpc.Channel:
-    import grpc
-
-    creds, options = _channel_args(ca_pem, identity)
-    return grpc.secure_channel(addr, creds, options=options)
-
-
 class AuthClient:
-    """A synchronous client of the auth service.
-
-    ``client.call("Ping", PingRequest())`` sends the identity's metadata and raises the
-    error vocabulary instead of grpc.RpcError."""
+    """A synchronous client of the auth service: ``client.rpc`` is the typed stub."""
 
     def __init__(
         self,
@@ -92,20 +235,17 @@ class AuthClient:
         identity: ClientIdentity = ANONYMOUS,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
+        import grpc
+
         from proto.v1 import auth_pb2_grpc
 
         self.addr = addr
         self.identity = identity
-        self._timeout = timeout
-        self._channel = secure_channel(addr, ca_pem, identity)
-        self._stub = auth_pb2_grpc.AuthServiceStub(self._channel)
-
-    def call(self, method: str, request: Message, *, timeout: float | None = None) -> Any:
-        rpc = getattr(self._stub, method)
-        try:
-            return rpc(request, metadata=self.identity.metadata(), timeout=timeout or self._timeout)
-        except Exception as err:
-            raise translate(err, self.addr) from err
+        creds, options = _channel_args(ca_pem, identity)
+        self._channel = grpc.secure_channel(addr, creds, options=options)
+        policy = _Policy(addr, identity, timeout)
+        intercepted = grpc.intercept_channel(self._channel, _sync_interceptor(policy))
+        self.rpc: AuthServiceStub = auth_pb2_grpc.AuthServiceStub(intercepted)
 
     def close(self) -> None:
         self._channel.close()
@@ -117,15 +257,8 @@ class AuthClient:
         self.close()
 
 
-def aio_secure_channel(addr: str, ca_pem: bytes, identity: ClientIdentity) -> grpc.aio.Channel:
-    import grpc
-
-    creds, options = _channel_args(ca_pem, identity)
-    return grpc.aio.secure_channel(addr, creds, options=options)
-
-
 class AsyncAuthClient:
-    """The asyncio twin of AuthClient, for long-running agents."""
+    """The asyncio twin of AuthClient, for long-running agents and the proxy."""
 
     def __init__(
         self,
@@ -134,26 +267,24 @@ class AsyncAuthClient:
         identity: ClientIdentity = ANONYMOUS,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
+        import grpc
+
         from proto.v1 import auth_pb2_grpc
 
         self.addr = addr
         self.identity = identity
-        self._timeout = timeout
-        self._channel = aio_secure_channel(addr, ca_pem, identity)
-        self.stub = auth_pb2_grpc.AuthServiceStub(self._channel)
-
-    async def call(self, method: str, request: Message, *, deadline: float | None = None) -> Any:
-        rpc = getattr(self.stub, method)
-        try:
-            return await rpc(
-                request, metadata=self.identity.metadata(), timeout=deadline or self._timeout
-            )
-        except Exception as err:
-            raise translate(err, self.addr) from err
-
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        return self.identity.metadata()
+        creds, options = _channel_args(ca_pem, identity)
+        self._channel = grpc.aio.secure_channel(
+            addr,
+            creds,
+            options=options,
+            interceptors=_aio_interceptors(_Policy(addr, identity, timeout)),
+        )
+        self.rpc: AuthServiceAsyncStub = auth_pb2_grpc.AuthServiceStub(self._channel)
 
     async def close(self, grace: float | None = None) -> None:
         """Close the channel; with ``grace``, calls in flight get that many seconds."""
         await self._channel.close(grace)
+
+
+ClientFactory = Callable[[], AsyncAuthClient]

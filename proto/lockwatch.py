@@ -136,8 +136,7 @@ class LockView:
 
 async def watch_locks(client: Callable[[], AsyncAuthClient], view: LockView) -> None:
     """Follow ``WatchLocks`` until cancelled."""
-    import grpc
-
+    from proto.errors import MeziteError, NotAuthenticated
     from proto.locks import lock_set_from_proto
     from proto.v1 import auth_pb2 as pb
 
@@ -145,17 +144,16 @@ async def watch_locks(client: Callable[[], AsyncAuthClient], view: LockView) -> 
     while True:
         current = client()
         try:
-            call = current.stub.WatchLocks(pb.WatchLocksRequest(), metadata=current.metadata())
+            call = current.rpc.WatchLocks(pb.WatchLocksRequest())
             async for message in call:
                 view.update(lock_set_from_proto(message))
                 backoff.reset()
         except asyncio.CancelledError:
             raise
-        except grpc.aio.AioRpcError as err:
-            if err.code() is grpc.StatusCode.UNAUTHENTICATED:
-                view.refuse_self(err.details() or "")
-            else:
-                log.info("lock stream interrupted: %s", err.details() or err.code().name)
+        except NotAuthenticated as err:
+            view.refuse_self(err.message)
+        except MeziteError as err:
+            log.info("lock stream interrupted: %s", err.message)
         except Exception as exc:
             log.warning("lock stream failed: %s", exc)
         await asyncio.sleep(backoff.next())

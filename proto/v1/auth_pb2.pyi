@@ -116,6 +116,22 @@ class PingResponse(_message.Message):
     ca_pin: str
     def __init__(self, cluster_name: _Optional[str] = ..., server_version: _Optional[str] = ..., ca_pin: _Optional[str] = ...) -> None: ...
 
+class ProxyPingResponse(_message.Message):
+    __slots__ = ("cluster_name", "auth_addr", "proxy_ssh_addr", "ca_pins", "ca_pem", "server_version")
+    CLUSTER_NAME_FIELD_NUMBER: _ClassVar[int]
+    AUTH_ADDR_FIELD_NUMBER: _ClassVar[int]
+    PROXY_SSH_ADDR_FIELD_NUMBER: _ClassVar[int]
+    CA_PINS_FIELD_NUMBER: _ClassVar[int]
+    CA_PEM_FIELD_NUMBER: _ClassVar[int]
+    SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    cluster_name: str
+    auth_addr: str
+    proxy_ssh_addr: str
+    ca_pins: _containers.RepeatedScalarFieldContainer[str]
+    ca_pem: str
+    server_version: str
+    def __init__(self, cluster_name: _Optional[str] = ..., auth_addr: _Optional[str] = ..., proxy_ssh_addr: _Optional[str] = ..., ca_pins: _Optional[_Iterable[str]] = ..., ca_pem: _Optional[str] = ..., server_version: _Optional[str] = ...) -> None: ...
+
 class GetClusterCAsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Self
 
+from proto import limits
 from proto.errors import BadParameter, ConnectionProblem, Internal, MeziteError
 
 from .events import AuditEvent, event_code
@@ -36,9 +37,9 @@ DEFAULT_MAX_QUEUE = 100_000
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_FLUSH_INTERVAL = 0.05
 DEFAULT_SEARCH_LIMIT = 100
-MAX_SEARCH_LIMIT = 1000
+MAX_SEARCH_LIMIT = limits.MAX_PAGE
 _MAX_RETRY_DELAY = 5.0
-_MAX_PAGE_TOKEN_CHARS = 512
+_MAX_PAGE_TOKEN_CHARS = limits.MAX_PAGE_TOKEN_CHARS
 _EVENT_ID = re.compile(r"[0-9a-f]{32}")
 
 

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from proto import limits
 from proto.clock import Clock
 from proto.errors import BadParameter, CompareFailed, NotAuthenticated, NotFound
 from server.auth.secret_tokens import SecretToken, new_token, parse_token, secret_matches
@@ -17,9 +18,9 @@ TOKENS_PREFIX = "tokens/"
 TOKEN_TYPES = frozenset({"node", "proxy"})
 DEFAULT_TOKEN_TTL = 30 * 60.0
 MAX_TOKEN_TTL = 7 * 24 * 3600.0
-MAX_LABELS = 32
-_LABEL_KEY_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,62}")
-_LABEL_VALUE_RE = re.compile(r"[A-Za-z0-9._:/@+=-]{0,253}")
+MAX_LABELS = limits.MAX_LABELS
+_LABEL_KEY_RE = re.compile(limits.LABEL_KEY_PATTERN)
+_LABEL_VALUE_RE = re.compile(limits.LABEL_VALUE_PATTERN)
 # Expired, deleted, already used, wrong type, wrong secret: one error.
 TOKEN_FAILED = "invalid, expired or already used join token"  # noqa: S105 - a message
 

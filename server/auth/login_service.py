@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from proto.clock import Clock
 from proto.errors import AccessDenied, CompareFailed, NotAuthenticated, NotFound
+from proto.limits import MAX_USERNAME_CHARS
 from proto.locks import Subject
 from proto.v1 import auth_pb2 as pb
 from server.auth.auditing import Auditor
@@ -24,7 +25,7 @@ from server.backend import Backend, Delete, Item, Put
 from server.backend.atomic import Action
 
 INVITES_PREFIX = "invites/"
-MAX_USERNAME_LEN = 64
+MAX_USERNAME_LEN = MAX_USERNAME_CHARS
 # One message for unknown user, wrong password and locked account alike.
 LOGIN_FAILED = "invalid username or password"
 INVITE_FAILED = "invalid or expired invite"

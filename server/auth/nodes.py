@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from proto import limits
 from proto.errors import BadParameter, MeziteError
 from server.auth.agents import AGENTS_PREFIX, AgentRecord, AgentStore
 from server.auth.presence import PresenceView
@@ -21,7 +22,7 @@ from server.backend import Backend, EventType
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE = 500
-MAX_PAGE = 1000
+MAX_PAGE = limits.MAX_PAGE
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ import asyncio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from proto import limits
 from proto.errors import BadParameter
 
 MIN_PASSWORD_LEN = 8
-# Hashing cost grows with the input; a cap keeps a login from being a CPU lever.
-MAX_PASSWORD_BYTES = 256
+MAX_PASSWORD_BYTES = limits.MAX_PASSWORD_BYTES
 
 _hasher = PasswordHasher()  # Argon2id, argon2-cffi's RFC 9106 low-memory profile
 _DUMMY_HASH = _hasher.hash("mezite-dummy-password-for-timing")

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_ssh_public_key,
 )
 
+from proto import limits
 from proto.errors import AlreadyExists, BadParameter, CompareFailed, NotFound
 from server.auth.ca import SSHAuthority
 from server.backend import Backend, Item
@@ -34,11 +35,11 @@ ACCEPTED_KEY_TYPES = frozenset(
 
 HOUR = 3600.0
 DEFAULT_CERT_TTL = 12 * HOUR
-MAX_CERT_TTL = 30 * HOUR
+MAX_CERT_TTL = float(limits.MAX_CERT_TTL_SECONDS)
 BACKDATE = 60.0
 MAX_PRINCIPAL_BYTES = 255
 MAX_PRINCIPALS = 256
-MAX_PUBLIC_KEY_LINE = 16 * 1024
+MAX_PUBLIC_KEY_LINE = limits.MAX_PUBLIC_KEY_LINE
 
 
 def parse_public_key(line: str) -> CertifiableKey:

@@ -1,47 +1,35 @@
 """How the proxy reaches the auth service.
 
-``AuthGateway`` is the one seam between the web API and auth: the routes never see gRPC.
-``GrpcAuthGateway`` is the production implementation on top of ``proto.client``: one
-``AsyncAuthClient`` (so one channel and one TLS connection, shared by every browser
-session) with the credentials chosen per call in the metadata, because a channel per
-session would mean a TLS handshake per user and an unbounded pool of connections.
+``AuthGateway`` is the one seam between the web API and auth: the routes see only the
+typed stub and the metadata a call carries. ``GrpcAuthGateway`` is the production
+implementation on top of ``proto.client``: one ``AsyncAuthClient`` (so one channel and
+one TLS connection, shared by every browser session) with the credentials chosen per
+call in the metadata, because a channel per session would mean a TLS handshake per user
+and an unbounded pool of connections.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from proto.client import ANONYMOUS, DEFAULT_TIMEOUT, AsyncAuthClient, ClientIdentity, translate
-from proto.errors import Internal
+from proto.client import ANONYMOUS, DEFAULT_TIMEOUT, AsyncAuthClient, ClientIdentity, Metadata
 
 if TYPE_CHECKING:
-    from google.protobuf.message import Message
+    from proto.v1.auth_pb2_grpc import AuthServiceAsyncStub
 
 RELOAD_GRACE = 5.0  # seconds calls in flight on the old channel may take
 
 
 class AuthGateway(Protocol):
-    async def call(
-        self,
-        method: str,
-        request: Message,
-        *,
-        session_id: str | None = None,
-        client_ip: str = "",
-    ) -> Any:
-        """Call ``method`` of AuthService as the session (or anonymously) and return the
-        response message; failures are raised as the error vocabulary."""
+    def stub(self) -> AuthServiceAsyncStub:
+        """AuthService's typed stub; failures are raised as the error vocabulary."""
         ...
 
-
-def _unary_methods() -> frozenset[str]:
-    from proto.v1 import auth_pb2
-
-    service = auth_pb2.DESCRIPTOR.services_by_name["AuthService"]
-    return frozenset(
-        m.name for m in service.methods if not (m.client_streaming or m.server_streaming)
-    )
+    def metadata(self, session_id: str | None, client_ip: str) -> Metadata:
+        """What a call made for ``session_id`` (None: as the proxy) from a browser at
+        ``client_ip`` carries."""
+        ...
 
 
 def _forwarded_for(client_ip: str) -> str | None:
@@ -61,12 +49,12 @@ def _forwarded_for(client_ip: str) -> str | None:
 class GrpcAuthGateway:
     """``AuthGateway`` over a grpc.aio channel to auth.
 
-    ``identity`` is the channel's own TLS identity (anonymous now; the proxy's client
-    certificate once proxies join). A call made for a session sends only
-    ``authorization: Bearer <session>``: auth refuses a call that names a session and an
-    agent at once. ``x-forwarded-for`` carries the browser's address so that auth's rate
-    limits and audit see the user rather than the proxy; auth honours it only from proxy
-    identities.
+    ``identity`` is the channel's own TLS identity (the proxy's client certificate, or
+    anonymous in tests). A call made for a session sends only ``authorization: Bearer
+    <session>`` (the channel's interceptor then adds no agent id): auth refuses a call
+    that names a session and an agent at once. ``x-forwarded-for`` carries the browser's
+    address so that auth's rate limits and audit see the user rather than the proxy;
+    auth honours it only from proxy identities.
     """
 
     def __init__(
@@ -81,7 +69,6 @@ class GrpcAuthGateway:
         self._ca_pem = ca_pem
         self._identity = identity
         self._timeout = timeout
-        self._methods = _unary_methods()
         self._client: AsyncAuthClient | None = None
 
     def _channel_client(self) -> AsyncAuthClient:
@@ -90,36 +77,15 @@ class GrpcAuthGateway:
             self._client = AsyncAuthClient(self.addr, self._ca_pem, self._identity, self._timeout)
         return self._client
 
-    def metadata(self, session_id: str | None, client_ip: str) -> tuple[tuple[str, str], ...]:
-        if session_id:
-            entries = [("authorization", f"Bearer {session_id}")]
-        else:
-            entries = list(self._identity.metadata())
+    def stub(self) -> AuthServiceAsyncStub:
+        return self._channel_client().rpc
+
+    def metadata(self, session_id: str | None, client_ip: str) -> Metadata:
+        entries = [("authorization", f"Bearer {session_id}")] if session_id else []
         forwarded = _forwarded_for(client_ip) if client_ip else None
         if forwarded is not None:
             entries.append(("x-forwarded-for", forwarded))
         return tuple(entries)
-
-    async def call(
-        self,
-        method: str,
-        request: Message,
-        *,
-        session_id: str | None = None,
-        client_ip: str = "",
-    ) -> Any:
-        import grpc
-
-        if method not in self._methods:
-            # A programming error in the proxy, not something a client can cause.
-            raise Internal(f"the proxy has no unary auth method {method!r}")
-        rpc = getattr(self._channel_client().stub, method)
-        try:
-            return await rpc(
-                request, metadata=self.metadata(session_id, client_ip), timeout=self._timeout
-            )
-        except grpc.RpcError as err:
-            raise translate(err, self.addr) from err
 
     async def set_identity(self, ca_pem: bytes, identity: ClientIdentity) -> None:
         """Renewed credentials: the next call dials with them; calls in flight on the old

@@ -74,9 +74,9 @@ def _join(config: ServerConfig) -> ProxyIdentity:
         tls_server_public_key_pem=keys.web.public_pem,
     )
     with AuthClient(addr, ca_pem.encode()) as client:
-        cluster = client.call("Ping", pb.PingRequest()).cluster_name
+        cluster = client.rpc.Ping(pb.PingRequest()).cluster_name
         try:
-            reply = client.call("RegisterAgent", request)
+            reply = client.rpc.RegisterAgent(request)
         except NotAuthenticated as err:
             raise NotAuthenticated(
                 err.message,
@@ -132,7 +132,7 @@ async def renew_once(
     proxy: ProxyService, config: ServerConfig, identity: ProxyIdentity
 ) -> ProxyIdentity:
     keys = store.new_keys()
-    reply = await proxy.auth_client().call("RenewHostCerts", keys.renewal_request())
+    reply = await proxy.auth_client().rpc.RenewHostCerts(keys.renewal_request())
     fresh = store.save(
         config.data_dir,
         keys,

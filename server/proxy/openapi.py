@@ -1,8 +1,10 @@
 """The OpenAPI 3.1 document of the web API, served at ``/v1/webapi/openapi.json``.
 
-Written by hand, but request bodies and query parameters come from the same
-declarations the routes enforce (``specs.py``), and a property-based test drives every
-operation from this document against a live server, checking responses against it.
+The paths are written by hand. Request bodies and query parameters come from the same
+declarations the routes enforce (``specs.py``); response schemas are derived from the
+protobuf messages the routes render (``proto.webjson``), with the proto's comments as
+their descriptions, so neither can drift from the server. A property-based test drives
+every operation from this document against a live server, checking responses against it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
 from proto.errors import ALL_ERRORS
+from proto.v1 import auth_pb2 as pb
+from proto.v1.auth_docs import DOCS
+from proto.webjson import JSON_OBJECT_FIELDS
 from server.proxy.credentials import CSRF_HEADER, SESSION_COOKIE
 from server.proxy.specs import AUDIT_QUERY, CERTS_BODY, LOGIN_BODY, NODES_QUERY
 from server.proxy.validation import QueryParam
@@ -37,14 +45,6 @@ def _string(description: str) -> Doc:
     return {"type": "string", "description": description}
 
 
-def _number(description: str) -> Doc:
-    return {"type": "number", "description": description}
-
-
-def _strings(description: str) -> Doc:
-    return {"type": "array", "items": {"type": "string"}, "description": description}
-
-
 def _object(properties: dict[str, Doc]) -> Doc:
     return {
         "type": "object",
@@ -62,8 +62,82 @@ def _json(schema: Doc) -> Doc:
     return {"application/json": {"schema": schema}}
 
 
+_SCALARS: dict[int, Doc] = {
+    FieldDescriptor.TYPE_STRING: {"type": "string"},
+    FieldDescriptor.TYPE_BOOL: {"type": "boolean"},
+    FieldDescriptor.TYPE_DOUBLE: {"type": "number"},
+    FieldDescriptor.TYPE_FLOAT: {"type": "number"},
+    FieldDescriptor.TYPE_INT32: {"type": "integer"},
+    FieldDescriptor.TYPE_SINT32: {"type": "integer"},
+    FieldDescriptor.TYPE_UINT32: {"type": "integer", "minimum": 0},
+    # protobuf's JSON mapping writes 64-bit integers as decimal strings
+    FieldDescriptor.TYPE_INT64: {"type": "string", "pattern": "^-?[0-9]+$"},
+    FieldDescriptor.TYPE_UINT64: {"type": "string", "pattern": "^[0-9]+$"},
+    FieldDescriptor.TYPE_BYTES: {"type": "string", "contentEncoding": "base64"},
+}
+
+
+def _field_schema(fld: FieldDescriptor, schemas: dict[str, Doc]) -> Doc:
+    if fld.message_type is not None and fld.message_type.GetOptions().map_entry:
+        value = _field_schema(fld.message_type.fields_by_name["value"], schemas)
+        return {"type": "object", "additionalProperties": value}
+    if fld.message_type is not None:
+        item = _ref(_message_schema(fld.message_type, schemas))
+    elif fld.enum_type is not None:
+        item = {"type": "string", "enum": [v.name for v in fld.enum_type.values]}
+    else:
+        item = dict(_SCALARS[fld.type])
+    if fld.is_repeated:
+        return {"type": "array", "items": item}
+    return item
+
+
+def _message_schema(message: Any, schemas: dict[str, Doc]) -> str:
+    # Any: protobuf types descriptors as a union of its pure-Python and upb classes.
+    """Register ``message``'s JSON schema (and those it refers to); return its name."""
+    name = str(message.name)
+    if name in schemas:
+        return name
+    schemas[name] = {}  # placeholder: a message may refer to itself
+    properties: dict[str, Doc] = {}
+    required: list[str] = []
+    for fld in message.fields:
+        doc = DOCS.get(f"{message.full_name}.{fld.name}", "")
+        renamed = JSON_OBJECT_FIELDS.get((message.full_name, fld.name))
+        if renamed is not None:
+            properties[renamed] = {"type": "object", "description": doc}
+            required.append(renamed)
+            continue
+        schema = _field_schema(fld, schemas)
+        if doc:
+            schema = {**schema, "description": doc} if "$ref" not in schema else schema
+        properties[fld.name] = schema
+        if fld.message_type is None or fld.is_repeated:
+            required.append(fld.name)  # present even when empty; a sub-message may be absent
+    schemas[name] = {
+        "type": "object",
+        "description": DOCS.get(message.full_name, ""),
+        "properties": properties,
+        "required": required,
+        # This server's replies exactly (clients ignore fields added by newer servers).
+        "additionalProperties": False,
+    }
+    return name
+
+
+# The messages the routes render; the paths refer to them by message name.
+REPLIES: tuple[type[Message], ...] = (
+    pb.ProxyPingResponse,
+    pb.AuthenticateLocalResponse,
+    pb.GetCurrentUserResponse,
+    pb.ListNodesResponse,
+    pb.SearchAuditEventsResponse,
+    pb.IssueUserCertsResponse,
+)
+
+
 def _schemas() -> dict[str, Doc]:
-    return {
+    schemas: dict[str, Doc] = {
         "Error": _object(
             {
                 "error": _object(
@@ -75,76 +149,12 @@ def _schemas() -> dict[str, Doc]:
             }
         ),
         "Status": _object({"status": _string("'ok' or 'ready'.")}),
-        "Ping": _object(
-            {
-                "cluster_name": _string("Cluster name."),
-                "auth_addr": _string("Address of the auth service."),
-                "proxy_ssh_addr": _string("Address of the proxy's SSH listener ('' if none)."),
-                "ca_pins": _strings("'sha256:<hex>' pins of the host X.509 CA."),
-                "ca_pem": _string(
-                    "The host X.509 CA (PEM). Select it by pin, then verify this proxy with it."
-                ),
-                "server_version": _string("Server version."),
-            }
-        ),
         "LoginRequest": LOGIN_BODY.schema(),
-        "LoginResponse": _object(
-            {
-                "session_id": _string("Opaque session id; send as 'Authorization: Bearer <id>'."),
-                "expires": _number("Session expiry, epoch seconds."),
-            }
-        ),
-        "CurrentUser": _object(
-            {
-                "username": _string("User name (or agent id)."),
-                "roles": _strings("Role names."),
-                "logins": _strings("OS logins the roles allow."),
-                "session_expires": _number("Session expiry, epoch seconds (0 for agents)."),
-            }
-        ),
-        "Node": _object(
-            {
-                "id": _string("Agent id."),
-                "name": _string("Node name."),
-                "addr": _string("host:port of the node's SSH server."),
-                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                "last_seen": _number("Last heartbeat, epoch seconds."),
-            }
-        ),
-        "NodeList": _object(
-            {
-                "nodes": {"type": "array", "items": _ref("Node")},
-                "next_page_token": _string("Token of the next page; '' at the end."),
-            }
-        ),
-        "AuditEvent": _object(
-            {
-                "id": _string("Event id."),
-                "type": _string("Event type, e.g. 'user.login'."),
-                "code": _string("Event code, e.g. 'T1000I'."),
-                "time": _number("Epoch seconds."),
-                "user": _string("The acting user or agent ('' if unknown)."),
-                "session_id": _string("Session id for session events."),
-                "fields": {"type": "object", "description": "Event-specific fields."},
-                "success": {"type": "boolean"},
-            }
-        ),
-        "AuditEventList": _object(
-            {
-                "events": {"type": "array", "items": _ref("AuditEvent")},
-                "next_page_token": _string("Token of the next page; '' at the end."),
-            }
-        ),
         "CertsRequest": CERTS_BODY.schema(),
-        "CertsResponse": _object(
-            {
-                "ssh_certificate": _string("OpenSSH user certificate line."),
-                "host_ca_keys": _strings("Host SSH CA public keys (for @cert-authority)."),
-                "tls_ca_pem": _string("Host X.509 CA bundle, PEM."),
-                "valid_before": _number("Certificate validity end, epoch seconds."),
-            }
-        ),
     }
+    for reply in REPLIES:
+        _message_schema(reply.DESCRIPTOR, schemas)
+    return schemas
 
 
 def _errors(*codes: str) -> dict[str, Doc]:
@@ -212,13 +222,13 @@ def _paths() -> dict[str, Doc]:
             "schema": {"type": "string"},
         }
     }
-    login_ok = _ok("LoginResponse", "Logged in; the session is also set as a cookie.")
+    login_ok = _ok("AuthenticateLocalResponse", "Logged in; the session is also set as a cookie.")
     login_ok["200"]["headers"] = set_cookie
     return {
         "/v1/webapi/ping": {
             "get": _operation(
                 "Cluster name, addresses, CA pins and version; needs no session.",
-                {**_ok("Ping", "The cluster."), **_errors("400")},
+                {**_ok("ProxyPingResponse", "The cluster."), **_errors("400")},
             )
         },
         "/v1/webapi/login": {
@@ -243,14 +253,14 @@ def _paths() -> dict[str, Doc]:
         "/v1/webapi/me": {
             "get": _operation(
                 "The caller: user, roles and allowed logins.",
-                {**_ok("CurrentUser", "The caller."), **_errors("400", "401", "503")},
+                {**_ok("GetCurrentUserResponse", "The caller."), **_errors("400", "401", "503")},
                 secured=True,
             )
         },
         "/v1/webapi/nodes": {
             "get": _operation(
                 "Nodes the caller's roles allow, filtered by labels, one page at a time.",
-                {**_ok("NodeList", "One page of nodes."), **_errors("400", "401", "503")},
+                {**_ok("ListNodesResponse", "One page of nodes."), **_errors("400", "401", "503")},
                 secured=True,
                 params=_query(NODES_QUERY),
             )
@@ -259,7 +269,7 @@ def _paths() -> dict[str, Doc]:
             "get": _operation(
                 "Search the audit log, oldest first; needs the auditor or admin role.",
                 {
-                    **_ok("AuditEventList", "One page of events."),
+                    **_ok("SearchAuditEventsResponse", "One page of events."),
                     **_errors("400", "401", "403", "503"),
                 },
                 secured=True,
@@ -270,7 +280,7 @@ def _paths() -> dict[str, Doc]:
             "post": _operation(
                 "Sign the caller's SSH public key into a short-lived user certificate.",
                 {
-                    **_ok("CertsResponse", "The certificate and the CAs to trust."),
+                    **_ok("IssueUserCertsResponse", "The certificate and the CAs to trust."),
                     **_errors("400", "401", "403", "413", "415", "503"),
                 },
                 secured=True,

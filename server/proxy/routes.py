@@ -1,25 +1,28 @@
 """The endpoints of ``/v1/webapi/`` plus health and metrics.
 
 Each handler: parse strictly, authenticate (and check CSRF for cookie-authenticated
-changes) before touching auth, make one auth call, render JSON. Authorisation is auth's
-job: the proxy passes the session through and maps auth's refusal, so the two can never
-disagree about who may do what.
+changes) before touching auth, make one auth call, render its reply message as JSON
+(``proto.webjson``, which `mez` parses back; the OpenAPI schemas derive from the same
+messages). Authorisation is auth's job: the proxy passes the session through and maps
+auth's refusal, so the two can never disagree about who may do what.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from google.protobuf.message import Message
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from proto.errors import BadParameter, Internal, MeziteError, NotAuthenticated
+from proto.client import Metadata
+from proto.errors import BadParameter, MeziteError, NotAuthenticated
 from proto.v1 import auth_pb2 as pb
+from proto.webjson import to_json
 from server.proxy import credentials
 from server.proxy.credentials import SessionCredential
 from server.proxy.errors import AUTH_UNAVAILABLE, error_body, error_response, request_id_of
@@ -29,7 +32,12 @@ from server.proxy.settings import ProxySettings
 from server.proxy.specs import AUDIT_QUERY, CERTS_BODY, LOGIN_BODY, NODES_QUERY
 from server.proxy.validation import parse_json_object, parse_query, read_body, require_json
 
+if TYPE_CHECKING:
+    from proto.v1.auth_pb2_grpc import AuthServiceAsyncStub
+
 log = logging.getLogger(__name__)
+R = TypeVar("R", bound=Message)
+Send = Callable[["AuthServiceAsyncStub", Metadata], Awaitable[R]]
 
 READY_TIMEOUT = 3.0
 
@@ -40,31 +48,8 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-def _node(node: pb.Node) -> dict[str, Any]:
-    return {
-        "id": node.id,
-        "name": node.name,
-        "addr": node.addr,
-        "labels": dict(node.labels),
-        "last_seen": node.last_seen,
-    }
-
-
-def _event(event: pb.AuditEvent) -> dict[str, Any]:
-    try:
-        fields = json.loads(event.fields_json) if event.fields_json else {}
-    except ValueError as exc:
-        raise Internal(f"audit event {event.id} has fields that are not JSON") from exc
-    return {
-        "id": event.id,
-        "type": event.type,
-        "code": event.code,
-        "time": event.time,
-        "user": event.user,
-        "session_id": event.session_id,
-        "fields": fields if isinstance(fields, dict) else {},
-        "success": event.success,
-    }
+def _reply(message: Message) -> JSONResponse:
+    return JSONResponse(to_json(message))
 
 
 def _labels(pairs: list[str]) -> dict[str, str]:
@@ -88,20 +73,20 @@ class WebAPI:
     async def _call(
         self,
         method: str,
-        message: Message,
+        send: Send[R],
         *,
         request: Request,
         session: SessionCredential | None = None,
-    ) -> Any:
+    ) -> R:
+        """``send`` (one call of auth's ``method``) with the metadata of ``session``,
+        or of the proxy itself, timed into the upstream metrics."""
         started = time.perf_counter()
         outcome = "ok"
         try:
-            return await self.auth.call(
-                method,
-                message,
-                session_id=session.session_id if session else None,
-                client_ip=_client_ip(request),
+            metadata = self.auth.metadata(
+                session.session_id if session else None, _client_ip(request)
             )
+            return await send(self.auth.stub(), metadata)
         except MeziteError as err:
             outcome = type(err).__name__
             raise
@@ -127,25 +112,26 @@ class WebAPI:
     async def ping(self, request: Request) -> Response:
         parse_query(request, ())
         s = self.settings
-        return JSONResponse(
-            {
-                "cluster_name": s.cluster_name,
-                "auth_addr": s.auth_addr,
-                "proxy_ssh_addr": s.proxy_ssh_addr,
-                "ca_pins": list(s.ca_pins),
-                "ca_pem": s.ca_pem,
-                "server_version": s.server_version,
-            }
+        return _reply(
+            pb.ProxyPingResponse(
+                cluster_name=s.cluster_name,
+                auth_addr=s.auth_addr,
+                proxy_ssh_addr=s.proxy_ssh_addr,
+                ca_pins=s.ca_pins,
+                ca_pem=s.ca_pem,
+                server_version=s.server_version,
+            )
         )
 
     async def login(self, request: Request) -> Response:
         parse_query(request, ())
         credentials.check_origin(request, self.settings)
         body = parse_json_object(await self._json_body(request), LOGIN_BODY)
+        login = pb.AuthenticateLocalRequest(username=body["username"], password=body["password"])
         try:
             reply = await self._call(
                 "AuthenticateLocal",
-                pb.AuthenticateLocalRequest(username=body["username"], password=body["password"]),
+                lambda rpc, md: rpc.AuthenticateLocal(login, metadata=md),
                 request=request,
             )
         except NotAuthenticated:
@@ -158,7 +144,7 @@ class WebAPI:
         self.metrics.sessions_created_minus_logged_out.inc()
         # The cookie never outlives the session it carries.
         max_age = min(self.settings.session_cookie_max_age, int(reply.expires - time.time()))
-        response = JSONResponse({"session_id": reply.session_id, "expires": reply.expires})
+        response = _reply(reply)
         response.headers.append("Set-Cookie", credentials.session_cookie(reply.session_id, max_age))
         return response
 
@@ -168,7 +154,12 @@ class WebAPI:
         session = self._session(request)
         parse_query(request, ())
         try:
-            await self._call("Logout", pb.LogoutRequest(), request=request, session=session)
+            await self._call(
+                "Logout",
+                lambda rpc, md: rpc.Logout(pb.LogoutRequest(), metadata=md),
+                request=request,
+                session=session,
+            )
         except NotAuthenticated as err:
             # The session is already dead: still tell the browser to drop the cookie.
             response = error_response(err, request_id_of(request))
@@ -183,78 +174,63 @@ class WebAPI:
         session = self._session(request)
         parse_query(request, ())
         reply = await self._call(
-            "GetCurrentUser", pb.GetCurrentUserRequest(), request=request, session=session
+            "GetCurrentUser",
+            lambda rpc, md: rpc.GetCurrentUser(pb.GetCurrentUserRequest(), metadata=md),
+            request=request,
+            session=session,
         )
-        return JSONResponse(
-            {
-                "username": reply.username,
-                "roles": list(reply.roles),
-                "logins": list(reply.logins),
-                "session_expires": reply.session_expires,
-            }
-        )
+        return _reply(reply)
 
     async def nodes(self, request: Request) -> Response:
         session = self._session(request)
         query = parse_query(request, NODES_QUERY)
+        listing = pb.ListNodesRequest(
+            labels=_labels(query.get("label", [])),
+            limit=query.get("limit", 0),
+            page_token=query.get("page_token", ""),
+        )
         reply = await self._call(
             "ListNodes",
-            pb.ListNodesRequest(
-                labels=_labels(query.get("label", [])),
-                limit=query.get("limit", 0),
-                page_token=query.get("page_token", ""),
-            ),
+            lambda rpc, md: rpc.ListNodes(listing, metadata=md),
             request=request,
             session=session,
         )
-        return JSONResponse(
-            {"nodes": [_node(n) for n in reply.nodes], "next_page_token": reply.next_page_token}
-        )
+        return _reply(reply)
 
     async def audit_events(self, request: Request) -> Response:
         session = self._session(request)
         query = parse_query(request, AUDIT_QUERY)
+        search = pb.SearchAuditEventsRequest(
+            start=query.get("since", 0.0),
+            end=query.get("until", 0.0),
+            types=query.get("type", []),
+            user=query.get("user", ""),
+            limit=query.get("limit", 0),
+            page_token=query.get("page_token", ""),
+        )
         reply = await self._call(
             "SearchAuditEvents",
-            pb.SearchAuditEventsRequest(
-                start=query.get("since", 0.0),
-                end=query.get("until", 0.0),
-                types=query.get("type", []),
-                user=query.get("user", ""),
-                limit=query.get("limit", 0),
-                page_token=query.get("page_token", ""),
-            ),
+            lambda rpc, md: rpc.SearchAuditEvents(search, metadata=md),
             request=request,
             session=session,
         )
-        return JSONResponse(
-            {
-                "events": [_event(e) for e in reply.events],
-                "next_page_token": reply.next_page_token,
-            }
-        )
+        return _reply(reply)
 
     async def certs(self, request: Request) -> Response:
         session = self._session(request)
         parse_query(request, ())
         body = parse_json_object(await self._json_body(request), CERTS_BODY)
+        issue = pb.IssueUserCertsRequest(
+            ssh_public_key=body["public_key"], ttl_seconds=body["ttl_seconds"]
+        )
         reply = await self._call(
             "IssueUserCerts",
-            pb.IssueUserCertsRequest(
-                ssh_public_key=body["public_key"], ttl_seconds=body["ttl_seconds"]
-            ),
+            lambda rpc, md: rpc.IssueUserCerts(issue, metadata=md),
             request=request,
             session=session,
         )
         self.metrics.certificates_issued.inc()
-        return JSONResponse(
-            {
-                "ssh_certificate": reply.ssh_certificate,
-                "host_ca_keys": list(reply.host_ca_keys),
-                "tls_ca_pem": reply.tls_ca_pem,
-                "valid_before": reply.valid_before,
-            }
-        )
+        return _reply(reply)
 
     # --- operations ----------------------------------------------------------
 
@@ -265,7 +241,11 @@ class WebAPI:
         """Ready when auth answers Ping; the proxy can do nothing useful without it."""
         try:
             async with asyncio.timeout(READY_TIMEOUT):
-                await self._call("Ping", pb.PingRequest(), request=request)
+                await self._call(
+                    "Ping",
+                    lambda rpc, md: rpc.Ping(pb.PingRequest(), metadata=md),
+                    request=request,
+                )
         except (MeziteError, TimeoutError) as err:
             log.info("not ready: %s", err)
             return JSONResponse(error_body("ConnectionProblem", AUTH_UNAVAILABLE), status_code=503)

@@ -52,7 +52,7 @@ async def _list_nodes(client: AsyncAuthClient) -> list[RoutedNode]:
     nodes: list[RoutedNode] = []
     page = ""
     while True:
-        reply = await client.call("ListNodes", pb.ListNodesRequest(page_token=page))
+        reply = await client.rpc.ListNodes(pb.ListNodesRequest(page_token=page))
         nodes += [RoutedNode(n.id, n.name, n.addr, dict(n.labels)) for n in reply.nodes]
         page = reply.next_page_token
         if not page:

@@ -1,30 +1,41 @@
 """The request bodies and query strings of the web API, declared once for both the
 routes (which enforce them) and the OpenAPI document (which describes them).
 
-Bounds mirror what auth accepts (usernames up to 64 characters, passwords up to 256,
-at most 32 labels, pages of at most 1000, certificates of at most 30 hours) so that a
-request the proxy lets through is one auth can judge on its merits.
+Bounds are auth's own (``proto.limits``) so that a request the proxy lets through is one
+auth can judge on its merits; a few are stricter here (a public key line for a user's
+certificate is far shorter than auth's cap).
 """
 
 from __future__ import annotations
 
+from proto.limits import (
+    LABEL_KEY_PATTERN,
+    LABEL_VALUE_PATTERN,
+    MAX_AGENT_ID_CHARS,
+    MAX_CERT_TTL_SECONDS,
+    MAX_LABELS,
+    MAX_PAGE,
+    MAX_PAGE_TOKEN_CHARS,
+    MAX_PASSWORD_BYTES,
+    MAX_USERNAME_CHARS,
+)
 from server.proxy.validation import BodySpec, IntegerField, NumberField, QueryParam, StringField
 
-MAX_CERT_TTL_SECONDS = 30 * 3600
-MAX_PAGE = 1000
-MAX_LABELS = 32
 # Epoch seconds up to the end of year 9999: far enough, and finite.
 MAX_EPOCH = 253402300799.0
-LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}=[A-Za-z0-9._:/@+=-]{0,253}$"
+LABEL_PATTERN = f"^{LABEL_KEY_PATTERN}={LABEL_VALUE_PATTERN}$"
 PAGE_TOKEN_PATTERN = r"^[A-Za-z0-9_=-]*$"  # noqa: S105 - a regex, not a secret
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_.]{0,63}$"
-PRINCIPAL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
+PRINCIPAL_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9._@-]{{0,{MAX_AGENT_ID_CHARS - 1}}}$"
+MAX_PUBLIC_KEY_CHARS = 8192
 
 LOGIN_BODY = BodySpec(
     {
-        "username": StringField("The user's name.", max_length=64, min_length=1),
+        "username": StringField("The user's name.", max_length=MAX_USERNAME_CHARS, min_length=1),
         "password": StringField(
-            "The user's password (never logged or audited).", max_length=256, min_length=1
+            "The user's password (never logged or audited).",
+            max_length=MAX_PASSWORD_BYTES,
+            min_length=1,
         ),
     }
 )
@@ -33,7 +44,7 @@ CERTS_BODY = BodySpec(
     {
         "public_key": StringField(
             "OpenSSH public key line to certify, e.g. 'ssh-ed25519 AAAA... comment'.",
-            max_length=8192,
+            max_length=MAX_PUBLIC_KEY_CHARS,
             min_length=1,
             pattern=r"^[ -~]+$",
         ),
@@ -54,7 +65,7 @@ _PAGE_TOKEN = QueryParam(
     "page_token",
     StringField(
         "next_page_token of the previous page.",
-        max_length=512,
+        max_length=MAX_PAGE_TOKEN_CHARS,
         pattern=PAGE_TOKEN_PATTERN,
         required=False,
     ),
@@ -104,7 +115,7 @@ AUDIT_QUERY = (
         "user",
         StringField(
             "Only events of this user or agent.",
-            max_length=128,
+            max_length=MAX_AGENT_ID_CHARS,
             min_length=1,
             pattern=PRINCIPAL_PATTERN,
             required=False,

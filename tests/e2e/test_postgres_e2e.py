@@ -47,8 +47,8 @@ def add_alice(auth: AuthProcess) -> None:
 
 def log_in(auth: AuthProcess, ca: bytes) -> str:
     with AuthClient(auth.addr, ca) as anon:
-        reply = anon.call(
-            "AuthenticateLocal", pb.AuthenticateLocalRequest(username="alice", password=PASSWORD)
+        reply = anon.rpc.AuthenticateLocal(
+            pb.AuthenticateLocalRequest(username="alice", password=PASSWORD)
         )
     return str(reply.session_id)
 
@@ -68,8 +68,8 @@ def test_two_auth_servers_share_one_cluster(postgres: PostgresServer, tmp_path: 
         # Log in on the second server; the session works on the first.
         session = log_in(second, ca)
         with AuthClient(first.addr, ca, ClientIdentity(session_id=session)) as client:
-            assert client.call("GetCurrentUser", pb.GetCurrentUserRequest()).username == "alice"
-            client.call("Logout", pb.LogoutRequest())
+            assert client.rpc.GetCurrentUser(pb.GetCurrentUserRequest()).username == "alice"
+            client.rpc.Logout(pb.LogoutRequest())
         # One audit log: the first server lists the login the second one saw.
         deadline = time.monotonic() + 10
         while True:
@@ -91,7 +91,7 @@ def test_two_auth_servers_share_one_cluster(postgres: PostgresServer, tmp_path: 
             from proto.errors import NotAuthenticated
 
             with pytest.raises(NotAuthenticated):
-                client.call("GetCurrentUser", pb.GetCurrentUserRequest())
+                client.rpc.GetCurrentUser(pb.GetCurrentUserRequest())
 
     # A restart finds everything where it was.
     with mezctl_start(tmp_path / "a", roles="auth", env=env) as again:
@@ -122,7 +122,7 @@ def test_two_auth_servers_see_the_same_locks(postgres: PostgresServer, tmp_path:
         with AuthClient(second.addr, ca, ClientIdentity(session_id=session)) as client:
             while True:
                 try:
-                    client.call("GetCurrentUser", pb.GetCurrentUserRequest())
+                    client.rpc.GetCurrentUser(pb.GetCurrentUserRequest())
                 except AccessDenied as refused:
                     assert "both servers" in refused.message
                     break
@@ -133,7 +133,7 @@ def test_two_auth_servers_see_the_same_locks(postgres: PostgresServer, tmp_path:
             deadline = time.monotonic() + 10
             while True:
                 try:
-                    client.call("GetCurrentUser", pb.GetCurrentUserRequest())
+                    client.rpc.GetCurrentUser(pb.GetCurrentUserRequest())
                     break
                 except AccessDenied:
                     assert time.monotonic() < deadline, "the first server kept the lock"
@@ -143,7 +143,7 @@ def test_two_auth_servers_see_the_same_locks(postgres: PostgresServer, tmp_path:
             deadline = time.monotonic() + 10
             while True:
                 try:
-                    client.call("GetCurrentUser", pb.GetCurrentUserRequest())
+                    client.rpc.GetCurrentUser(pb.GetCurrentUserRequest())
                     break
                 except AccessDenied:
                     assert time.monotonic() < deadline
@@ -178,7 +178,7 @@ def test_a_node_heartbeating_to_one_auth_server_is_listed_by_another(
 
         def listed_by_second() -> list[str]:
             with AuthClient(second.addr, ca, admin_identity(second.data_dir)) as admin:
-                reply = admin.call("ListNodes", pb.ListNodesRequest())
+                reply = admin.rpc.ListNodes(pb.ListNodesRequest())
             return [f"{n.name}@{n.addr}" for n in reply.nodes]
 
         with mezd_start(tmp_path / "node", port) as node:

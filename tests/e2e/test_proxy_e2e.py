@@ -136,7 +136,7 @@ def test_curl_login_cookie_bearer_csrf_and_logout(cluster: AuthProcess, tmp_path
         AuthClient(cluster.addr, ca, ClientIdentity(session_id=session)) as grpc_client,
         pytest.raises(NotAuthenticated),
     ):
-        grpc_client.call("GetCurrentUser", pb.GetCurrentUserRequest())
+        grpc_client.rpc.GetCurrentUser(pb.GetCurrentUserRequest())
 
 
 def test_health_and_ping(cluster: AuthProcess, tmp_path: Path) -> None:

@@ -40,8 +40,8 @@ def test_password_login_certificate_and_audit(cluster: AuthProcess, tmp_path: Pa
     assert done.returncode == 0, done.stderr
     ca = (cluster.data_dir / "admin" / "ca.pem").read_bytes()
     with AuthClient(cluster.addr, ca) as anon:
-        session = anon.call(
-            "AuthenticateLocal", pb.AuthenticateLocalRequest(username="alice", password=PASSWORD)
+        session = anon.rpc.AuthenticateLocal(
+            pb.AuthenticateLocalRequest(username="alice", password=PASSWORD)
         )
     key = ed25519.Ed25519PrivateKey.generate()
     public = (
@@ -50,8 +50,8 @@ def test_password_login_certificate_and_audit(cluster: AuthProcess, tmp_path: Pa
         .decode()
     )
     with AuthClient(cluster.addr, ca, ClientIdentity(session_id=session.session_id)) as client:
-        certs = client.call(
-            "IssueUserCerts", pb.IssueUserCertsRequest(ssh_public_key=public, ttl_seconds=7200)
+        certs = client.rpc.IssueUserCerts(
+            pb.IssueUserCertsRequest(ssh_public_key=public, ttl_seconds=7200)
         )
     cert_file = tmp_path / "id-cert.pub"
     cert_file.write_text(certs.ssh_certificate + "\n")

@@ -37,8 +37,7 @@ def add_user(
     password: str = PASSWORD,
 ) -> None:
     with auth.admin() as admin:
-        admin.call(
-            "CreateUser",
+        admin.rpc.CreateUser(
             pb.CreateUserRequest(
                 name=name,
                 roles=list(roles),
@@ -51,16 +50,16 @@ def add_user(
 def login(auth: RunningAuth, name: str, password: str = PASSWORD) -> AuthClient:
     """A client carrying a fresh session of ``name``."""
     with auth.client() as anon:
-        reply = anon.call(
-            "AuthenticateLocal", pb.AuthenticateLocalRequest(username=name, password=password)
+        reply = anon.rpc.AuthenticateLocal(
+            pb.AuthenticateLocalRequest(username=name, password=password)
         )
     return auth.client(ClientIdentity(session_id=reply.session_id))
 
 
 def audit_events(auth: RunningAuth, *types: str) -> list[pb.AuditEvent]:
     with auth.admin() as admin:
-        reply = admin.call(
-            "SearchAuditEvents", pb.SearchAuditEventsRequest(types=list(types), limit=1000)
+        reply = admin.rpc.SearchAuditEvents(
+            pb.SearchAuditEventsRequest(types=list(types), limit=1000)
         )
     return list(reply.events)
 

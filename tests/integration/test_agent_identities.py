@@ -29,7 +29,7 @@ def create(auth: RunningAuth, name: str = "ci", ttl: int = 600, **kw: object) ->
         **kw,  # type: ignore[arg-type]
     )
     with auth.admin() as admin:
-        return str(admin.call("CreateAgentIdentity", request).bootstrap_token)
+        return str(admin.rpc.CreateAgentIdentity(request).bootstrap_token)
 
 
 def pin(auth: RunningAuth) -> str:
@@ -39,7 +39,7 @@ def pin(auth: RunningAuth) -> str:
 
 def identities(auth: RunningAuth) -> dict[str, pb.AgentIdentity]:
     with auth.admin() as admin:
-        found = admin.call("ListAgentIdentities", pb.ListAgentIdentitiesRequest()).identities
+        found = admin.rpc.ListAgentIdentities(pb.ListAgentIdentitiesRequest()).identities
     return {i.name: i for i in found}
 
 
@@ -73,9 +73,7 @@ def test_bootstrap_token_race_has_one_winner(auth: RunningAuth) -> None:
         keys = new_node_keys()
         try:
             with auth.client() as anon:
-                anon.call(
-                    "BootstrapAgentIdentity",
-                    pb.BootstrapAgentIdentityRequest(
+                anon.rpc.BootstrapAgentIdentity(pb.BootstrapAgentIdentityRequest(
                         token=token, ssh_public_key=keys.ssh_public_line,
                         tls_public_key_pem=keys.tls_public_pem,
                     ),
@@ -105,9 +103,9 @@ def test_replaying_an_old_renewal_token_locks_the_identity(
     with pytest.raises(AccessDenied, match="generation mismatch"):
         bot.renew(tmp_path / "s", current)
     with auth.client(current.identity()) as client, pytest.raises(AccessDenied):
-        client.call("ListNodes", pb.ListNodesRequest())
+        client.rpc.ListNodes(pb.ListNodesRequest())
     with auth.admin() as admin:
-        admin.call("SetAgentIdentityLock", pb.SetAgentIdentityLockRequest(name="ci", locked=False))
+        admin.rpc.SetAgentIdentityLock(pb.SetAgentIdentityLockRequest(name="ci", locked=False))
     assert bot.renew(tmp_path / "s", current).generation == 3
 
 
@@ -133,11 +131,11 @@ def test_two_concurrent_renewals_end_with_one_success_and_a_lock(
 def test_deleted_identity_is_refused(auth: RunningAuth, tmp_path: Path) -> None:
     state = bot.bootstrap(tmp_path / "s", create(auth), auth.addr, pin(auth))
     with auth.admin() as admin:
-        admin.call("DeleteAgentIdentity", pb.DeleteAgentIdentityRequest(name="ci"))
+        admin.rpc.DeleteAgentIdentity(pb.DeleteAgentIdentityRequest(name="ci"))
     with pytest.raises(NotAuthenticated):
         bot.renew(tmp_path / "s", state)
     with auth.client(state.identity()) as client, pytest.raises(NotAuthenticated):
-        client.call("ListNodes", pb.ListNodesRequest())
+        client.rpc.ListNodes(pb.ListNodesRequest())
     assert "ci" not in identities(auth)
 
 
@@ -157,16 +155,16 @@ def test_identities_cannot_do_user_or_admin_things(auth: RunningAuth, tmp_path: 
     state = bot.bootstrap(tmp_path / "s", create(auth), auth.addr, pin(auth))
     with auth.client(state.identity()) as client:
         with pytest.raises(AccessDenied):
-            client.call("ListUsers", pb.ListUsersRequest())
+            client.rpc.ListUsers(pb.ListUsersRequest())
         with pytest.raises(AccessDenied):
-            client.call("IssueUserCerts", pb.IssueUserCertsRequest(ssh_public_key="x"))
-        assert client.call("ListNodes", pb.ListNodesRequest()).nodes == []
+            client.rpc.IssueUserCerts(pb.IssueUserCertsRequest(ssh_public_key="x"))
+        assert client.rpc.ListNodes(pb.ListNodesRequest()).nodes == []
 
 
 def test_create_refuses_identities_without_logins(auth: RunningAuth) -> None:
     with auth.admin() as admin, pytest.raises(BadParameter, match="no logins"):
-        admin.call(
-            "CreateAgentIdentity", pb.CreateAgentIdentityRequest(name="nologin", roles=["access"])
+        admin.rpc.CreateAgentIdentity(
+            pb.CreateAgentIdentityRequest(name="nologin", roles=["access"])
         )
     assert "nologin" not in identities(auth)
 

@@ -40,8 +40,7 @@ def test_list_shows_joined_nodes_and_proxies_only(auth: RunningAuth, tmp_path: P
     from proto.keys import new_tls_key
 
     with auth.client() as anon:
-        proxy_id = anon.call(
-            "RegisterAgent",
+        proxy_id = anon.rpc.RegisterAgent(
             pb.RegisterAgentRequest(
                 token=new_token(auth, type="proxy"),
                 name="edge-1",
@@ -52,10 +51,10 @@ def test_list_shows_joined_nodes_and_proxies_only(auth: RunningAuth, tmp_path: P
             ),
         ).credentials.agent_id
     with auth.admin() as admin:
-        everything = admin.call("ListAgents", pb.ListAgentsRequest()).agents
-        nodes = admin.call("ListAgents", pb.ListAgentsRequest(kind="node")).agents
+        everything = admin.rpc.ListAgents(pb.ListAgentsRequest()).agents
+        nodes = admin.rpc.ListAgents(pb.ListAgentsRequest(kind="node")).agents
         with pytest.raises(BadParameter):
-            admin.call("ListAgents", pb.ListAgentsRequest(kind="admin"))
+            admin.rpc.ListAgents(pb.ListAgentsRequest(kind="admin"))
     # Sorted by kind then name; never the host's own local-admin identity.
     assert [(a.kind, a.name, a.id) for a in everything] == [
         ("node", "web-1", web.agent_id),
@@ -75,26 +74,20 @@ def test_a_removed_node_is_refused_and_unlisted(auth: RunningAuth, tmp_path: Pat
         beating.start(keep)
         with auth.admin() as admin:
             deadline = time.monotonic() + 5
-            while not admin.call("ListNodes", pb.ListNodesRequest()).nodes:
+            while not admin.rpc.ListNodes(pb.ListNodesRequest()).nodes:
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
-            online = {
-                a.name: a.online for a in admin.call("ListAgents", pb.ListAgentsRequest()).agents
-            }
+            online = {a.name: a.online for a in admin.rpc.ListAgents(pb.ListAgentsRequest()).agents}
             assert online == {"db-1": True, "web-1": False}
-            reply = admin.call(
-                "DeleteAgent", pb.DeleteAgentRequest(id_or_name="web-1", kind="node")
-            )
+            reply = admin.rpc.DeleteAgent(pb.DeleteAgentRequest(id_or_name="web-1", kind="node"))
             assert reply.id == ident.agent_id
-            names = [a.name for a in admin.call("ListAgents", pb.ListAgentsRequest()).agents]
+            names = [a.name for a in admin.rpc.ListAgents(pb.ListAgentsRequest()).agents]
             assert names == ["db-1"]
-            assert [n.name for n in admin.call("ListNodes", pb.ListNodesRequest()).nodes] == [
-                "db-1"
-            ]
+            assert [n.name for n in admin.rpc.ListNodes(pb.ListNodesRequest()).nodes] == ["db-1"]
     finally:
         beating.close()
     with auth.client(identity(ident)) as client, pytest.raises(NotAuthenticated):
-        client.call("RenewHostCerts", renew_request())
+        client.rpc.RenewHostCerts(renew_request())
     (event,) = audit_events(auth, "agent.delete")
     fields = json.loads(event.fields_json)
     assert (event.user, fields["agent_id"], fields["kind"]) == (
@@ -121,10 +114,10 @@ def test_refused_removals_change_nothing(auth: RunningAuth, tmp_path: Path) -> N
             (pb.DeleteAgentRequest(id_or_name="", kind="node"), BadParameter),
         ):
             with pytest.raises(error):
-                admin.call("DeleteAgent", request)
+                admin.rpc.DeleteAgent(request)
     with login(auth, "alice") as alice, pytest.raises(AccessDenied):
-        alice.call("DeleteAgent", pb.DeleteAgentRequest(id_or_name="web-1", kind="node"))
+        alice.rpc.DeleteAgent(pb.DeleteAgentRequest(id_or_name="web-1", kind="node"))
     with auth.client(identity(ident)) as node, pytest.raises(AccessDenied):
-        node.call("DeleteAgent", pb.DeleteAgentRequest(id_or_name=first, kind="node"))
+        node.rpc.DeleteAgent(pb.DeleteAgentRequest(id_or_name=first, kind="node"))
     assert keys_under(auth, "agents/") == before
     assert audit_events(auth, "agent.delete") == []

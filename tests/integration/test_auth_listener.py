@@ -69,7 +69,7 @@ def port_of(auth: RunningAuth) -> int:
 
 def test_ping_over_tls13_verified_by_the_host_ca(auth: RunningAuth) -> None:
     with auth.client() as client:
-        reply = client.call("Ping", pb.PingRequest())
+        reply = client.rpc.Ping(pb.PingRequest())
     assert reply.cluster_name == "test-cluster"
     assert auth.server.cas is not None
     assert reply.ca_pin == auth.server.cas.host_x509.pin
@@ -173,16 +173,16 @@ def test_client_certificate_from_a_foreign_ca_fails_at_the_handshake(
         AuthClient(auth.addr, auth.ca_pem, spoof, timeout=5) as client,
         pytest.raises(ConnectionProblem),
     ):
-        client.call("Ping", pb.PingRequest())
+        client.rpc.Ping(pb.PingRequest())
 
 
 def test_valid_agent_certificate_is_seen_by_the_interceptor(auth: RunningAuth) -> None:
     with auth.admin() as client:
-        status = client.call("GetClusterStatus", pb.GetClusterStatusRequest())
+        status = client.rpc.GetClusterStatus(pb.GetClusterStatusRequest())
     assert status.caller == f"agent:{auth.admin_identity().agent_id}"
     node = agent_identity(auth, "node-1")
     with auth.client(node) as client, pytest.raises(AccessDenied):
-        client.call("GetClusterStatus", pb.GetClusterStatusRequest())
+        client.rpc.GetClusterStatus(pb.GetClusterStatusRequest())
 
 
 def test_agent_id_without_a_client_certificate_is_unauthenticated(auth: RunningAuth) -> None:
@@ -190,7 +190,7 @@ def test_agent_id_without_a_client_certificate_is_unauthenticated(auth: RunningA
         auth.client(ClientIdentity(agent_id="local-admin")) as client,
         pytest.raises(NotAuthenticated, match="client certificate"),
     ):
-        client.call("GetClusterStatus", pb.GetClusterStatusRequest())
+        client.rpc.GetClusterStatus(pb.GetClusterStatusRequest())
 
 
 def test_agent_id_naming_another_agents_certificate_is_unauthenticated(
@@ -200,28 +200,26 @@ def test_agent_id_naming_another_agents_certificate_is_unauthenticated(
     agent_identity(auth, "node-2")
     spoof = ClientIdentity(agent_id="node-2", cert_pem=node1.cert_pem, key_pem=node1.key_pem)
     with auth.client(spoof) as client, pytest.raises(NotAuthenticated, match="does not match"):
-        client.call("EmitAuditEvent", pb.EmitAuditEventRequest())
+        client.rpc.EmitAuditEvent(pb.EmitAuditEventRequest())
     # The admin's id with a node's certificate is no way to admin rights either.
     admin_id = auth.admin_identity().agent_id
     spoof = ClientIdentity(agent_id=admin_id, cert_pem=node1.cert_pem, key_pem=node1.key_pem)
     with auth.client(spoof) as client, pytest.raises(NotAuthenticated):
-        client.call("GetClusterStatus", pb.GetClusterStatusRequest())
+        client.rpc.GetClusterStatus(pb.GetClusterStatusRequest())
 
 
 def test_locked_agent_is_denied_and_unregistered_is_unauthenticated(auth: RunningAuth) -> None:
     node = agent_identity(auth, "node-1")
     with auth.admin() as admin:
-        admin.call(
-            "CreateLock", pb.CreateLockRequest(target=pb.LockTarget(node="node-1"), reason="t")
-        )
+        admin.rpc.CreateLock(pb.CreateLockRequest(target=pb.LockTarget(node="node-1"), reason="t"))
     with auth.client(node) as client:
         with pytest.raises(AccessDenied, match="locked"):
-            client.call("RenewHostCerts", pb.RenewHostCertsRequest())
+            client.rpc.RenewHostCerts(pb.RenewHostCertsRequest())
         # Still heard: what a locked node did about its lock is worth an audit record.
-        client.call("EmitAuditEvent", pb.EmitAuditEventRequest())
+        client.rpc.EmitAuditEvent(pb.EmitAuditEventRequest())
     auth.backend_call(lambda backend: backend.delete("agents/node-1"))
     with auth.client(node) as client, pytest.raises(NotAuthenticated):
-        client.call("EmitAuditEvent", pb.EmitAuditEventRequest())
+        client.rpc.EmitAuditEvent(pb.EmitAuditEventRequest())
 
 
 def _raw_call(

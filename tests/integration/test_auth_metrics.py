@@ -35,13 +35,11 @@ def test_metrics_on_the_diagnostics_address(tmp_path: Path, clock: FakeClock) ->
     ) as auth:
         add_user(auth, "alice")
         with login(auth, "alice") as client:
-            client.call(
-                "IssueUserCerts",
+            client.rpc.IssueUserCerts(
                 pb.IssueUserCertsRequest(ssh_public_key=KEY),
             )
         with auth.client() as anon, pytest.raises(NotAuthenticated):
-            anon.call(
-                "AuthenticateLocal",
+            anon.rpc.AuthenticateLocal(
                 pb.AuthenticateLocalRequest(username="alice", password="wrong-one!"),
             )
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text

@@ -17,8 +17,8 @@ from tests.servers import running_auth
 
 def _status(data_dir: Path) -> pb.GetClusterStatusResponse:
     with running_auth(data_dir) as auth, auth.admin() as client:
-        reply: pb.GetClusterStatusResponse = client.call(
-            "GetClusterStatus", pb.GetClusterStatusRequest()
+        reply: pb.GetClusterStatusResponse = client.rpc.GetClusterStatus(
+            pb.GetClusterStatusRequest()
         )
         return reply
 
@@ -87,7 +87,7 @@ def test_unexpected_errors_become_internal_with_a_request_id_and_no_details(
 ) -> None:
     _Boom.raise_next = RuntimeError("db password=hunter2 at /secret/path")
     with boom_server.client() as client, pytest.raises(errors.Internal) as info:
-        client.call("GetClusterCAs", pb.GetClusterCAsRequest())
+        client.rpc.GetClusterCAs(pb.GetClusterCAsRequest())
     message = str(info.value)
     assert "request id" in message
     assert "hunter2" not in message and "Traceback" not in message
@@ -104,7 +104,7 @@ def test_errors_cross_the_wire_as_themselves(
 ) -> None:
     _Boom.raise_next = cls("what happened")
     with boom_server.client() as client, pytest.raises(errors.MeziteError) as info:
-        client.call("GetClusterCAs", pb.GetClusterCAsRequest())
+        client.rpc.GetClusterCAs(pb.GetClusterCAsRequest())
     if cls is errors.ConnectionProblem:
         # UNAVAILABLE reads as "cannot reach" on the client: still ConnectionProblem.
         assert type(info.value) is errors.ConnectionProblem

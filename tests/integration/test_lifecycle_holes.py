@@ -26,13 +26,13 @@ def test_a_deleted_users_session_does_not_come_back_as_the_new_account(
     add_user(auth, "alice")
     old = login(auth, "alice")
     with auth.admin() as admin:
-        admin.call("DeleteUser", pb.DeleteUserRequest(name="alice"))
+        admin.rpc.DeleteUser(pb.DeleteUserRequest(name="alice"))
     add_user(auth, "alice", roles=("admin",))
     with old:
         with pytest.raises(NotAuthenticated):
-            old.call("GetCurrentUser", pb.GetCurrentUserRequest())
+            old.rpc.GetCurrentUser(pb.GetCurrentUserRequest())
         with pytest.raises(NotAuthenticated):
-            old.call("ListUsers", pb.ListUsersRequest())
+            old.rpc.ListUsers(pb.ListUsersRequest())
     session_id = old.identity.session_id
     assert session_id is not None
     with proxy_for(auth, tmp_path / "proxy") as proxy, proxy.client() as web:
@@ -40,21 +40,21 @@ def test_a_deleted_users_session_does_not_come_back_as_the_new_account(
         assert reply.status_code == 401, reply.text
     # The new account's own login is unaffected.
     with login(auth, "alice") as fresh:
-        assert fresh.call("GetCurrentUser", pb.GetCurrentUserRequest()).roles == ["admin"]
+        assert fresh.rpc.GetCurrentUser(pb.GetCurrentUserRequest()).roles == ["admin"]
 
 
 def _invite(auth: RunningAuth, method: str, name: str, **kw: object) -> str:
     with auth.admin() as admin:
         if method == "CreateUser":
-            reply = admin.call("CreateUser", pb.CreateUserRequest(name=name, **kw))  # type: ignore[arg-type]
+            reply = admin.rpc.CreateUser(pb.CreateUserRequest(name=name, **kw))  # type: ignore[arg-type]
         else:
-            reply = admin.call("ResetUser", pb.ResetUserRequest(name=name))
+            reply = admin.rpc.ResetUser(pb.ResetUserRequest(name=name))
     return str(reply.invite_token)
 
 
 def _accept(auth: RunningAuth, token: str, password: str) -> pb.AcceptInviteResponse:
     with auth.client() as anon:
-        return anon.call("AcceptInvite", pb.AcceptInviteRequest(token=token, password=password))
+        return anon.rpc.AcceptInvite(pb.AcceptInviteRequest(token=token, password=password))
 
 
 def _can_log_in(auth: RunningAuth, name: str, password: str) -> bool:
@@ -80,7 +80,7 @@ def test_a_deleted_accounts_invite_cannot_set_the_new_accounts_password(
 ) -> None:
     old = _invite(auth, "CreateUser", "dora", roles=["access"], logins=["dora"])
     with auth.admin() as admin:
-        admin.call("DeleteUser", pb.DeleteUserRequest(name="dora"))
+        admin.rpc.DeleteUser(pb.DeleteUserRequest(name="dora"))
     new = _invite(auth, "CreateUser", "dora", roles=["admin"], logins=["dora"])
     with pytest.raises(NotAuthenticated):
         _accept(auth, old, NEW_PASSWORD)
@@ -94,11 +94,11 @@ def test_a_deleted_agent_identitys_certificate_stays_dead_when_the_name_is_reuse
 ) -> None:
     first = bot.bootstrap(tmp_path / "first", create(auth, "ci"), auth.addr, pin(auth))
     with auth.admin() as admin:
-        admin.call("DeleteAgentIdentity", pb.DeleteAgentIdentityRequest(name="ci"))
+        admin.rpc.DeleteAgentIdentity(pb.DeleteAgentIdentityRequest(name="ci"))
     second = bot.bootstrap(tmp_path / "second", create(auth, "ci"), auth.addr, pin(auth))
 
     with auth.client(first.identity()) as ghost, pytest.raises(NotAuthenticated):
-        ghost.call("ListNodes", pb.ListNodesRequest())
+        ghost.rpc.ListNodes(pb.ListNodesRequest())
     # The same certificate, claiming the new incarnation's agent id, is no better.
     forged = ClientIdentity(
         agent_id=second.identity().agent_id,
@@ -106,7 +106,7 @@ def test_a_deleted_agent_identitys_certificate_stays_dead_when_the_name_is_reuse
         key_pem=first.identity().key_pem,
     )
     with auth.client(forged) as ghost, pytest.raises(NotAuthenticated):
-        ghost.call("ListNodes", pb.ListNodesRequest())
+        ghost.rpc.ListNodes(pb.ListNodesRequest())
     with pytest.raises((NotAuthenticated, AccessDenied)):
         bot.renew(tmp_path / "first", first)
 
@@ -124,7 +124,7 @@ def test_a_deleted_identitys_bootstrap_token_cannot_bootstrap_the_new_one(
 ) -> None:
     old_token = create(auth, "ci")
     with auth.admin() as admin:
-        admin.call("DeleteAgentIdentity", pb.DeleteAgentIdentityRequest(name="ci"))
+        admin.rpc.DeleteAgentIdentity(pb.DeleteAgentIdentityRequest(name="ci"))
     new_token = create(auth, "ci")
     with pytest.raises(NotAuthenticated):
         bot.bootstrap(tmp_path / "ghost", old_token, auth.addr, pin(auth))
@@ -137,13 +137,13 @@ def test_unlocking_an_identity_keeps_its_deleted_namesakes_certificates_dead(
 ) -> None:
     first = bot.bootstrap(tmp_path / "first", create(auth, "ci"), auth.addr, pin(auth))
     with auth.admin() as admin:
-        admin.call("DeleteAgentIdentity", pb.DeleteAgentIdentityRequest(name="ci"))
+        admin.rpc.DeleteAgentIdentity(pb.DeleteAgentIdentityRequest(name="ci"))
     bot.bootstrap(tmp_path / "second", create(auth, "ci"), auth.addr, pin(auth))
     with auth.admin() as admin:
-        admin.call("SetAgentIdentityLock", pb.SetAgentIdentityLockRequest(name="ci", locked=True))
+        admin.rpc.SetAgentIdentityLock(pb.SetAgentIdentityLockRequest(name="ci", locked=True))
         assert identities(auth)["ci"].locked
-        admin.call("SetAgentIdentityLock", pb.SetAgentIdentityLockRequest(name="ci", locked=False))
-        remaining = admin.call("ListLocks", pb.ListLocksRequest()).locks
+        admin.rpc.SetAgentIdentityLock(pb.SetAgentIdentityLockRequest(name="ci", locked=False))
+        remaining = admin.rpc.ListLocks(pb.ListLocksRequest()).locks
     assert not identities(auth)["ci"].locked
     # The lock on the first incarnation (its SSH certificate) is still there.
     (kept,) = remaining
@@ -160,10 +160,10 @@ def test_a_node_joined_again_under_a_removed_nodes_name_is_not_locked(
 
     old = join_node(auth, tmp_path / "old", "web-1")
     with auth.admin() as admin:
-        admin.call("DeleteAgent", pb.DeleteAgentRequest(id_or_name="web-1", kind="node"))
+        admin.rpc.DeleteAgent(pb.DeleteAgentRequest(id_or_name="web-1", kind="node"))
     new = join_node(auth, tmp_path / "new", "web-1")
     assert new.agent_id != old.agent_id
     with auth.client(identity(new)) as node:
-        node.call("RenewHostCerts", renew_request())
+        node.rpc.RenewHostCerts(renew_request())
     with auth.client(identity(old)) as ghost, pytest.raises(NotAuthenticated):
-        ghost.call("RenewHostCerts", renew_request())
+        ghost.rpc.RenewHostCerts(renew_request())

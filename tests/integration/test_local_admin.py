@@ -28,7 +28,7 @@ def copy_identity(auth: RunningAuth, to: Path) -> ClientIdentity:
 
 def status(addr: str, ca: bytes, identity: ClientIdentity) -> str:
     with AuthClient(addr, ca, identity) as client:
-        return str(client.call("GetClusterStatus", pb.GetClusterStatusRequest()).caller)
+        return str(client.rpc.GetClusterStatus(pb.GetClusterStatusRequest()).caller)
 
 
 def lifetime(cert_pem: bytes) -> float:
@@ -90,7 +90,7 @@ def test_the_in_process_proxy_reloads_its_renewed_identity(tmp_path: Path) -> No
             assert fresh.identity.cert_pem == (identity.directory / "cert.pem").read_bytes()
 
             async def list_nodes() -> int:
-                reply = await fresh.call("ListNodes", pb.ListNodesRequest())
+                reply = await fresh.rpc.ListNodes(pb.ListNodesRequest())
                 return len(reply.nodes)
 
             assert auth.loop.run(list_nodes()) == 0

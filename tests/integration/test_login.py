@@ -25,8 +25,8 @@ from tests.servers import RunningAuth, running_auth
 
 def _auth_local(auth: RunningAuth, name: str, password: str) -> pb.AuthenticateLocalResponse:
     with auth.client() as anon:
-        return anon.call(  # type: ignore[no-any-return]
-            "AuthenticateLocal", pb.AuthenticateLocalRequest(username=name, password=password)
+        return anon.rpc.AuthenticateLocal(
+            pb.AuthenticateLocalRequest(username=name, password=password)
         )
 
 
@@ -36,7 +36,7 @@ def test_login_returns_a_session_that_identifies_the_user(auth: RunningAuth) -> 
     assert len(reply.session_id) >= 22  # >= 128 bits, url-safe base64
     assert reply.expires == pytest.approx(auth.server.clock.now() + 12 * 3600, abs=5)
     with auth.client(ClientIdentity(session_id=reply.session_id)) as client:
-        me = client.call("GetCurrentUser", pb.GetCurrentUserRequest())
+        me = client.rpc.GetCurrentUser(pb.GetCurrentUserRequest())
     assert (me.username, list(me.roles), list(me.logins)) == ("alice", ["access"], ["alice"])
     login_events = [e for e in audit_events(auth, "user.login") if e.user == "alice"]
     assert len(login_events) == 1
@@ -131,10 +131,9 @@ def test_unauthenticated_calls_are_rate_limited_per_peer(tmp_path: Path, clock: 
         add_user(auth, "alice")
         with auth.client() as anon:
             for _ in range(5):
-                anon.call("Ping", pb.PingRequest())
+                anon.rpc.Ping(pb.PingRequest())
             with pytest.raises(LimitExceeded):
-                anon.call(
-                    "AuthenticateLocal",
+                anon.rpc.AuthenticateLocal(
                     pb.AuthenticateLocalRequest(username="alice", password=PASSWORD),
                 )
         assert keys_under(auth, "sessions/") == []
@@ -143,18 +142,18 @@ def test_unauthenticated_calls_are_rate_limited_per_peer(tmp_path: Path, clock: 
         # Authenticated calls are not limited by it.
         with auth.admin() as admin:
             for _ in range(10):
-                admin.call("ListUsers", pb.ListUsersRequest())
+                admin.rpc.ListUsers(pb.ListUsersRequest())
 
 
 def test_logout_kills_the_session(auth: RunningAuth) -> None:
     add_user(auth, "alice")
     client = login(auth, "alice")
     with client:
-        client.call("Logout", pb.LogoutRequest())
+        client.rpc.Logout(pb.LogoutRequest())
         with pytest.raises(NotAuthenticated):
-            client.call("GetCurrentUser", pb.GetCurrentUserRequest())
+            client.rpc.GetCurrentUser(pb.GetCurrentUserRequest())
         with pytest.raises(NotAuthenticated):
-            client.call("Logout", pb.LogoutRequest())
+            client.rpc.Logout(pb.LogoutRequest())
     assert keys_under(auth, "sessions/") == []
     assert [e.user for e in audit_events(auth, "session.logout")] == ["alice"]
     denied = audit_events(auth, "access.denied")
@@ -166,7 +165,7 @@ def test_sessions_expire(auth: RunningAuth, clock: FakeClock) -> None:
     with login(auth, "alice") as client:
         clock.advance(12 * 3600 + 1)
         with pytest.raises(NotAuthenticated, match="expired"):
-            client.call("GetCurrentUser", pb.GetCurrentUserRequest())
+            client.rpc.GetCurrentUser(pb.GetCurrentUserRequest())
 
 
 @pytest.mark.parametrize("action", ["DeleteUser", "ResetUser"])
@@ -176,47 +175,47 @@ def test_deleting_or_resetting_a_user_kills_its_sessions(auth: RunningAuth, acti
     alice, bob = login(auth, "alice"), login(auth, "bob")
     request_cls = getattr(pb, f"{action}Request")
     with auth.admin() as admin:
-        admin.call(action, request_cls(name="alice"))
+        getattr(admin.rpc, action)(request_cls(name="alice"))
     with alice, pytest.raises(NotAuthenticated):
-        alice.call("GetCurrentUser", pb.GetCurrentUserRequest())
+        alice.rpc.GetCurrentUser(pb.GetCurrentUserRequest())
     with bob:
-        assert bob.call("GetCurrentUser", pb.GetCurrentUserRequest()).username == "bob"
+        assert bob.rpc.GetCurrentUser(pb.GetCurrentUserRequest()).username == "bob"
     with pytest.raises(NotAuthenticated):
         _auth_local(auth, "alice", PASSWORD)
 
 
 def test_invite_sets_the_password_once(auth: RunningAuth) -> None:
     with auth.admin() as admin:
-        reply = admin.call(
-            "CreateUser", pb.CreateUserRequest(name="carol", roles=["access"], logins=["carol"])
+        reply = admin.rpc.CreateUser(
+            pb.CreateUserRequest(name="carol", roles=["access"], logins=["carol"])
         )
     token = reply.invite_token
     assert token and reply.invite_expires > auth.server.clock.now()
     with pytest.raises(NotAuthenticated):
         _auth_local(auth, "carol", PASSWORD)
     with auth.client() as anon:
-        anon.call("AcceptInvite", pb.AcceptInviteRequest(token=token, password=PASSWORD))
+        anon.rpc.AcceptInvite(pb.AcceptInviteRequest(token=token, password=PASSWORD))
         with pytest.raises(NotAuthenticated, match="invite"):
-            anon.call("AcceptInvite", pb.AcceptInviteRequest(token=token, password="x" * 12))
+            anon.rpc.AcceptInvite(pb.AcceptInviteRequest(token=token, password="x" * 12))
     assert _auth_local(auth, "carol", PASSWORD).session_id
     assert keys_under(auth, "invites/") == []
 
 
 def test_invites_expire_and_bad_ones_change_nothing(auth: RunningAuth, clock: FakeClock) -> None:
     with auth.admin() as admin:
-        token = admin.call(
-            "CreateUser", pb.CreateUserRequest(name="dave", roles=["access"], logins=["dave"])
+        token = admin.rpc.CreateUser(
+            pb.CreateUserRequest(name="dave", roles=["access"], logins=["dave"])
         ).invite_token
     name, secret = token.split(".")
     forged = f"{name}.{'A' * len(secret)}"
     with auth.client() as anon:
         for bad in (forged, "garbage", ""):
             with pytest.raises(NotAuthenticated):
-                anon.call("AcceptInvite", pb.AcceptInviteRequest(token=bad, password=PASSWORD))
+                anon.rpc.AcceptInvite(pb.AcceptInviteRequest(token=bad, password=PASSWORD))
         assert keys_under(auth, "invites/") == [f"invites/{name}"]  # the forgery used nothing
         clock.advance(3601)
         with pytest.raises(NotAuthenticated):
-            anon.call("AcceptInvite", pb.AcceptInviteRequest(token=token, password=PASSWORD))
+            anon.rpc.AcceptInvite(pb.AcceptInviteRequest(token=token, password=PASSWORD))
     failures = [e for e in audit_events(auth, "user.password_change") if not e.success]
     assert len(failures) == 4
 
@@ -227,8 +226,7 @@ def test_passwords_are_bounded(auth: RunningAuth) -> None:
     with auth.admin() as admin:
         for bad in ("short", "x" * 257, "with\nnewline"):
             with pytest.raises(BadParameter):
-                admin.call(
-                    "CreateUser",
+                admin.rpc.CreateUser(
                     pb.CreateUserRequest(name="erin", roles=["access"], password=bad),
                 )
     assert keys_under(auth, "users/") == []

@@ -32,7 +32,7 @@ from tests.servers import LoopThread, RunningAuth
 
 def new_token(auth: RunningAuth, type: str) -> str:
     with auth.admin() as admin:
-        return str(admin.call("CreateToken", pb.CreateTokenRequest(type=type)).token)
+        return str(admin.rpc.CreateToken(pb.CreateTokenRequest(type=type)).token)
 
 
 def pin(auth: RunningAuth) -> str:
@@ -135,8 +135,7 @@ def joined_config(auth: RunningAuth, data_dir: Path) -> ServerConfig:
 def test_a_proxy_token_joins_a_proxy_with_a_server_certificate(auth: RunningAuth) -> None:
     keys, web = new_node_keys(), new_tls_key()
     with auth.client() as anon:
-        reply = anon.call(
-            "RegisterAgent",
+        reply = anon.rpc.RegisterAgent(
             pb.RegisterAgentRequest(
                 token=new_token(auth, "proxy"),
                 name="edge-1",
@@ -183,8 +182,7 @@ def test_a_token_only_joins_its_own_kind_and_a_refusal_spends_nothing(
     server_key = new_tls_key().public_pem if token_type == "node" else ""
     agents_before = keys_under(auth, "agents/")
     with auth.client() as anon, pytest.raises(NotAuthenticated) as info:
-        anon.call(
-            "RegisterAgent",
+        anon.rpc.RegisterAgent(
             pb.RegisterAgentRequest(
                 token=token,
                 name="sneaky",
@@ -203,8 +201,7 @@ def test_a_malformed_server_key_is_refused_before_the_token_is_spent(auth: Runni
     token = new_token(auth, "proxy")
     keys = new_node_keys()
     with auth.client() as anon, pytest.raises(BadParameter):
-        anon.call(
-            "RegisterAgent",
+        anon.rpc.RegisterAgent(
             pb.RegisterAgentRequest(
                 token=token,
                 name="edge-1",
@@ -263,7 +260,7 @@ def test_renewal_serves_new_certificates_to_new_connections(
             assert login.status_code == 200, login.text
 
         async def list_nodes() -> object:
-            return await proxy.service.auth_client().call("ListNodes", pb.ListNodesRequest())
+            return await proxy.service.auth_client().rpc.ListNodes(pb.ListNodesRequest())
 
         proxy.loop.run(list_nodes())
         renewed = [
@@ -340,8 +337,7 @@ def test_renewal_keys_must_match_the_agent_kind(auth: RunningAuth, tmp_path: Pat
         keys = new_node_keys()
 
         async def renew_without_server_key() -> object:
-            return await proxy.service.auth_client().call(
-                "RenewHostCerts",
+            return await proxy.service.auth_client().rpc.RenewHostCerts(
                 pb.RenewHostCertsRequest(
                     ssh_public_key=keys.ssh_public_line, tls_public_key_pem=keys.tls_public_pem
                 ),
@@ -367,8 +363,7 @@ def test_renewal_keys_must_match_the_agent_kind(auth: RunningAuth, tmp_path: Pat
     )
     issued = len(audit_events(auth, "cert.create"))
     with auth.client(identity) as client, pytest.raises(BadParameter, match="only a proxy"):
-        client.call(
-            "RenewHostCerts",
+        client.rpc.RenewHostCerts(
             pb.RenewHostCertsRequest(
                 ssh_public_key=keys.ssh_public_line,
                 tls_public_key_pem=keys.tls_public_pem,

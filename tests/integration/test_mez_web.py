@@ -1,6 +1,6 @@
-"""mez's client for the proxy's REST API (cli/mez_web.py) against a real proxy and auth:
-the pinned CA and the address are checked before anything is sent, and errors come
-back as the vocabulary."""
+"""mez's client for the proxy's REST API (proto.cluster_api.WebClusterAPI) against a
+real proxy and auth: the pinned CA and the address are checked before anything is
+sent, and errors come back as the vocabulary."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from cli.mez_client import trust_bundle
-from cli.mez_web import WebAPI, ping
+from proto.cluster_api import WebClusterAPI
 from proto.errors import BadParameter, NotAuthenticated, TrustFailure
 from proto.keys import new_node_keys
 from proto.trust import spki_pin
+from proto.web_client import ping
 from server.proxy import GrpcAuthGateway
 from tests.integration.conftest import PASSWORD, add_user, audit_events
 from tests.integration.proxy_fixtures import (
@@ -61,17 +62,17 @@ def test_login_certs_nodes_me_and_logout(stack: tuple[RunningAuth, RunningProxy]
     auth, proxy = stack
     addr = f"127.0.0.1:{proxy.handle.port}"
     doc = ping(addr)
-    ca_pem, pin = trust_bundle(doc["ca_pem"], doc["ca_pins"][0], None)
+    ca_pem, pin = trust_bundle(doc.ca_pem, doc.ca_pins[0], None)
     assert pin == spki_pin(auth.ca_pem.decode())
-    session = WebAPI(addr, ca_pem).login("alice", PASSWORD)
-    web = WebAPI(addr, ca_pem, session)
-    issued = web.certs(new_node_keys().ssh_public_line, 3600)
-    assert issued["ssh_certificate"].startswith("ssh-ed25519-cert-v01@openssh.com ")
-    assert web.me()["username"] == "alice"
-    assert web.nodes({"env": "prod"}) == []
+    session = WebClusterAPI(addr, ca_pem).login("alice", PASSWORD).session_id
+    web = WebClusterAPI(addr, ca_pem, session)
+    issued = web.issue_user_certs(new_node_keys().ssh_public_line, 3600)
+    assert issued.ssh_certificate.startswith("ssh-ed25519-cert-v01@openssh.com ")
+    assert web.current_user().username == "alice"
+    assert web.list_nodes({"env": "prod"}) == []
     web.logout()
     with pytest.raises(NotAuthenticated):
-        web.me()
+        web.current_user()
 
 
 def test_errors_arrive_as_the_vocabulary(stack: tuple[RunningAuth, RunningProxy]) -> None:
@@ -80,11 +81,11 @@ def test_errors_arrive_as_the_vocabulary(stack: tuple[RunningAuth, RunningProxy]
     ca_pem = auth.ca_pem.decode()
     before = len(audit_events(auth, "user.login.failed"))
     with pytest.raises(NotAuthenticated, match="invalid username or password"):
-        WebAPI(addr, ca_pem).login("alice", "wrong password")
+        WebClusterAPI(addr, ca_pem).login("alice", "wrong password")
     assert len(audit_events(auth, "user.login.failed")) == before + 1
-    session = WebAPI(addr, ca_pem).login("alice", PASSWORD)
+    session = WebClusterAPI(addr, ca_pem).login("alice", PASSWORD).session_id
     with pytest.raises(BadParameter):
-        WebAPI(addr, ca_pem, session).certs("ssh-dss AAAA", 60)
+        WebClusterAPI(addr, ca_pem, session).issue_user_certs("ssh-dss AAAA", 60)
 
 
 def test_a_proxy_the_pinned_ca_does_not_verify_gets_nothing(
@@ -93,7 +94,7 @@ def test_a_proxy_the_pinned_ca_does_not_verify_gets_nothing(
     auth, proxy = stack
     before = len(audit_events(auth, "user.login", "user.login.failed"))
     with pytest.raises(TrustFailure, match="not verified by the cluster CA"):
-        WebAPI(f"127.0.0.1:{proxy.handle.port}", other_ca()).login("alice", PASSWORD)
+        WebClusterAPI(f"127.0.0.1:{proxy.handle.port}", other_ca()).login("alice", PASSWORD)
     # The right CA, but a certificate for another name than the address dialled.
     elsewhere = issue_proxy_tls(auth, tmp_path / "tls", names=("elsewhere.example",))
     gateway = lambda: GrpcAuthGateway(auth.addr, auth.ca_pem)  # noqa: E731
@@ -101,10 +102,12 @@ def test_a_proxy_the_pinned_ca_does_not_verify_gets_nothing(
         running_proxy(gateway, proxy_settings(auth), elsewhere) as misnamed,
         pytest.raises(TrustFailure),
     ):
-        WebAPI(f"127.0.0.1:{misnamed.handle.port}", auth.ca_pem.decode()).login("alice", PASSWORD)
+        WebClusterAPI(f"127.0.0.1:{misnamed.handle.port}", auth.ca_pem.decode()).login(
+            "alice", PASSWORD
+        )
     assert len(audit_events(auth, "user.login", "user.login.failed")) == before  # never sent
     doc = ping(f"127.0.0.1:{proxy.handle.port}")
     with pytest.raises(TrustFailure):
-        trust_bundle(doc["ca_pem"], "sha256:" + "0" * 64, None)
+        trust_bundle(doc.ca_pem, "sha256:" + "0" * 64, None)
     with pytest.raises(NotAuthenticated, match="without a CA pin"):
-        trust_bundle(doc["ca_pem"], None, None)
+        trust_bundle(doc.ca_pem, None, None)

@@ -25,8 +25,8 @@ from tests.servers import LoopThread, RunningAuth
 
 def new_token(auth: RunningAuth, type: str = "node", ttl: int = 600, **labels: str) -> str:
     with auth.admin() as admin:
-        reply = admin.call(
-            "CreateToken", pb.CreateTokenRequest(type=type, ttl_seconds=ttl, labels=labels)
+        reply = admin.rpc.CreateToken(
+            pb.CreateTokenRequest(type=type, ttl_seconds=ttl, labels=labels)
         )
     return str(reply.token)
 
@@ -49,8 +49,7 @@ def join_node(
 def register(auth: RunningAuth, token: str, name: str) -> pb.RegisterAgentResponse:
     keys = new_node_keys()
     with auth.client() as anon:
-        return anon.call(  # type: ignore[no-any-return]
-            "RegisterAgent",
+        return anon.rpc.RegisterAgent(
             pb.RegisterAgentRequest(
                 token=token,
                 name=name,
@@ -104,7 +103,7 @@ def test_bad_tokens_get_one_error_and_change_nothing(auth: RunningAuth, clock: F
     kept = new_token(auth)
     deleted = new_token(auth)
     with auth.admin() as admin:
-        admin.call("DeleteToken", pb.DeleteTokenRequest(name=deleted.split(".")[0]))
+        admin.rpc.DeleteToken(pb.DeleteTokenRequest(name=deleted.split(".")[0]))
     expiring = new_token(auth, ttl=60)
     used = new_token(auth)
     register(auth, used, "first")
@@ -198,7 +197,7 @@ def test_heartbeats_list_nodes_and_expiry_removes_them(
         beating = Beating(auth)
         try:
             beat = beating.start(ident)
-            (node,) = admin.call("ListNodes", pb.ListNodesRequest()).nodes
+            (node,) = admin.rpc.ListNodes(pb.ListNodesRequest()).nodes
             assert (node.name, node.id, node.addr) == ("web-1", ident.agent_id, "127.0.0.1:3022")
             assert dict(node.labels) == {"env": "prod"}
             assert beat.acks >= 1
@@ -221,7 +220,7 @@ def test_list_nodes_is_filtered_by_role_labels(auth: RunningAuth, tmp_path: Path
         ),
     )
     with auth.admin() as admin:
-        admin.call("UpsertRole", pb.UpsertRoleRequest(role=role))
+        admin.rpc.UpsertRole(pb.UpsertRoleRequest(role=role))
     add_user(auth, "dana", roles=("dev-only",))
     beating = Beating(auth)
     try:
@@ -231,13 +230,13 @@ def test_list_nodes_is_filtered_by_role_labels(auth: RunningAuth, tmp_path: Path
             assert _node_names(dana.call) == ["dev-1", "dev-2"]
         with auth.admin() as admin:
             assert _node_names(admin.call) == ["dev-1", "dev-2", "prod-1"]
-            page = admin.call("ListNodes", pb.ListNodesRequest(limit=2))
+            page = admin.rpc.ListNodes(pb.ListNodesRequest(limit=2))
             assert [n.name for n in page.nodes] == ["dev-1", "dev-2"]
-            rest = admin.call(
-                "ListNodes", pb.ListNodesRequest(limit=2, page_token=page.next_page_token)
+            rest = admin.rpc.ListNodes(
+                pb.ListNodesRequest(limit=2, page_token=page.next_page_token)
             )
             assert [n.name for n in rest.nodes] == ["prod-1"] and rest.next_page_token == ""
-            only = admin.call("ListNodes", pb.ListNodesRequest(labels={"env": "prod"}))
+            only = admin.rpc.ListNodes(pb.ListNodesRequest(labels={"env": "prod"}))
             assert [n.name for n in only.nodes] == ["prod-1"]
     finally:
         beating.close()
@@ -254,16 +253,12 @@ def test_nodes_report_audit_events_under_their_own_name(auth: RunningAuth, tmp_p
     )
     fields = json.dumps({"command": "id -un", "exit_code": 0, "node": "forged"})
     with node:
-        node.call(
-            "EmitAuditEvent",
-            pb.EmitAuditEventRequest(events=[pb.AuditEvent(type="exec", user="alice",
-                                                           fields_json=fields)]),
-        )  # fmt: skip
+        event = pb.AuditEvent(type="exec", user="alice", fields_json=fields)
+        node.rpc.EmitAuditEvent(pb.EmitAuditEventRequest(events=[event]))
         from proto.errors import BadParameter
 
         with pytest.raises(BadParameter):
-            node.call(
-                "EmitAuditEvent",
+            node.rpc.EmitAuditEvent(
                 pb.EmitAuditEventRequest(events=[pb.AuditEvent(type="user.login", user="x")]),
             )
     (event,) = audit_events(auth, "exec")
@@ -292,7 +287,7 @@ def test_host_certificates_are_renewed_over_mtls(auth: RunningAuth, tmp_path: Pa
         key_pem=ident.tls_key_pem.encode(),
     )
     with auth.client(node) as client:
-        creds = client.call("RenewHostCerts", request).credentials
+        creds = client.rpc.RenewHostCerts(request).credentials
     cert = load_ssh_public_identity(creds.ssh_host_certificate.encode())
     assert isinstance(cert, SSHCertificate)
     assert ident.agent_id.encode() in cert.valid_principals
@@ -300,6 +295,6 @@ def test_host_certificates_are_renewed_over_mtls(auth: RunningAuth, tmp_path: Pa
     assert isinstance(old, SSHCertificate) and cert.serial != old.serial
     # Only the node itself: not the admin, not anonymous.
     with auth.admin() as admin, pytest.raises(AccessDenied):
-        admin.call("RenewHostCerts", request)
+        admin.rpc.RenewHostCerts(request)
     with auth.client() as anon, pytest.raises(NotAuthenticated):
-        anon.call("RenewHostCerts", request)
+        anon.rpc.RenewHostCerts(request)

@@ -161,7 +161,7 @@ def test_login_sets_a_session_cookie_with_exactly_these_flags(
     assert reply.headers["cache-control"] == "no-store"
     # The session works over gRPC too: it is auth's own session.
     with auth.client(ClientIdentity(session_id=body["session_id"])) as client_:
-        assert client_.call("GetCurrentUser", pb.GetCurrentUserRequest()).username == "cookie-flags"
+        assert client_.rpc.GetCurrentUser(pb.GetCurrentUserRequest()).username == "cookie-flags"
 
 
 def test_wrong_password_and_unknown_user_get_the_same_401(
@@ -400,7 +400,7 @@ def test_logout_ends_the_session_for_rest_and_grpc(
         auth.client(ClientIdentity(session_id=session)) as grpc_client,
         pytest.raises(NotAuthenticated),
     ):
-        grpc_client.call("GetCurrentUser", pb.GetCurrentUserRequest())
+        grpc_client.rpc.GetCurrentUser(pb.GetCurrentUserRequest())
     assert len(wait_for_events(auth, "session.logout", user, 1)) == 1
 
 
@@ -500,7 +500,7 @@ def test_malformed_cert_requests_are_400(
     auth: RunningAuth, proxy: RunningProxy, body: dict[str, Any]
 ) -> None:
     with auth.admin() as admin:
-        users = admin.call("ListUsers", pb.ListUsersRequest()).users
+        users = admin.rpc.ListUsers(pb.ListUsersRequest()).users
     if "bad-certs" not in {u.name for u in users}:
         add_user(auth, "bad-certs")
     session = web_login(proxy, "bad-certs")
@@ -595,8 +595,11 @@ def test_with_auth_unreachable_readyz_is_503_and_calls_are_503(
 
 
 class ExplodingGateway:
-    async def call(self, method: str, request: Any, **kwargs: Any) -> Any:
+    def stub(self) -> Any:
         raise RuntimeError("secret internals")
+
+    def metadata(self, session_id: str | None, client_ip: str) -> tuple[tuple[str, str], ...]:
+        return ()
 
 
 def test_unexpected_errors_are_json_500_with_a_request_id(

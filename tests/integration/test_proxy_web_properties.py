@@ -74,8 +74,8 @@ class Stack:
 
     def login(self, name: str) -> str:
         with self.auth.client() as anon:
-            reply = anon.call(
-                "AuthenticateLocal", pb.AuthenticateLocalRequest(username=name, password=PASSWORD)
+            reply = anon.rpc.AuthenticateLocal(
+                pb.AuthenticateLocalRequest(username=name, password=PASSWORD)
             )
         return str(reply.session_id)
 
@@ -171,7 +171,7 @@ def test_the_shared_sessions_survived(stack: Stack) -> None:
     """The run above must not have ended the sessions it relied on (else it tested 401s)."""
     for session in stack.sessions.values():
         with stack.auth.client(ClientIdentity(session_id=session)) as client:
-            assert client.call("GetCurrentUser", pb.GetCurrentUserRequest()).username
+            assert client.rpc.GetCurrentUser(pb.GetCurrentUserRequest()).username
 
 
 def test_successful_answers_conform_too(stack: Stack) -> None:

@@ -38,8 +38,8 @@ ED25519 = ssh_public(ed25519.Ed25519PrivateKey.generate())
 
 def issue(auth: RunningAuth, user: str, key: str = ED25519, ttl: int = 0) -> SSHCertificate:
     with login(auth, user) as client:
-        reply = client.call(
-            "IssueUserCerts", pb.IssueUserCertsRequest(ssh_public_key=key, ttl_seconds=ttl)
+        reply = client.rpc.IssueUserCerts(
+            pb.IssueUserCertsRequest(ssh_public_key=key, ttl_seconds=ttl)
         )
     cert = load_ssh_public_identity(reply.ssh_certificate.encode())
     assert isinstance(cert, SSHCertificate)
@@ -91,16 +91,15 @@ def test_a_certificate_never_outlives_its_session(tmp_path: Path, clock: FakeClo
         add_user(auth, "alice")
         client = login(auth, "alice")
         with client:
-            session_end = client.call("GetCurrentUser", pb.GetCurrentUserRequest()).session_expires
+            session_end = client.rpc.GetCurrentUser(pb.GetCurrentUserRequest()).session_expires
             for _ in range(2):
-                reply = client.call(
-                    "IssueUserCerts",
+                reply = client.rpc.IssueUserCerts(
                     pb.IssueUserCertsRequest(ssh_public_key=ED25519, ttl_seconds=0),
                 )
                 assert reply.valid_before == int(session_end)
                 clock.advance(50 * 60)  # ten minutes of the session left, then none
             with pytest.raises(NotAuthenticated):
-                client.call("IssueUserCerts", pb.IssueUserCertsRequest(ssh_public_key=ED25519))
+                client.rpc.IssueUserCerts(pb.IssueUserCertsRequest(ssh_public_key=ED25519))
 
 
 def _role(name: str, max_ttl: int, **options: bool) -> pb.Role:
@@ -127,7 +126,7 @@ def test_ttl_is_clamped(
 ) -> None:
     auth = long_sessions
     with auth.admin() as admin:
-        admin.call("UpsertRole", pb.UpsertRoleRequest(role=_role("timed", role_ttl)))
+        admin.rpc.UpsertRole(pb.UpsertRoleRequest(role=_role("timed", role_ttl)))
     add_user(auth, "alice", roles=("timed",))
     cert = issue(auth, "alice", ttl=requested)
     assert cert.valid_before - cert.valid_after - 60 == pytest.approx(expected, abs=1)
@@ -135,7 +134,7 @@ def test_ttl_is_clamped(
 
 def test_extensions_come_from_role_options_only(auth: RunningAuth) -> None:
     with auth.admin() as admin:
-        admin.call("UpsertRole", pb.UpsertRoleRequest(role=_role("pty-only", 0, permit_pty=True)))
+        admin.rpc.UpsertRole(pb.UpsertRoleRequest(role=_role("pty-only", 0, permit_pty=True)))
     add_user(auth, "alice", roles=("pty-only",))
     cert = issue(auth, "alice")
     assert set(cert.extensions) == {
@@ -159,7 +158,7 @@ def test_deny_rules_remove_logins(auth: RunningAuth) -> None:
     role = _role("no-root", 0)
     role.deny.logins.append("root")
     with auth.admin() as admin:
-        admin.call("UpsertRole", pb.UpsertRoleRequest(role=role))
+        admin.rpc.UpsertRole(pb.UpsertRoleRequest(role=role))
     add_user(auth, "alice", roles=("no-root",), logins=("alice", "root"))
     assert issue(auth, "alice").valid_principals == [b"alice"]
 
@@ -209,11 +208,11 @@ def test_accepted_key_types(auth: RunningAuth, key: str) -> None:
 def test_a_certificate_line_cannot_be_certified(auth: RunningAuth) -> None:
     add_user(auth, "alice")
     with login(auth, "alice") as client:
-        cert_line = client.call(
-            "IssueUserCerts", pb.IssueUserCertsRequest(ssh_public_key=ED25519)
+        cert_line = client.rpc.IssueUserCerts(
+            pb.IssueUserCertsRequest(ssh_public_key=ED25519)
         ).ssh_certificate
         with pytest.raises(BadParameter, match="certificate"):
-            client.call("IssueUserCerts", pb.IssueUserCertsRequest(ssh_public_key=cert_line))
+            client.rpc.IssueUserCerts(pb.IssueUserCertsRequest(ssh_public_key=cert_line))
 
 
 def test_serials_stay_unique_across_restarts(tmp_path: Path, clock: FakeClock) -> None:
@@ -246,21 +245,21 @@ def test_admin_only_rpcs_refuse_non_admins(
     users_before = keys_under(auth, "users/")
     roles_before = keys_under(auth, "roles/")
     with login(auth, "eve") as client, pytest.raises(AccessDenied):
-        client.call(method, request_msg)  # type: ignore[arg-type]
+        getattr(client.rpc, method)(request_msg)
     assert keys_under(auth, "users/") == users_before
     assert keys_under(auth, "roles/") == roles_before
     assert keys_under(auth, "tokens/") == []
     denied = audit_events(auth, "access.denied")
     assert [json.loads(e.fields_json)["method"] for e in denied] == [method]
     with login(auth, "alice") as still_alive:
-        assert still_alive.call("GetCurrentUser", pb.GetCurrentUserRequest()).username == "alice"
+        assert still_alive.rpc.GetCurrentUser(pb.GetCurrentUserRequest()).username == "alice"
 
 
 def test_an_admin_user_administers(auth: RunningAuth) -> None:
     add_user(auth, "root-admin", roles=("admin",), logins=("ops",))
     with login(auth, "root-admin") as client:
-        client.call("CreateUser", pb.CreateUserRequest(name="bob", roles=["access"]))
-        assert {u.name for u in client.call("ListUsers", pb.ListUsersRequest()).users} == {
+        client.rpc.CreateUser(pb.CreateUserRequest(name="bob", roles=["access"]))
+        assert {u.name for u in client.rpc.ListUsers(pb.ListUsersRequest()).users} == {
             "root-admin",
             "bob",
         }
@@ -270,30 +269,28 @@ def test_audit_search_needs_admin_or_auditor(auth: RunningAuth) -> None:
     add_user(auth, "alice")
     add_user(auth, "audrey", roles=("auditor",), logins=())
     with login(auth, "alice") as client, pytest.raises(AccessDenied):
-        client.call("SearchAuditEvents", pb.SearchAuditEventsRequest())
+        client.rpc.SearchAuditEvents(pb.SearchAuditEventsRequest())
     with login(auth, "audrey") as client:
-        events = client.call("SearchAuditEvents", pb.SearchAuditEventsRequest()).events
+        events = client.rpc.SearchAuditEvents(pb.SearchAuditEventsRequest()).events
     assert {"user.create", "user.login"} <= {e.type for e in events}
 
 
 def test_users_need_existing_roles_and_valid_names(auth: RunningAuth) -> None:
     with auth.admin() as admin:
         with pytest.raises(NotFound, match="role"):
-            admin.call("CreateUser", pb.CreateUserRequest(name="x", roles=["nope"]))
+            admin.rpc.CreateUser(pb.CreateUserRequest(name="x", roles=["nope"]))
         for bad in ("", "UPPER", "a/b", "a" * 65, "-x"):
             with pytest.raises(BadParameter):
-                admin.call("CreateUser", pb.CreateUserRequest(name=bad, roles=["access"]))
+                admin.rpc.CreateUser(pb.CreateUserRequest(name=bad, roles=["access"]))
         with pytest.raises(BadParameter):
-            admin.call(
-                "CreateUser", pb.CreateUserRequest(name="x", roles=["access"], logins=["a,b"])
-            )
+            admin.rpc.CreateUser(pb.CreateUserRequest(name="x", roles=["access"], logins=["a,b"]))
     assert keys_under(auth, "users/") == []
 
 
 def test_tokens_are_stored_hashed_and_listed_without_secrets(auth: RunningAuth) -> None:
     with auth.admin() as admin:
-        made = admin.call("CreateToken", pb.CreateTokenRequest(type="node", labels={"env": "prod"}))
-        listed = admin.call("ListTokens", pb.ListTokensRequest()).tokens
+        made = admin.rpc.CreateToken(pb.CreateTokenRequest(type="node", labels={"env": "prod"}))
+        listed = admin.rpc.ListTokens(pb.ListTokensRequest()).tokens
         secret = made.token.split(".")[1]
         assert [(t.name, t.type, dict(t.labels)) for t in listed] == [
             (made.name, "node", {"env": "prod"})
@@ -306,10 +303,10 @@ def test_tokens_are_stored_hashed_and_listed_without_secrets(auth: RunningAuth) 
             pb.CreateTokenRequest(type="node", ttl_seconds=5),
         ):
             with pytest.raises(BadParameter):
-                admin.call("CreateToken", bad)
-        admin.call("DeleteToken", pb.DeleteTokenRequest(name=made.name))
+                admin.rpc.CreateToken(bad)
+        admin.rpc.DeleteToken(pb.DeleteTokenRequest(name=made.name))
         with pytest.raises(NotFound):
-            admin.call("DeleteToken", pb.DeleteTokenRequest(name=made.name))
+            admin.rpc.DeleteToken(pb.DeleteTokenRequest(name=made.name))
     assert [e.type for e in audit_events(auth, "token.create", "token.delete")] == [
         "token.create",
         "token.delete",

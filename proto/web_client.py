@@ -1,5 +1,6 @@
-"""`mez` through the proxy's REST API (`/v1/webapi/`), for profiles made with
+"""The transport to the proxy's REST API (`/v1/webapi/`), for profiles made with
 `mez login --proxy`: users then need to reach only the proxy, never auth's gRPC port.
+``proto.cluster_api.WebClusterAPI`` speaks the API's calls over it.
 
 Every request that carries a password or a session is verified against the cluster CA
 that the user's pin selected, and the proxy's certificate must name the address dialled.
@@ -15,7 +16,7 @@ import json
 import ssl
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from proto.errors import ALL_ERRORS, ConnectionProblem, Internal, MeziteError, TrustFailure
 
@@ -23,6 +24,13 @@ TIMEOUT = 30.0
 PREFIX = "/v1/webapi/"
 MAX_REPLY = 16 * 1024 * 1024  # a page of nodes is far smaller
 _ERRORS = {cls.__name__: cls for cls in ALL_ERRORS}
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+    from proto.v1 import auth_pb2 as pb
+
+M = TypeVar("M", bound="Message")
 
 
 def _connect(web_addr: str, context: ssl.SSLContext) -> http.client.HTTPSConnection:
@@ -53,9 +61,11 @@ def _exchange(
         return reply.status, None
 
 
-def ping(web_addr: str) -> dict[str, Any]:
+def ping(web_addr: str) -> pb.ProxyPingResponse:
     """The proxy's ping, NOT verified: discovery only (cluster name, addresses, the CA
     to select by pin). Nothing secret is sent."""
+    from proto.v1 import auth_pb2 as pb
+
     # Not verified on purpose: we do not know the CA yet (the pin check follows).
     context = ssl.create_default_context()
     context.check_hostname = False
@@ -66,23 +76,58 @@ def ping(web_addr: str) -> dict[str, Any]:
         raise ConnectionProblem(f"cannot reach the proxy at {web_addr}: {exc}") from exc
     if status != 200 or not isinstance(doc, dict):
         raise ConnectionProblem(f"{web_addr} did not answer like a Mezite proxy (HTTP {status})")
-    return doc
+    return _parse(doc, pb.ProxyPingResponse, web_addr)
 
 
-class WebAPI:
+def _parse(doc: Mapping[str, Any], cls: type[M], web_addr: str) -> M:
+    from google.protobuf.json_format import ParseError
+
+    from proto.webjson import from_json
+
+    try:
+        return from_json(doc, cls)
+    except ParseError as exc:
+        raise ConnectionProblem(
+            f"{web_addr} answered with a malformed {cls.DESCRIPTOR.name}: {str(exc)[:200]}"
+        ) from None
+
+
+class WebTransport:
+    """Verified calls to one proxy, as one session (or none)."""
+
     def __init__(self, web_addr: str, ca_pem: str, session_id: str | None = None) -> None:
         self.web_addr = web_addr
         self._context = ssl.create_default_context(cadata=ca_pem)  # once, for every call
         self._session_id = session_id
 
-    def _request(
+    def request(
         self,
         method: str,
         path: str,
+        reply: type[M],
         *,
         body: Mapping[str, Any] | None = None,
         params: Sequence[tuple[str, str]] = (),
-    ) -> dict[str, Any]:
+    ) -> M:
+        """``method`` ``path`` with a JSON ``body``; the answer parsed as ``reply``."""
+        status, doc = self._send(method, path, body, params)
+        if 200 <= status < 300 and isinstance(doc, dict):
+            return _parse(doc, reply, self.web_addr)
+        raise _error(status, doc)
+
+    def send(self, method: str, path: str) -> None:
+        """``method`` ``path`` for its effect alone (204 No Content)."""
+        status, doc = self._send(method, path, None, ())
+        if not 200 <= status < 300:
+            raise _error(status, doc)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        params: Sequence[tuple[str, str]],
+    ) -> tuple[int, object]:
         headers = {"Accept": "application/json"}
         if self._session_id:
             headers["Authorization"] = f"Bearer {self._session_id}"
@@ -92,7 +137,7 @@ class WebAPI:
             headers["Content-Type"] = "application/json"
         target = PREFIX + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
         try:
-            status, doc = _exchange(
+            return _exchange(
                 _connect(self.web_addr, self._context), method, target, payload, headers
             )
         except ssl.SSLCertVerificationError as exc:
@@ -103,37 +148,6 @@ class WebAPI:
             ) from exc
         except OSError as exc:
             raise ConnectionProblem(f"cannot reach the proxy at {self.web_addr}: {exc}") from exc
-        if status == 204:  # logout: nothing to say
-            return {}
-        if 200 <= status < 300 and isinstance(doc, dict):
-            return doc
-        raise _error(status, doc)
-
-    def login(self, user: str, password: str) -> str:
-        doc = self._request("POST", "login", body={"username": user, "password": password})
-        return str(doc["session_id"])
-
-    def certs(self, public_key: str, ttl: int) -> dict[str, Any]:
-        return self._request("POST", "certs", body={"public_key": public_key, "ttl_seconds": ttl})
-
-    def nodes(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        page = ""
-        while True:
-            params: list[tuple[str, str]] = [("label", f"{k}={v}") for k, v in labels.items()]
-            if page:
-                params.append(("page_token", page))
-            doc = self._request("GET", "nodes", params=params)
-            found += doc["nodes"]
-            page = doc.get("next_page_token") or ""
-            if not page:
-                return found
-
-    def me(self) -> dict[str, Any]:
-        return self._request("GET", "me")
-
-    def logout(self) -> None:
-        self._request("DELETE", "session")
 
 
 def _error(status: int, doc: object) -> MeziteError:
