@@ -225,6 +225,15 @@ def _channel_args(
     return creds, options
 
 
+def secure_channel(addr: str, ca_pem: bytes, identity: ClientIdentity) -> grpc.Channel:
+    """A bare channel to auth: TLS and limits, but no interceptors (nothing added, nothing
+    translated). For tests of the listener itself, which send metadata by hand."""
+    import grpc
+
+    creds, options = _channel_args(ca_pem, identity)
+    return grpc.secure_channel(addr, creds, options=options)
+
+
 class AuthClient:
     """A synchronous client of the auth service: ``client.rpc`` is the typed stub."""
 
@@ -241,8 +250,7 @@ class AuthClient:
 
         self.addr = addr
         self.identity = identity
-        creds, options = _channel_args(ca_pem, identity)
-        self._channel = grpc.secure_channel(addr, creds, options=options)
+        self._channel = secure_channel(addr, ca_pem, identity)
         policy = _Policy(addr, identity, timeout)
         intercepted = grpc.intercept_channel(self._channel, _sync_interceptor(policy))
         self.rpc: AuthServiceStub = auth_pb2_grpc.AuthServiceStub(intercepted)
