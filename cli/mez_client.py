@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from proto.addr import HostPort
 from proto.cluster_api import connect
 from proto.errors import BadParameter, ConnectionProblem, NotAuthenticated, NotFound
 from proto.files import write_private
@@ -253,12 +254,12 @@ def proxy_ssh_config(profile: Profile) -> Path:
     command-line options to the destination only, so the jump host's identity has to be
     in a config file."""
     path = profile.dir / "ssh_config"
-    host, _, port = profile.proxy_addr.rpartition(":")
+    proxy = HostPort.parse(profile.proxy_addr)
     lines = [
         f"# Written by mez for cluster {profile.cluster}; rewritten at every login.",
         f"Host mezite-proxy.{profile.cluster}",
-        f"    HostName {host.strip('[]')}",
-        f"    Port {port}",
+        f"    HostName {proxy.host}",
+        f"    Port {proxy.port}",
         f"    User {default_login(profile)}",
         "    HostKeyAlias proxy",
         *_identity_lines(profile),
@@ -275,10 +276,10 @@ def ssh_options(profile: Profile, node: pb.Node) -> list[str]:
     """The options that pin a connection to Mezite's identity and host CA."""
     if profile.proxy_addr:
         return ["-F", str(proxy_ssh_config(profile)), "-o", f"HostKeyAlias={node.id}"]
-    host, _, port = node.addr.rpartition(":")
+    addr = HostPort.parse(node.addr)
     options = [
-        f"HostName={host.strip('[]')}",
-        f"Port={port}",
+        f"HostName={addr.host}",
+        f"Port={addr.port}",
         f"HostKeyAlias={node.id}",
         f"IdentityFile={profile.key_path}",
         f"CertificateFile={profile.cert_path}",

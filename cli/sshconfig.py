@@ -9,6 +9,7 @@ import shlex
 import socket
 from pathlib import Path
 
+from proto.addr import HostPort
 from proto.errors import ConnectionProblem
 from proto.profile import Profile
 
@@ -19,13 +20,13 @@ def config_block(profile: Profile, mez: Path) -> str:
     if profile.proxy_addr:
         from cli.mez_client import _identity_lines, default_login
 
-        host, _, port = profile.proxy_addr.rpartition(":")
+        proxy = HostPort.parse(profile.proxy_addr)
         return "\n".join(
             [
                 f"# Mezite cluster {profile.cluster}: `ssh LOGIN@NODE.{profile.cluster}`",
                 f"Host mezite-proxy.{profile.cluster}",
-                f"    HostName {host.strip('[]')}",
-                f"    Port {port}",
+                f"    HostName {proxy.host}",
+                f"    Port {proxy.port}",
                 f"    User {default_login(profile)}",
                 "    HostKeyAlias proxy",
                 *_identity_lines(profile),
@@ -55,9 +56,9 @@ def config_block(profile: Profile, mez: Path) -> str:
 
 def pipe_stdio(addr: str) -> None:
     """Shuttle bytes between stdin/stdout and ``addr`` until either side closes."""
-    host, _, port = addr.rpartition(":")
+    target = HostPort.parse(addr)
     try:
-        sock = socket.create_connection((host.strip("[]"), int(port)), timeout=10)
+        sock = socket.create_connection((target.host, target.port), timeout=10)
     except OSError as exc:
         raise ConnectionProblem(f"cannot reach {addr}: {exc}") from exc
     sock.settimeout(None)

@@ -16,6 +16,7 @@ from typing import Any
 from proto.backoff import Backoff
 from proto.client import AsyncAuthClient
 from proto.errors import BadParameter
+from proto.event_types import EventType
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class AuditForwarder:
 
     def emit(
         self,
-        type: str,
+        type: EventType,
         *,
         user: str = "",
         success: bool = True,

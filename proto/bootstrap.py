@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 
+from proto.addr import HostPort
 from proto.errors import ConnectionProblem, TrustFailure
 from proto.trust import parse_pin, select_pinned_ca
 
@@ -19,12 +20,8 @@ BOOTSTRAP_TIMEOUT = 15.0
 
 
 def _split(addr: str) -> tuple[str, int]:
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit():
-        from proto.errors import BadParameter
-
-        raise BadParameter(f"invalid address {addr!r}; use HOST:PORT")
-    return host.strip("[]"), int(port)
+    target = HostPort.parse(addr)
+    return target.host, target.port
 
 
 async def _fetch_bundle(addr: str) -> str:

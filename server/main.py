@@ -9,6 +9,7 @@ import signal
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from proto.addr import HostPort
 from proto.errors import ConnectionProblem
 from proto.files import ensure_private_dir
 from server.config import ServerConfig
@@ -114,7 +115,7 @@ async def _start_proxy(config: ServerConfig, auth: AuthServer) -> ProxyService:
 
     assert auth.cas is not None
     names = tuple(config.auth.tls_names) + (
-        (config.proxy.public_addr.rsplit(":", 1)[0],) if config.proxy.public_addr else ()
+        (HostPort.parse(config.proxy.public_addr).host,) if config.proxy.public_addr else ()
     )
     directory = await auth.local_proxy_credentials(names)
     assert auth.local_proxy is not None

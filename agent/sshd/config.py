@@ -8,6 +8,8 @@ from typing import Protocol
 
 import asyncssh
 
+from proto.event_types import EventType
+
 AuditValue = str | int | float | bool | None | list[str]
 
 # Commands are recorded, not replayed: a bounded prefix is enough to tell what ran.
@@ -34,7 +36,7 @@ class AuditSink(Protocol):
 
     def emit(
         self,
-        type: str,
+        type: EventType,
         *,
         user: str = "",
         success: bool = True,

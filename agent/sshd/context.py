@@ -10,6 +10,7 @@ from agent.sshd.config import AuditSink, AuditValue, NodeSSHConfig
 from agent.sshd.policy import CertIdentity, TrustedUserCAs
 from agent.sshd.users import OSUser, UserLookup
 from proto.clock import Clock
+from proto.event_types import EventType
 from proto.lockwatch import LockView
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ class AuthorizedLogin:
 
 def emit_login_event(
     audit: AuditSink,
-    type: str,
+    type: EventType,
     login: AuthorizedLogin,
     *,
     success: bool = True,

@@ -20,6 +20,7 @@ from typing import Any
 
 from proto.clock import Clock
 from proto.errors import BadParameter
+from proto.event_types import EventType, known_event_type
 
 FieldValue = str | int | float | bool | None | list[str]
 
@@ -28,7 +29,7 @@ MAX_STRING_CHARS = 4096
 MAX_LIST_ITEMS = 256
 TRUNCATED_SUFFIX = "...[truncated]"
 
-EVENT_CODES: Mapping[str, str] = MappingProxyType(
+EVENT_CODES: Mapping[EventType, str] = MappingProxyType(
     {
         "user.login": "T1000I",
         "user.login.failed": "T1000W",
@@ -181,7 +182,7 @@ def _next_event_id() -> str:
 
 
 def new_event(
-    type: str,
+    type: EventType,
     *,
     clock: Clock,
     user: str = "",
@@ -205,9 +206,10 @@ def new_event(
 
 
 def event_code(type: str) -> str:
-    if not isinstance(type, str) or type not in EVENT_CODES:
+    known = known_event_type(type) if isinstance(type, str) else None
+    if known is None:
         raise BadParameter(f"unknown audit event type {type!r}")
-    return EVENT_CODES[type]
+    return EVENT_CODES[known]
 
 
 def is_failure_type(type: str) -> bool:

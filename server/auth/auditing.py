@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from proto.clock import Clock
+from proto.event_types import EventType
 from server.audit import AuditLog, new_event
 
 
@@ -13,5 +14,5 @@ class Auditor:
         self.log = log
         self._clock = clock
 
-    def emit(self, type: str, *, user: str = "", success: bool = True, **fields: Any) -> None:
+    def emit(self, type: EventType, *, user: str = "", success: bool = True, **fields: Any) -> None:
         self.log.emit(new_event(type, clock=self._clock, user=user, success=success, **fields))

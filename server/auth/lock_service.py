@@ -193,8 +193,9 @@ class LockService:
             )  # fmt: skip
             for event in events:
                 fields = event.fields
-                if revoked(fields, event.user, locks, now):
-                    serials.add(int(fields["serial"]))  # type: ignore[arg-type]
+                serial = fields.get("serial")
+                if isinstance(serial, int) and revoked(fields, event.user, locks, now):
+                    serials.add(serial)
                     key_ids.add(str(fields["key_id"]))
             if not page:
                 break

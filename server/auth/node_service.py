@@ -12,12 +12,14 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from proto.addr import HostPort
 from proto.clock import Clock
 from proto.errors import AccessDenied, AlreadyExists, BadParameter, MeziteError, NotFound
+from proto.event_types import known_event_type
 from proto.locks import LockTarget, Subject
 from proto.trust import PROXY_SERVER_NAME
 from proto.v1 import auth_pb2 as pb
-from server.audit import EVENT_CODES, new_event
+from server.audit import new_event
 from server.auth.agents import AgentRecord, AgentStore
 from server.auth.auditing import Auditor
 from server.auth.ca import Authorities
@@ -77,7 +79,7 @@ def validate_addrs(addrs: Sequence[str]) -> list[str]:
 
 
 def _host(addr: str) -> str:
-    return addr.rsplit(":", 1)[0].strip("[]")
+    return HostPort.parse(addr).host
 
 
 def load_tls_public_key(pem: str) -> ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey:
@@ -410,7 +412,8 @@ class NodeService:
     ) -> Any:
         import json
 
-        if event.type not in allowed or event.type not in EVENT_CODES:
+        known = known_event_type(event.type)
+        if event.type not in allowed or known is None:
             raise BadParameter(f"agents cannot report {event.type[:64]!r} events")
         try:
             fields = json.loads(event.fields_json or "{}")
@@ -426,7 +429,7 @@ class NodeService:
             fields.update(node_id=record.id, node=record.name)
         when = event.time if abs(event.time - now) <= CLOCK_SKEW else now
         created = new_event(
-            event.type,
+            known,
             clock=_Fixed(when),
             user=event.user[:128],
             success=event.success,

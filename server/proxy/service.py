@@ -25,6 +25,8 @@ from server.proxy.webserver import WebServerHandle, serve_web
 from server.proxy_files import ProxyCredentials
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
     from server.proxy.ssh_router import ProxySSHRouter, RoutedNode
 
 log = logging.getLogger(__name__)
@@ -95,10 +97,10 @@ class ProxyService:
         listen = proxy.web_listen_addr
         # The origin needs the bound port, which port 0 only reveals after binding; the app
         # reads its settings per request, so it is built once the port is known.
-        holder: dict[str, object] = {}
+        holder: dict[str, ASGIApp] = {}
 
-        async def app(scope: object, receive: object, send: object) -> None:
-            await holder["app"](scope, receive, send)  # type: ignore[operator]
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            await holder["app"](scope, receive, send)
 
         self.web = await serve_web(app, listen.host, listen.port, cert_file, key_file)
         if proxy.cert_file is not None:

@@ -24,6 +24,7 @@ from typing import Any
 import asyncssh
 
 from proto.access import node_access_allows
+from proto.addr import HostPort
 from proto.clock import Clock, SystemClock
 from proto.lockwatch import LockView, recheck_forever
 from proto.sshpolicy import AuthRefused, CertIdentity, TrustedUserCAs, check_user_certificate
@@ -260,9 +261,9 @@ async def _pump(read: Callable[[int], Awaitable[bytes]], write: Callable[[bytes]
 async def _pipe_to_node(
     addr: str, reader: asyncssh.SSHReader[bytes], writer: asyncssh.SSHWriter[bytes]
 ) -> None:
-    host, _, port = addr.rpartition(":")
+    target = HostPort.parse(addr)
     try:
-        node_reader, node_writer = await asyncio.open_connection(host.strip("[]"), int(port))
+        node_reader, node_writer = await asyncio.open_connection(target.host, target.port)
     except OSError as exc:
         log.info("cannot reach node at %s: %s", addr, exc)
         writer.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -179,3 +180,30 @@ def test_lone_surrogates_are_replaced() -> None:
     event = new_event("user.login.failed", clock=CLOCK, user="bad\udcffname")
     assert event.user == "bad?name"
     event.to_json().encode("utf-8")
+
+
+def test_event_types_and_codes_name_the_same_types() -> None:
+    from proto.event_types import EVENT_TYPES
+
+    assert set(EVENT_CODES) == EVENT_TYPES
+
+
+def test_mypy_refuses_an_event_type_the_log_does_not_know(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mypy import api
+
+    snippet = tmp_path / "emitter.py"
+    snippet.write_text(
+        "from proto.event_types import EventType\n"
+        "def emit(type: EventType) -> None: ...\n"
+        'emit("user.login")\n'
+        'emit("user.logon")\n'
+    )
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # mypy finds `proto` from here
+    (tmp_path / "mypy.ini").write_text("[mypy]\n")
+    config = ["--config-file", str(tmp_path / "mypy.ini")]
+    cache = ["--no-incremental", "--cache-dir", str(tmp_path / "cache")]
+    out, _, status = api.run([str(snippet), "--strict", *config, *cache])
+    assert status == 1
+    assert out.count("error:") == 1 and ':4: error: Argument 1 to "emit"' in out
