@@ -14,7 +14,7 @@ import pytest
 from agent.identity import NodeIdentity
 from agent.join import JoinRequest, join
 from agent.presence import Heartbeat
-from proto.client import AsyncAuthClient, ClientIdentity
+from proto.client import AsyncAuthClient, AuthClient, ClientIdentity
 from proto.clock import FakeClock
 from proto.errors import AlreadyExists, NotAuthenticated, TrustFailure
 from proto.keys import new_node_keys
@@ -183,9 +183,8 @@ class Beating:
         self.loop.close()
 
 
-def _node_names(client_call: object) -> list[str]:
-    reply = client_call("ListNodes", pb.ListNodesRequest())  # type: ignore[operator]
-    return [n.name for n in reply.nodes]
+def _node_names(client: AuthClient) -> list[str]:
+    return [n.name for n in client.rpc.ListNodes(pb.ListNodesRequest()).nodes]
 
 
 def test_heartbeats_list_nodes_and_expiry_removes_them(
@@ -193,7 +192,7 @@ def test_heartbeats_list_nodes_and_expiry_removes_them(
 ) -> None:
     ident = join_node(auth, tmp_path / "n", "web-1", env="prod")
     with auth.admin() as admin:
-        assert _node_names(admin.call) == []  # registered but never seen
+        assert _node_names(admin) == []  # registered but never seen
         beating = Beating(auth)
         try:
             beat = beating.start(ident)
@@ -209,7 +208,7 @@ def test_heartbeats_list_nodes_and_expiry_removes_them(
         finally:
             beating.close()
         clock.advance(91)
-        assert _node_names(admin.call) == []
+        assert _node_names(admin) == []
 
 
 def test_list_nodes_is_filtered_by_role_labels(auth: RunningAuth, tmp_path: Path) -> None:
@@ -227,9 +226,9 @@ def test_list_nodes_is_filtered_by_role_labels(auth: RunningAuth, tmp_path: Path
         for name, env in (("dev-1", "dev"), ("prod-1", "prod"), ("dev-2", "dev")):
             beating.start(join_node(auth, tmp_path / name, name, env=env))
         with login(auth, "dana") as dana:
-            assert _node_names(dana.call) == ["dev-1", "dev-2"]
+            assert _node_names(dana) == ["dev-1", "dev-2"]
         with auth.admin() as admin:
-            assert _node_names(admin.call) == ["dev-1", "dev-2", "prod-1"]
+            assert _node_names(admin) == ["dev-1", "dev-2", "prod-1"]
             page = admin.rpc.ListNodes(pb.ListNodesRequest(limit=2))
             assert [n.name for n in page.nodes] == ["dev-1", "dev-2"]
             rest = admin.rpc.ListNodes(
