@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -23,11 +22,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from proto.backoff import Backoff, jittered
+from proto.addr import HostPort
 from proto.client import AuthClient, ClientIdentity
-from proto.errors import AccessDenied, NotAuthenticated
-from proto.files import check_private_file, ensure_private_dir, write_private
+from proto.clock import Clock, SystemClock
+from proto.errors import AccessDenied
+from proto.files import ensure_private_dir, write_private
 from proto.keys import NodeKeys, new_node_keys
+from proto.lifecycle import IdentityDir, Renewer, join_by_pin
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +54,12 @@ class BotState:
     agent_id: str = ""  # names this incarnation of the identity (from auth)
 
     def save(self, data_dir: Path) -> None:
-        ensure_private_dir(data_dir)
-        write_private(data_dir / STATE_FILE, json.dumps(asdict(self), indent=2))
+        IdentityDir(data_dir, STATE_FILE).save(asdict(self))
 
     @classmethod
     def load(cls, data_dir: Path) -> BotState | None:
-        path = data_dir / STATE_FILE
-        if not path.exists():
-            return None
-        return cls(**json.loads(check_private_file(path).read_text()))
+        found = IdentityDir(data_dir, STATE_FILE).load()
+        return cls(**found[0]) if found else None
 
     def identity(self) -> ClientIdentity:
         from proto.trust import certificate_agent_id
@@ -106,25 +104,22 @@ def _adopt(state: BotState | None, keys: NodeKeys, creds: Any, **base: Any) -> B
 
 
 def bootstrap(data_dir: Path, token: str, auth_server: str, ca_pin: str) -> BotState:
-    from proto.bootstrap import fetch_ca_by_pin
-    from proto.trust import parse_pin
     from proto.v1 import auth_pb2 as pb
 
-    pin = parse_pin(ca_pin)
-    ca_pem = fetch_ca_by_pin(auth_server, pin)
     keys = new_node_keys()
-    with AuthClient(auth_server, ca_pem.encode()) as client:
-        cluster = client.rpc.Ping(pb.PingRequest()).cluster_name
-        reply = client.rpc.BootstrapAgentIdentity(
-            pb.BootstrapAgentIdentityRequest(
-                token=token,
-                ssh_public_key=keys.ssh_public_line,
-                tls_public_key_pem=keys.tls_public_pem,
-            ),
-        )
-    creds = reply.credentials
-    state = _adopt(None, keys, creds, name=creds.name, cluster_name=cluster,
-                   auth_server=auth_server, ca_pin=pin)  # fmt: skip
+    request = pb.BootstrapAgentIdentityRequest(
+        token=token, ssh_public_key=keys.ssh_public_line, tls_public_key_pem=keys.tls_public_pem
+    )
+    joined = join_by_pin(
+        auth_server,
+        ca_pin,
+        lambda rpc: rpc.BootstrapAgentIdentity(request),
+        hint="an agent identity starts with the bootstrap token `mezctl agent-identities "
+        "add` prints, and each token works once",
+    )
+    creds = joined.reply.credentials
+    state = _adopt(None, keys, creds, name=creds.name, cluster_name=joined.cluster_name,
+                   auth_server=auth_server, ca_pin=joined.ca_pin)  # fmt: skip
     state.save(data_dir)
     log.info("bootstrapped agent identity %s (generation %d)", state.name, state.generation)
     return state
@@ -186,11 +181,11 @@ def ssh_config(dest: Path, state: BotState, nodes: list[tuple[str, str, str]]) -
         f"# written by `mezd identity` at {stamp}",
     ]
     for name, addr, node_id in nodes:
-        host, _, port = addr.rpartition(":")
+        target = HostPort.parse(addr)
         lines += [
             f"Host {name} {name}.{state.cluster_name}",
-            f"    HostName {host.strip('[]')}",
-            f"    Port {port}",
+            f"    HostName {target.host}",
+            f"    Port {target.port}",
             f"    HostKeyAlias {node_id}",
         ]
     lines += [
@@ -206,25 +201,22 @@ def ssh_config(dest: Path, state: BotState, nodes: list[tuple[str, str, str]]) -
     return "\n".join(lines)
 
 
-def renew_delay(state: BotState) -> float:
-    """Renew when about a third of the certificate's lifetime is left, with jitter."""
-    remaining = state.expires - time.time()
-    return jittered(max(remaining * 2 / 3, 1.0), 0.1)
+def renewer(data_dir: Path, dest: Path, state: BotState, clock: Clock) -> Renewer[BotState]:
+    """Renewal keeps the new token and generation (``renew`` saves them) before adopting
+    writes the outputs."""
+    return Renewer(
+        f"agent identity {state.name}",
+        state,
+        renew=lambda current: asyncio.to_thread(renew, data_dir, current),
+        adopt=lambda fresh: asyncio.to_thread(write_outputs, dest, fresh),
+        clock=clock,
+    )
 
 
-async def run_forever(data_dir: Path, dest: Path, state: BotState) -> None:
-    backoff = Backoff(base=2.0, cap=120.0)
-    while True:
-        await asyncio.sleep(renew_delay(state))
-        while True:
-            try:
-                state = await asyncio.to_thread(renew, data_dir, state)
-                await asyncio.to_thread(write_outputs, dest, state)
-                backoff.reset()
-                break
-            except (NotAuthenticated, AccessDenied):
-                raise  # locked or deleted: retrying cannot help; an admin must act
-            except Exception as exc:
-                delay = backoff.next()
-                log.warning("renewal failed (%s); retrying in %.0fs", exc, delay)
-                await asyncio.sleep(delay)
+async def run_forever(
+    data_dir: Path, dest: Path, state: BotState, clock: Clock | None = None
+) -> None:
+    """Renew until auth refuses the identity (deleted or locked), then raise its error:
+    the process ends with that error's exit code, for a supervisor or a person to see."""
+    stopped = await renewer(data_dir, dest, state, clock or SystemClock()).run()
+    raise stopped.error

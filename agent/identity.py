@@ -2,17 +2,21 @@
 
 ``<data dir>/`` (0700) holds ``identity.json`` (who we are, where auth is, the pin),
 the SSH host key and certificate, the X.509 client key and certificate, and the CA
-material, each file 0600 and written atomically."""
+material, each file 0600 and written atomically (``proto.lifecycle.IdentityDir``)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from proto.errors import AlreadyExists, NotFound
-from proto.files import check_private_file, ensure_private_dir, write_private
+from proto.lifecycle import IdentityDir
+
+if TYPE_CHECKING:
+    from proto.client import ClientIdentity
+    from proto.keys import NodeKeys
+    from proto.v1 import auth_pb2 as pb
 
 IDENTITY_FILE = "identity.json"
 
@@ -43,33 +47,51 @@ class NodeIdentity:
         "tls_ca_pem": "ca.pem",
     }
 
+    def renewed(self, keys: NodeKeys, creds: pb.AgentCredentials) -> NodeIdentity:
+        """This identity with the keys generated here and what auth certified for them."""
+        return replace(
+            self,
+            ssh_host_key_pem=keys.ssh_private_pem,
+            ssh_host_cert=creds.ssh_host_certificate,
+            tls_key_pem=keys.tls_private_pem,
+            tls_cert_pem=creds.tls_certificate_pem,
+            tls_ca_pem=creds.tls_ca_pem,
+            user_ca_keys=list(creds.user_ca_keys),
+            host_ca_keys=list(creds.host_ca_keys),
+            expires=creds.expires,
+        )
+
+    def client_identity(self) -> ClientIdentity:
+        from proto.client import ClientIdentity
+
+        return ClientIdentity(
+            agent_id=self.agent_id,
+            cert_pem=self.tls_cert_pem.encode(),
+            key_pem=self.tls_key_pem.encode(),
+        )
+
     def save(self, data_dir: Path) -> None:
-        ensure_private_dir(data_dir)
         doc = asdict(self)
-        for attr, filename in self._FILES.items():
-            write_private(data_dir / filename, doc.pop(attr))
-        write_private(data_dir / IDENTITY_FILE, json.dumps(doc, indent=2, sort_keys=True))
+        files = {filename: doc.pop(attr) for attr, filename in self._FILES.items()}
+        IdentityDir(data_dir, IDENTITY_FILE).save(doc, files)
 
     @classmethod
     def load(cls, data_dir: Path) -> NodeIdentity:
-        path = data_dir / IDENTITY_FILE
-        if not path.exists():
+        found = IdentityDir(data_dir, IDENTITY_FILE).load(cls._FILES.values())
+        if found is None:
             raise NotFound(
-                f"this node has not joined a cluster (no {path})",
+                f"this node has not joined a cluster (no {data_dir / IDENTITY_FILE})",
                 hint="run `mezd join --token ...` (from `mezctl tokens add`), "
                 "or `mezd start --token ...`",
             )
-        ensure_private_dir(data_dir)
-        doc = json.loads(path.read_text())
-        for attr, filename in cls._FILES.items():
-            doc[attr] = check_private_file(data_dir / filename).read_text()
+        doc, files = found
+        doc.update({attr: files[name] for attr, name in cls._FILES.items()})
         return cls(**doc)
 
     @staticmethod
     def refuse_rejoin(data_dir: Path) -> None:
-        path = data_dir / IDENTITY_FILE
-        if path.exists():
-            doc = json.loads(path.read_text())
+        doc = IdentityDir(data_dir, IDENTITY_FILE).peek()
+        if doc is not None:
             raise AlreadyExists(
                 f"this node already joined cluster {doc.get('cluster_name')!r} as "
                 f"{doc.get('name')!r} ({doc.get('agent_id')})",

@@ -1,6 +1,6 @@
 """`mezd join`: verify the cluster by its CA pin, then redeem a one-time token for the
-node's certificates. The token is sent only over a channel verified against the pinned
-CA, so a wrong server never sees it."""
+node's certificates (``proto.lifecycle.join_by_pin``: the token is sent only over a
+channel verified against the pinned CA, so a wrong server never sees it)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.identity import NodeIdentity
-from proto.bootstrap import fetch_ca_by_pin
-from proto.client import AuthClient
-from proto.errors import NotAuthenticated
 from proto.keys import new_node_keys
-from proto.trust import parse_pin
+from proto.lifecycle import join_by_pin
 
 log = logging.getLogger(__name__)
 
@@ -33,46 +30,41 @@ def join(request: JoinRequest, data_dir: Path) -> NodeIdentity:
     from proto.v1 import auth_pb2 as pb
 
     NodeIdentity.refuse_rejoin(data_dir)
-    pin = parse_pin(request.ca_pin)
-    ca_pem = fetch_ca_by_pin(request.auth_server, pin)
     keys = new_node_keys()
-    with AuthClient(request.auth_server, ca_pem.encode()) as client:
-        cluster = client.rpc.Ping(pb.PingRequest()).cluster_name
-        try:
-            reply = client.rpc.RegisterAgent(
-                pb.RegisterAgentRequest(
-                    token=request.token,
-                    name=request.name,
-                    advertise_addrs=list(request.advertise_addrs),
-                    ssh_public_key=keys.ssh_public_line,
-                    tls_public_key_pem=keys.tls_public_pem,
-                    labels=dict(request.labels),
-                ),
-            )
-        except NotAuthenticated as err:
-            raise NotAuthenticated(
-                err.message,
-                hint="a node joins with a token from `mezctl tokens add --type node`, "
-                "and each token works once",
-            ) from err
-    creds = reply.credentials
+    register = pb.RegisterAgentRequest(
+        token=request.token,
+        name=request.name,
+        advertise_addrs=list(request.advertise_addrs),
+        ssh_public_key=keys.ssh_public_line,
+        tls_public_key_pem=keys.tls_public_pem,
+        labels=dict(request.labels),
+    )
+    joined = join_by_pin(
+        request.auth_server,
+        request.ca_pin,
+        lambda rpc: rpc.RegisterAgent(register),
+        hint="a node joins with a token from `mezctl tokens add --type node`, "
+        "and each token works once",
+    )
+    creds = joined.reply.credentials
+    # Blank key material, filled in by the one mapping renewals use too.
     identity = NodeIdentity(
         agent_id=creds.agent_id,
         name=request.name,
-        cluster_name=cluster,
+        cluster_name=joined.cluster_name,
         auth_server=request.auth_server,
-        ca_pin=pin,
+        ca_pin=joined.ca_pin,
         labels=dict(creds.labels),
         advertise_addrs=list(request.advertise_addrs),
-        ssh_host_key_pem=keys.ssh_private_pem,
-        ssh_host_cert=creds.ssh_host_certificate,
-        tls_key_pem=keys.tls_private_pem,
-        tls_cert_pem=creds.tls_certificate_pem,
-        tls_ca_pem=creds.tls_ca_pem,
-        user_ca_keys=list(creds.user_ca_keys),
-        host_ca_keys=list(creds.host_ca_keys),
-        expires=creds.expires,
-    )
+        ssh_host_key_pem="",
+        ssh_host_cert="",
+        tls_key_pem="",
+        tls_cert_pem="",
+        tls_ca_pem="",
+        user_ca_keys=[],
+        host_ca_keys=[],
+        expires=0.0,
+    ).renewed(keys, creds)
     identity.save(data_dir)
-    log.info("joined cluster %s as %s (%s)", cluster, request.name, creds.agent_id)
+    log.info("joined cluster %s as %s (%s)", joined.cluster_name, request.name, creds.agent_id)
     return identity

@@ -8,17 +8,21 @@ import asyncio
 import contextlib
 import logging
 import signal
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.identity import NodeIdentity
 from agent.presence import Heartbeat
 from proto.audit_forwarder import AuditForwarder
-from proto.backoff import Backoff, jittered
-from proto.client import AsyncAuthClient, ClientIdentity
-from proto.clock import SystemClock
+from proto.client import AsyncAuthClient
+from proto.clock import Clock, SystemClock
 from proto.keys import new_node_keys
+from proto.lifecycle import Renewer
 from proto.lockwatch import LockView, watch_locks
+
+if TYPE_CHECKING:
+    from agent.sshd.server import NodeSSHServer
 
 log = logging.getLogger(__name__)
 
@@ -34,27 +38,22 @@ class NodeSettings:
 
 
 class Node:
-    def __init__(self, settings: NodeSettings) -> None:
+    def __init__(self, settings: NodeSettings, clock: Clock | None = None) -> None:
         self.settings = settings
+        self.clock = clock or SystemClock()
         self.identity = NodeIdentity.load(settings.data_dir)
         self._client: AsyncAuthClient | None = None
         self.audit = AuditForwarder(self.client)
         # What it knew of the locks when it last heard from auth survives a restart.
-        self.locks = LockView(SystemClock(), self.identity.agent_id, settings.data_dir / LOCKS_FILE)
-        self.ssh: object | None = None
+        self.locks = LockView(self.clock, self.identity.agent_id, settings.data_dir / LOCKS_FILE)
+        self.ssh: NodeSSHServer | None = None
         self.port = 0
 
     def client(self) -> AsyncAuthClient:
         if self._client is None:
             ident = self.identity
             self._client = AsyncAuthClient(
-                ident.auth_server,
-                ident.tls_ca_pem.encode(),
-                ClientIdentity(
-                    agent_id=ident.agent_id,
-                    cert_pem=ident.tls_cert_pem.encode(),
-                    key_pem=ident.tls_key_pem.encode(),
-                ),
+                ident.auth_server, ident.tls_ca_pem.encode(), ident.client_identity()
             )
         return self._client
 
@@ -86,55 +85,50 @@ class Node:
         self.port = server.port
         log.info("node %s serving SSH on %s:%d", ident.name, self.settings.listen_host, self.port)
 
-    async def _renew_forever(self) -> None:
+    async def _renew(self, current: NodeIdentity) -> NodeIdentity:
+        """RenewHostCerts for fresh keys, kept on disk before anything uses them."""
         from proto.v1 import auth_pb2 as pb
 
-        backoff = Backoff(base=5.0, cap=300.0)
-        while True:
-            # Renew when a third of the remaining lifetime is left (a third of the whole
-            # for a fresh certificate), with jitter so a fleet does not renew in step.
-            remaining = self.identity.expires - _now()
-            await asyncio.sleep(jittered(max(remaining * 2 / 3, 1.0), 0.1))
-            try:
-                keys = new_node_keys()
-                reply = await self.client().rpc.RenewHostCerts(
-                    pb.RenewHostCertsRequest(
-                        ssh_public_key=keys.ssh_public_line, tls_public_key_pem=keys.tls_public_pem
-                    ),
-                )
-            except Exception as exc:
-                delay = backoff.next()
-                log.warning("certificate renewal failed (%s); retrying in %.0fs", exc, delay)
-                await asyncio.sleep(delay)
-                continue
-            backoff.reset()
-            await self._adopt(keys.ssh_private_pem, keys.tls_private_pem, reply.credentials)
+        keys = new_node_keys()
+        reply = await self.client().rpc.RenewHostCerts(
+            pb.RenewHostCertsRequest(
+                ssh_public_key=keys.ssh_public_line, tls_public_key_pem=keys.tls_public_pem
+            ),
+        )
+        fresh = current.renewed(keys, reply.credentials)
+        fresh.save(self.settings.data_dir)
+        return fresh
 
-    async def _adopt(self, ssh_key_pem: str, tls_key_pem: str, creds: object) -> None:
+    async def _adopt(self, fresh: NodeIdentity) -> None:
+        """New SSH connections get the new host certificate; the next call to auth dials
+        with the new client certificate."""
         import asyncssh
 
-        fresh = replace(
-            self.identity,
-            ssh_host_key_pem=ssh_key_pem,
-            ssh_host_cert=creds.ssh_host_certificate,  # type: ignore[attr-defined]
-            tls_key_pem=tls_key_pem,
-            tls_cert_pem=creds.tls_certificate_pem,  # type: ignore[attr-defined]
-            tls_ca_pem=creds.tls_ca_pem,  # type: ignore[attr-defined]
-            user_ca_keys=list(creds.user_ca_keys),  # type: ignore[attr-defined]
-            host_ca_keys=list(creds.host_ca_keys),  # type: ignore[attr-defined]
-            expires=creds.expires,  # type: ignore[attr-defined]
-        )
-        fresh.save(self.settings.data_dir)
         self.identity = fresh
         if self.ssh is not None:
-            self.ssh.set_host_credentials(  # type: ignore[attr-defined]
-                asyncssh.import_private_key(ssh_key_pem),
+            self.ssh.set_host_credentials(
+                asyncssh.import_private_key(fresh.ssh_host_key_pem),
                 asyncssh.import_certificate(fresh.ssh_host_cert),
             )
-        old, self._client = self._client, None  # the next call dials with the new cert
+        old, self._client = self._client, None
         if old is not None:
             await old.close()
-        log.info("renewed host certificates (valid until %s)", int(fresh.expires))
+
+    def renewer(self) -> Renewer[NodeIdentity]:
+        ident = self.identity
+        return Renewer(
+            f"node {ident.name} ({ident.agent_id})",
+            ident,
+            renew=self._renew,
+            adopt=self._adopt,
+            clock=self.clock,
+        )
+
+    async def _renew_until_refused(self) -> None:
+        # When auth refuses the node (removed or locked) the Renewer says so and ends;
+        # the node keeps serving until its certificate lapses, still enforcing locks,
+        # so sessions it refuses stay refused. See docs/rfd/0007.
+        await self.renewer().run()
 
     async def serve(self, stop: asyncio.Event) -> None:
         await self._start_ssh()
@@ -145,7 +139,7 @@ class Node:
             asyncio.create_task(heartbeat.run(), name="heartbeat"),
             asyncio.create_task(watch_locks(self.client, self.locks), name="locks"),
             asyncio.create_task(self.audit.run(), name="audit"),
-            asyncio.create_task(self._renew_forever(), name="renew"),
+            asyncio.create_task(self._renew_until_refused(), name="renew"),
         ]
         try:
             await stop.wait()
@@ -157,17 +151,11 @@ class Node:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             if self.ssh is not None:
-                self.ssh.close()  # type: ignore[attr-defined]
-                await self.ssh.wait_closed()  # type: ignore[attr-defined]
+                self.ssh.close()
+                await self.ssh.wait_closed()
             await self.audit.flush()
             if self._client is not None:
                 await self._client.close()
-
-
-def _now() -> float:
-    import time
-
-    return time.time()
 
 
 def run(settings: NodeSettings) -> None:

@@ -22,6 +22,7 @@ import stat
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 
 from proto.errors import AccessDenied, BadParameter, NotAuthenticated, NotFound
 from proto.files import ensure_private_dir, write_private
@@ -159,7 +160,7 @@ _NO_KEYRING_HINT = (
 )
 
 
-def _keyring() -> object:
+def _keyring() -> ModuleType:
     import keyring
     from keyring.backends.fail import Keyring as FailKeyring
 
@@ -182,7 +183,7 @@ def store_session(profile: Profile, session_id: str) -> None:
 
     kr = _keyring()
     try:
-        kr.set_password(KEYRING_SERVICE, profile.keyring_user, session_id)  # type: ignore[attr-defined]
+        kr.set_password(KEYRING_SERVICE, profile.keyring_user, session_id)
     except KeyringError as exc:
         raise NotAuthenticated(
             f"the keyring refused the session: {exc}", hint=_NO_KEYRING_HINT
@@ -194,7 +195,7 @@ def load_session(profile: Profile) -> str:
 
     kr = _keyring()
     try:
-        session = kr.get_password(KEYRING_SERVICE, profile.keyring_user)  # type: ignore[attr-defined]
+        session = kr.get_password(KEYRING_SERVICE, profile.keyring_user)
     except KeyringError as exc:
         raise NotAuthenticated(f"cannot read the keyring: {exc}", hint=_NO_KEYRING_HINT) from exc
     if not session:
@@ -207,7 +208,7 @@ def forget_session(profile: Profile) -> None:
 
     kr = _keyring()
     try:
-        kr.delete_password(KEYRING_SERVICE, profile.keyring_user)  # type: ignore[attr-defined]
+        kr.delete_password(KEYRING_SERVICE, profile.keyring_user)
     except PasswordDeleteError:
         pass
     except KeyringError as exc:

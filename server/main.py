@@ -87,7 +87,7 @@ async def _serve_lone_proxy(config: ServerConfig, stop: asyncio.Event) -> None:
     ensure_private_dir(config.data_dir)
     with _listen_errors(str(config.proxy.web_listen_addr)):
         proxy, identity = await lone.start(config)
-    renewal = asyncio.create_task(lone.renew_forever(proxy, config, identity), name="renew")
+    renewal = asyncio.create_task(lone.renew_until_refused(proxy, config, identity), name="renew")
     try:
         await stop.wait()
     finally:

@@ -7,8 +7,6 @@ import hashlib
 import hmac
 from dataclasses import replace
 
-from cryptography.hazmat.primitives.serialization import Encoding
-
 from proto.clock import Clock
 from proto.errors import (
     AccessDenied,
@@ -29,10 +27,9 @@ from server.auth.agent_identities import (
 )
 from server.auth.agents import AGENTS_PREFIX, AgentRecord
 from server.auth.auditing import Auditor
-from server.auth.ca import Authorities
-from server.auth.cert_service import UserCertSigner
 from server.auth.grpc_auth import validate_name
 from server.auth.incarnations import new_incarnation
+from server.auth.issuer import AgentIssuer, load_tls_public_key
 from server.auth.locks import (
     CLOCK_SKEW,
     SYSTEM,
@@ -42,14 +39,12 @@ from server.auth.locks import (
     lock_item,
     new_lock,
 )
-from server.auth.node_service import load_tls_public_key
 from server.auth.rbac import AccessChecker
 from server.auth.roles import RoleStore
 from server.auth.router import CallContext
 from server.auth.secret_tokens import PendingToken, new_token, parse_token
 from server.auth.sshcert import MAX_CERT_TTL, parse_public_key, validate_principals
 from server.auth.users import validate_user_fields
-from server.auth.x509 import issue_client_cert
 from server.backend import Delete, Item, Put
 
 DEFAULT_BOT_TTL = 3600.0
@@ -66,19 +61,17 @@ class AgentIdentityService:
     def __init__(
         self,
         *,
-        cas: Authorities,
+        issuer: AgentIssuer,
         store: AgentIdentityStore,
         roles: RoleStore,
-        signer: UserCertSigner,
         locks: LockStore,
         lock_cache: LockCache,
         auditor: Auditor,
         clock: Clock,
     ) -> None:
-        self._cas = cas
+        self._issuer = issuer
         self._store = store
         self._roles = roles
-        self._signer = signer
         self._locks = locks
         self._lock_cache = lock_cache
         self._audit = auditor
@@ -205,35 +198,16 @@ class AgentIdentityService:
         self, state: AgentIdentityState, ssh_key: str, tls_pem: str, generation: int,
         renewal: str,
     ) -> pb.AgentIdentityCredentials:  # fmt: skip
-        checker = AccessChecker(await self._roles.get_many(state.roles), state.logins)
-        signed = await self._signer.sign(
+        return await self._issuer.identity_credentials(
             name=state.name,
+            agent_id=state.agent_id,
             incarnation=state.incarnation,
-            checker=checker,
-            public_key_line=ssh_key,
-            requested_ttl=state.ttl,
-            ttl_cap=state.ttl,
-            cert_type="agent_identity",
-        )
-        tls_cert = issue_client_cert(
-            self._cas.host_x509,
-            load_tls_public_key(tls_pem),
-            agent_id=state.agent_id,
-            kind="bot",
-            cluster_name=self._cas.cluster_name,
-            now=self._clock.now(),
-            ttl=float(signed.valid_before) - self._clock.now(),
-        )
-        return pb.AgentIdentityCredentials(
-            name=state.name,
-            ssh_certificate=signed.certificate,
-            tls_certificate_pem=tls_cert.public_bytes(Encoding.PEM).decode(),
-            tls_ca_pem=self._cas.host_x509.cert_pem,
-            host_ca_keys=[self._cas.host_ssh.public_line],
-            renewal_token=renewal,
+            ttl=state.ttl,
+            checker=AccessChecker(await self._roles.get_many(state.roles), state.logins),
+            ssh_key_line=ssh_key,
+            tls_pem=tls_pem,
             generation=generation,
-            expires=signed.valid_before,
-            agent_id=state.agent_id,
+            renewal_token=renewal,
         )
 
     async def _pending_bootstrap(self, text: str) -> tuple[Item, AgentIdentityState]:

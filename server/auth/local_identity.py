@@ -3,8 +3,8 @@ identity that mezctl uses, and the in-process proxy's.
 
 Each start makes a new one under a fresh agent id (``local-admin-<random>``) and removes
 the previous start's registration, so a copy of an earlier start's files is refused. Its
-certificate lasts hours, not a year: the running server renews it (same key and id) a
-third of the way through, and its agent record expires with it, so one left behind by a
+certificate lasts hours, not a year: the running server renews it (same key and id) when a
+third of its life is left, and its agent record expires with it, so one left behind by a
 crash lapses on its own."""
 
 from __future__ import annotations
@@ -12,36 +12,30 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from proto.clock import Clock
 from proto.errors import NotFound
 from proto.files import write_private
-from proto.trust import certificate_agent_id
+from proto.trust import PROXY_SERVER_NAME, certificate_agent_id
 from server import proxy_files as files
 from server.auth.agents import AgentRecord, AgentStore
-from server.auth.ca import Authorities
-from server.auth.x509 import issue_client_cert
+from server.auth.issuer import AgentIssuer, pem_key
 
 log = logging.getLogger(__name__)
 
 LOCAL_IDENTITY_TTL = 6 * 3600.0
-
-
-def pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+LOCAL_PROXY_HOST_ID = "local-proxy"
 
 
 class LocalIdentity:
     def __init__(
         self,
         agents: AgentStore,
-        cas: Authorities,
+        issuer: AgentIssuer,
         clock: Clock,
         directory: Path,
         *,
@@ -50,7 +44,7 @@ class LocalIdentity:
         ttl: float = LOCAL_IDENTITY_TTL,
     ) -> None:
         self._agents = agents
-        self._cas = cas
+        self._issuer = issuer
         self._clock = clock
         self.directory = directory
         self._prefix = prefix
@@ -73,22 +67,14 @@ class LocalIdentity:
         as long. The key is kept so a reader never pairs a new key with an old cert."""
         assert self._key is not None, "issue() first"
         now = self._clock.now()
-        cert = issue_client_cert(
-            self._cas.host_x509,
-            self._key.public_key(),
-            agent_id=self.agent_id,
-            kind=self._kind,
-            cluster_name=self._cas.cluster_name,
-            now=now,
-            ttl=self.ttl,
+        cert = self._issuer.client_cert(
+            self._key.public_key(), agent_id=self.agent_id, kind=self._kind, ttl=self.ttl
         )
         self.expires = now + self.ttl
         record = AgentRecord(id=self.agent_id, kind=self._kind, name=self.agent_id, created=now)
         await self._agents.put(record, expires=self.expires)
-        write_private(self.directory / files.CA, self._cas.host_x509.cert_pem)
-        write_private(
-            self.directory / files.CLIENT_CERT, cert.public_bytes(serialization.Encoding.PEM)
-        )
+        write_private(self.directory / files.CA, self._issuer.ca_pem)
+        write_private(self.directory / files.CLIENT_CERT, cert)
 
     async def retire(self) -> None:
         if self.agent_id:
@@ -104,3 +90,18 @@ class LocalIdentity:
             with contextlib.suppress(NotFound):
                 await self._agents.delete(previous)
                 log.info("the previous start's %s identity %s is retired", self._kind, previous)
+
+
+async def write_local_proxy_files(
+    issuer: AgentIssuer, directory: Path, names: Sequence[str]
+) -> None:
+    """What an in-process proxy serves with besides its client identity: a TLS server
+    certificate for its web listener, an SSH host key and certificate for ProxyJump
+    clients that trust the host CA, and the user CA its SSH hop trusts."""
+    web = issuer.new_server_tls(PROXY_SERVER_NAME, names)
+    write_private(directory / files.WEB_CERT, web.cert)
+    write_private(directory / files.WEB_KEY, web.key_pem)
+    ssh = await issuer.new_proxy_ssh_host(LOCAL_PROXY_HOST_ID, list(dict.fromkeys(names)))
+    write_private(directory / files.SSH_HOST_KEY, ssh.key_pem)
+    write_private(directory / files.SSH_HOST_CERT, ssh.cert)
+    write_private(directory / files.USER_CA, "".join(k + "\n" for k in issuer.user_ca_keys))

@@ -9,35 +9,28 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-from proto.addr import HostPort
 from proto.clock import Clock
 from proto.errors import AccessDenied, AlreadyExists, BadParameter, MeziteError, NotFound
 from proto.event_types import known_event_type
 from proto.locks import LockTarget, Subject
-from proto.trust import PROXY_SERVER_NAME
 from proto.v1 import auth_pb2 as pb
 from server.audit import new_event
 from server.auth.agents import AgentRecord, AgentStore
 from server.auth.auditing import Auditor
-from server.auth.ca import Authorities
 from server.auth.grpc_auth import Principal
+from server.auth.issuer import HOST_CERT_TTL, AgentIssuer, load_tls_public_key
 from server.auth.join_tokens import JoinTokens, validate_labels
 from server.auth.locks import CLOCK_SKEW, SYSTEM, LockCache, audit_lock_created, lock_item, new_lock
 from server.auth.nodes import NodeCatalog
 from server.auth.rbac import AccessChecker, load_checker
 from server.auth.roles import RoleStore
 from server.auth.router import CallContext
-from server.auth.sshcert import BACKDATE, SerialAllocator, parse_public_key, sign_host_cert
+from server.auth.sshcert import parse_public_key
 from server.auth.users import UserStore
-from server.auth.x509 import issue_client_cert, issue_server_cert
 from server.backend import Put
 
 log = logging.getLogger(__name__)
 
-HOST_CERT_TTL = 24 * 3600.0
 MAX_ADDRS = 8
 MAX_EVENTS_PER_CALL = 500
 _NODE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}")
@@ -78,113 +71,29 @@ def validate_addrs(addrs: Sequence[str]) -> list[str]:
     return list(addrs)
 
 
-def _host(addr: str) -> str:
-    return HostPort.parse(addr).host
-
-
-def load_tls_public_key(pem: str) -> ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey:
-    try:
-        key = load_pem_public_key(pem.encode()) if len(pem) < 8192 else None
-    except ValueError as exc:
-        raise BadParameter("malformed X.509 public key") from exc
-    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1":
-        return key
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return key
-    raise BadParameter("the X.509 key must be ECDSA P-256 or Ed25519")
-
-
 class NodeService:
     def __init__(
         self,
         *,
-        cas: Authorities,
+        issuer: AgentIssuer,
         agents: AgentStore,
         catalog: NodeCatalog,
         tokens: JoinTokens,
         users: UserStore,
         roles: RoleStore,
-        serials: SerialAllocator,
         locks: LockCache,
         auditor: Auditor,
         clock: Clock,
     ) -> None:
-        self._cas = cas
+        self._issuer = issuer
         self._locks = locks
         self._agents = agents
         self._catalog = catalog
         self._tokens = tokens
         self._users = users
         self._roles = roles
-        self._serials = serials
         self._audit = auditor
         self._clock = clock
-
-    async def _credentials(
-        self,
-        record: AgentRecord,
-        addrs: Sequence[str],
-        ssh_key_line: str,
-        tls_pem: str,
-        server_pem: str = "",
-    ) -> pb.AgentCredentials:
-        ssh_key = parse_public_key(ssh_key_line)
-        tls_key = load_tls_public_key(tls_pem)
-        now = self._clock.now()
-        expires = int(now + HOST_CERT_TTL)
-        hosts = list(dict.fromkeys(_host(a) for a in addrs))
-        if record.kind == "proxy":
-            # What ProxyJump clients dial: "proxy" (the name `mez` checks) and the
-            # advertised hosts.
-            principals = [record.id, record.name, "proxy", *hosts]
-        else:
-            # The id (what `mez ssh` pins with HostKeyAlias), the name, name.cluster
-            # (what `mez config` blocks dial) and the advertised hosts.
-            principals = [record.id, record.name, f"{record.name}.{self._cas.cluster_name}"]
-            principals += hosts
-        host_cert = sign_host_cert(
-            self._cas.host_ssh,
-            ssh_key,
-            host_id=record.id,
-            principals=principals,
-            serial=await self._serials.next(),
-            valid_after=now - BACKDATE,
-            valid_before=expires,
-        )
-        tls_cert = issue_client_cert(
-            self._cas.host_x509,
-            tls_key,
-            agent_id=record.id,
-            kind=record.kind,
-            cluster_name=self._cas.cluster_name,
-            now=now,
-            ttl=HOST_CERT_TTL,
-        )
-        from cryptography.hazmat.primitives.serialization import Encoding
-
-        server_chain = ""
-        if record.kind == "proxy":
-            server_cert = issue_server_cert(
-                self._cas.host_x509,
-                load_tls_public_key(server_pem),
-                common_name=PROXY_SERVER_NAME,
-                names=list(dict.fromkeys([PROXY_SERVER_NAME, *hosts])),
-                now=now,
-                ttl=HOST_CERT_TTL,
-            )
-            server_chain = server_cert.public_bytes(Encoding.PEM).decode()
-            server_chain += self._cas.host_x509.cert_pem
-        return pb.AgentCredentials(
-            agent_id=record.id,
-            ssh_host_certificate=host_cert,
-            tls_certificate_pem=tls_cert.public_bytes(Encoding.PEM).decode(),
-            tls_ca_pem=self._cas.host_x509.cert_pem,
-            user_ca_keys=[self._cas.user_ssh.public_line],
-            host_ca_keys=[self._cas.host_ssh.public_line],
-            expires=expires,
-            labels=dict(record.labels),
-            tls_server_certificate_pem=server_chain,
-        )
 
     async def register_agent(
         self, request: pb.RegisterAgentRequest, ctx: CallContext
@@ -221,7 +130,7 @@ class NodeService:
             labels={**requested_labels, **token.labels},  # the token's labels win
             addrs=tuple(addrs) if kind == "proxy" else (),
         )
-        credentials = await self._credentials(
+        credentials = await self._issuer.host_credentials(
             record,
             addrs,
             request.ssh_public_key,
@@ -260,7 +169,7 @@ class NodeService:
                 raise BadParameter("only a proxy gets an HTTPS server certificate")
             presence = self._catalog.presence.get(record.id)
             addrs = [presence.addr] if presence else []
-        credentials = await self._credentials(
+        credentials = await self._issuer.host_credentials(
             record,
             addrs,
             request.ssh_public_key,

@@ -18,15 +18,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from proto.clock import Clock, SystemClock
 from proto.errors import MeziteError
 from proto.files import ensure_private_dir, write_private
-from proto.trust import AUTH_SERVER_NAME, PROXY_SERVER_NAME
+from proto.lifecycle import Renewer
+from proto.trust import AUTH_SERVER_NAME
 from proto.v1 import auth_pb2
-from server import proxy_files as files
 from server.audit import AuditLog
 from server.auth.agent_identities import AgentIdentityStore, migrate_legacy_locks
 from server.auth.agents import AgentStore
@@ -37,8 +34,9 @@ from server.auth.ca import Authorities, load_or_create_authorities
 from server.auth.cert_service import CertService, UserCertSigner
 from server.auth.cluster import ClusterService
 from server.auth.grpc_auth import ADMIN_AGENT_KIND, Guard
+from server.auth.issuer import AgentIssuer
 from server.auth.join_tokens import JoinTokens
-from server.auth.local_identity import LocalIdentity, pem_key
+from server.auth.local_identity import LocalIdentity, write_local_proxy_files
 from server.auth.lock_service import LockService
 from server.auth.lockout import LockoutPolicy, LoginLockout
 from server.auth.locks import LockCache, LockStore
@@ -57,7 +55,6 @@ from server.auth.sshcert import SerialAllocator
 from server.auth.tls import server_context
 from server.auth.user_admin import UserAdminService
 from server.auth.users import UserStore
-from server.auth.x509 import issue_server_cert
 from server.backend import Backend
 from server.config import ServerConfig
 
@@ -72,18 +69,9 @@ _CERT_METHODS = {
 }
 LOCAL_ADMIN_PREFIX = "local-admin"
 LOCAL_PROXY_PREFIX = "local-proxy"
-LOCAL_PROXY_HOST_ID = "local-proxy"
 PROXY_DIR = "proxy"
-SERVER_CERT_TTL = 365 * 86400.0
 RUNTIME_FILE = "auth.json"
 ADMIN_DIR = "admin"
-
-
-def _pem_cert(cert: object) -> bytes:
-    from cryptography import x509
-
-    assert isinstance(cert, x509.Certificate)
-    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 class AuthServer:
@@ -121,7 +109,7 @@ class AuthServer:
         self.local_proxy: LocalIdentity | None = None
         # Called after the in-process proxy's identity is renewed (it reloads it).
         self.on_local_proxy_renewed: Callable[[], Awaitable[None]] | None = None
-        self._renewer: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[object] | None = None
         local = PresenceTable(self.clock)
         # With several auth servers on one store, presence is shared through it.
         self.shared_presence = (
@@ -136,59 +124,36 @@ class AuthServer:
         self.catalog = NodeCatalog(backend, self.agents, self.presence)
         self._server: Server | None = None
         self.cas: Authorities | None = None
+        self.signer: UserCertSigner | None = None
+        self.issuer: AgentIssuer | None = None
         self.addr = ""
 
-    def _write_server_tls(self, cas: Authorities, tls_dir: Path) -> tuple[Path, Path]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = issue_server_cert(
-            cas.host_x509,
-            key.public_key(),
-            common_name=AUTH_SERVER_NAME,
-            names=(AUTH_SERVER_NAME, *self.config.auth.tls_names),
-            now=self.clock.now(),
-            ttl=SERVER_CERT_TTL,
-        )
-        # The chain carries the CA too: a client holding only the pin can find it there.
-        chain, key_path = tls_dir / "server.pem", tls_dir / "server.key"
-        write_private(chain, _pem_cert(cert) + cas.host_x509.cert_pem.encode())
-        write_private(key_path, pem_key(key))
-        return chain, key_path
+    def _write_server_tls(self, issuer: AgentIssuer, tls_dir: Path) -> tuple[Path, Path]:
+        tls = issuer.new_server_tls(AUTH_SERVER_NAME, self.config.auth.tls_names)
+        chain, key = tls_dir / "server.pem", tls_dir / "server.key"
+        write_private(chain, tls.cert)
+        write_private(key, tls.key_pem)
+        return chain, key
 
-    def _local(self, cas: Authorities, directory: Path, prefix: str, kind: str) -> LocalIdentity:
-        return LocalIdentity(self.agents, cas, self.clock, directory, prefix=prefix, kind=kind)
+    def _local(self, issuer: AgentIssuer, directory: Path, prefix: str, kind: str) -> LocalIdentity:
+        return LocalIdentity(self.agents, issuer, self.clock, directory, prefix=prefix, kind=kind)
 
     async def local_proxy_credentials(self, names: tuple[str, ...]) -> Path:
-        """For a proxy running in this process: a client identity (kind proxy) and a TLS
-        server certificate for its web listener, in ``<data dir>/proxy``."""
-        assert self.cas is not None, "start() first"
+        """For a proxy running in this process: a client identity (kind proxy) and its
+        listeners' certificates, in ``<data dir>/proxy``."""
+        assert self.issuer is not None, "start() first"
         directory = ensure_private_dir(self.config.data_dir / PROXY_DIR)
-        self.local_proxy = self._local(self.cas, directory, LOCAL_PROXY_PREFIX, "proxy")
+        self.local_proxy = self._local(self.issuer, directory, LOCAL_PROXY_PREFIX, "proxy")
         await self.local_proxy.issue()
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = issue_server_cert(
-            self.cas.host_x509,
-            key.public_key(),
-            common_name=PROXY_SERVER_NAME,
-            names=(PROXY_SERVER_NAME, *names),
-            now=self.clock.now(),
-            ttl=SERVER_CERT_TTL,
-        )
-        chain = _pem_cert(cert) + self.cas.host_x509.cert_pem.encode()
-        write_private(directory / files.WEB_CERT, chain)
-        write_private(directory / files.WEB_KEY, pem_key(key))
-        await self._write_proxy_ssh_host(directory, names)
+        await write_local_proxy_files(self.issuer, directory, names)
         return directory
 
-    async def _renew_local_forever(self) -> None:
-        """Renew the local identities a third of the way through their lifetime."""
-        assert self.admin_identity is not None
-        while True:
-            await asyncio.sleep(self.admin_identity.ttl / 3)
-            try:
-                await self.renew_local_identities()
-            except MeziteError as err:
-                log.warning("renewing the local identities failed (%s); retrying", err.message)
-                await asyncio.sleep(60)
+    async def _renew_local(self, admin: LocalIdentity) -> LocalIdentity:
+        await self.renew_local_identities()
+        return admin
+
+    async def _adopted_in_place(self, _: LocalIdentity) -> None:
+        """Local identities are renewed in place (same key, same files)."""
 
     async def renew_local_identities(self) -> None:
         for identity in (self.admin_identity, self.local_proxy):
@@ -196,38 +161,10 @@ class AuthServer:
                 await identity.renew()
         if self.local_proxy is not None and self.on_local_proxy_renewed is not None:
             await self.on_local_proxy_renewed()
-        log.info("renewed the local identities")
-
-    async def _write_proxy_ssh_host(self, directory: Path, names: tuple[str, ...]) -> None:
-        """The proxy's SSH host key and host certificate (for ProxyJump clients that trust
-        the host CA), and the user CA it trusts."""
-        from cryptography.hazmat.primitives.asymmetric import ed25519
-
-        from server.auth.sshcert import sign_host_cert
-
-        assert self.cas is not None
-        key = ed25519.Ed25519PrivateKey.generate()
-        now = self.clock.now()
-        cert = sign_host_cert(
-            self.cas.host_ssh,
-            key.public_key(),
-            host_id=LOCAL_PROXY_HOST_ID,
-            principals=[LOCAL_PROXY_HOST_ID, "proxy", *dict.fromkeys(names)],
-            serial=await self.serials.next(),
-            valid_after=now - 60,
-            valid_before=now + SERVER_CERT_TTL,
-        )
-        private = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-        write_private(directory / files.SSH_HOST_KEY, private)
-        write_private(directory / files.SSH_HOST_CERT, cert + "\n")
-        write_private(directory / files.USER_CA, self.cas.user_ssh.public_line + "\n")
 
     def services(self, cas: Authorities) -> list[object]:
-        signer = UserCertSigner(cas, self.serials, self.auditor, self.clock)
+        assert self.issuer is not None and self.signer is not None
+        issuer, signer = self.issuer, self.signer
         return [
             ClusterService(cas),
             LoginService(
@@ -251,10 +188,9 @@ class AuthServer:
             CertService(cas=cas, users=self.users, roles=self.roles, signer=signer),
             AuditService(self.audit_log, self.clock),
             AgentIdentityService(
-                cas=cas,
+                issuer=issuer,
                 store=AgentIdentityStore(self.backend),
                 roles=self.roles,
-                signer=signer,
                 locks=self.locks,
                 lock_cache=self.lock_cache,
                 auditor=self.auditor,
@@ -273,13 +209,12 @@ class AuthServer:
                 max_staleness=self.config.auth.lock_max_staleness,
             ),
             NodeService(
-                cas=cas,
+                issuer=issuer,
                 agents=self.agents,
                 catalog=self.catalog,
                 tokens=self.tokens,
                 users=self.users,
                 roles=self.roles,
-                serials=self.serials,
                 locks=self.lock_cache,
                 auditor=self.auditor,
                 clock=self.clock,
@@ -320,11 +255,18 @@ class AuthServer:
         await self.catalog.start()
         await migrate_legacy_locks(self.backend, self.clock)
         await self.lock_cache.start()
-        chain, key = self._write_server_tls(cas, ensure_private_dir(data_dir / "tls"))
+        self.signer = UserCertSigner(cas, self.serials, self.auditor, self.clock)
+        self.issuer = issuer = AgentIssuer(cas, self.serials, self.signer, self.clock)
+        chain, key = self._write_server_tls(issuer, ensure_private_dir(data_dir / "tls"))
         admin_dir = ensure_private_dir(data_dir / ADMIN_DIR)
-        self.admin_identity = self._local(cas, admin_dir, LOCAL_ADMIN_PREFIX, ADMIN_AGENT_KIND)
-        await self.admin_identity.issue()
-        self._renewer = asyncio.create_task(self._renew_local_forever(), name="local-renew")
+        admin = self._local(issuer, admin_dir, LOCAL_ADMIN_PREFIX, ADMIN_AGENT_KIND)
+        await admin.issue()
+        self.admin_identity = admin
+        renewer = Renewer(
+            "the local identities", admin, renew=self._renew_local,
+            adopt=self._adopted_in_place, clock=self.clock,
+        )  # fmt: skip
+        self._renewer = asyncio.create_task(renewer.run(), name="local-renew")
         limiter = RateLimiter(self.clock, self.config.auth.rate_limit_per_minute)
         guard = Guard(
             sessions=self.sessions, agents=self.agents, limiter=limiter, locks=self.lock_cache

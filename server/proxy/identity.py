@@ -15,18 +15,14 @@ renewal leaves the previous, matching set in use: a key never meets another's ce
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import re
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from proto.errors import BadParameter, NotFound
-from proto.files import ensure_private_dir, write_private
 from proto.keys import NodeKeys, TLSKey
+from proto.lifecycle import Generations, IdentityDir
 from server import proxy_files as files
 
 if TYPE_CHECKING:
@@ -35,9 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IDENTITY_DIR = "proxy-identity"
-CURRENT = "current"
 IDENTITY_FILE = "identity.json"
-_GEN_RE = re.compile(r"gen-([0-9]{1,12})")
 
 
 @dataclass(frozen=True)
@@ -80,19 +74,16 @@ def identity_root(data_dir: Path) -> Path:
 def load(data_dir: Path) -> ProxyIdentity | None:
     """The current identity, or None when this proxy has not joined yet."""
     root = identity_root(data_dir)
-    current = root / CURRENT
-    if not current.is_symlink():
+    directory = Generations(root).current()
+    if directory is None:
         return None
-    ensure_private_dir(root)
-    directory = root / os.readlink(current)
-    try:
-        doc = json.loads((directory / IDENTITY_FILE).read_text())
-    except FileNotFoundError:
+    found = IdentityDir(directory, IDENTITY_FILE).load()
+    if found is None:
         raise NotFound(
-            f"{current} points at a missing identity",
+            f"{root / Generations.CURRENT} points at a missing identity",
             hint=f"move {root} away and join again with a fresh proxy token",
-        ) from None
-    return ProxyIdentity(directory=directory, **doc)
+        )
+    return ProxyIdentity(directory=directory, **found[0])
 
 
 def save(
@@ -108,15 +99,8 @@ def save(
     generations before it."""
     if not creds.tls_server_certificate_pem:
         raise BadParameter("auth issued no HTTPS server certificate for this proxy")
-    root = ensure_private_dir(identity_root(data_dir))
-    generations = sorted(
-        int(m.group(1)) for p in root.iterdir() if (m := _GEN_RE.fullmatch(p.name))
-    )
-    number = (generations[-1] + 1) if generations else 1
-    directory = root / f"gen-{number}"
-    if directory.exists():
-        shutil.rmtree(directory)
-    ensure_private_dir(directory)
+    generations = Generations(identity_root(data_dir))
+    directory = generations.fresh()
     identity = ProxyIdentity(
         agent_id=creds.agent_id,
         name=name,
@@ -135,14 +119,7 @@ def save(
         files.SSH_HOST_CERT: creds.ssh_host_certificate + "\n",
         files.USER_CA: "".join(line + "\n" for line in creds.user_ca_keys),
     }
-    for filename, content in written.items():
-        write_private(directory / filename, content)
     doc = {k: v for k, v in asdict(identity).items() if k != "directory"}
-    write_private(directory / IDENTITY_FILE, json.dumps(doc, indent=2, sort_keys=True))
-    link = root / f".{CURRENT}.{number}"
-    link.unlink(missing_ok=True)
-    link.symlink_to(directory.name)
-    os.replace(link, root / CURRENT)
-    for old in generations:
-        shutil.rmtree(root / f"gen-{old}", ignore_errors=True)
+    IdentityDir(directory, IDENTITY_FILE).save(doc, written)
+    generations.switch(directory)
     return identity

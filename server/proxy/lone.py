@@ -3,7 +3,7 @@
 It joins the cluster at its first start with a proxy-type token and the CA pin (checked
 before the token is sent, so a wrong server never sees it), then serves the web API and
 SSH routing with the certificates auth issued, and renews them over mTLS when a third of
-their lifetime is left. Later starts need neither token nor pin.
+their lifetime is left (``proto.lifecycle``). Later starts need neither token nor pin.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import socket
 import time
 
 from proto.addr import ANY_HOST, HostPort, is_dns_name
-from proto.backoff import Backoff, jittered
+from proto.clock import Clock, SystemClock
 from proto.errors import BadParameter, NotAuthenticated
+from proto.lifecycle import Renewer, join_by_pin
 from server.config import DEFAULT_SSH_PORT, DEFAULT_WEB_PORT, ServerConfig
 from server.proxy import identity as store
 from server.proxy.identity import ProxyIdentity
@@ -57,13 +58,9 @@ def _is_loopback(host: str) -> bool:
 
 
 def _join(config: ServerConfig) -> ProxyIdentity:
-    from proto.bootstrap import fetch_ca_by_pin
-    from proto.client import AuthClient
     from proto.v1 import auth_pb2 as pb
 
     assert config.auth_server is not None and config.join_token and config.ca_pin
-    addr = str(config.auth_server)
-    ca_pem = fetch_ca_by_pin(addr, config.ca_pin)
     keys = store.new_keys()
     request = pb.RegisterAgentRequest(
         token=config.join_token,
@@ -73,25 +70,23 @@ def _join(config: ServerConfig) -> ProxyIdentity:
         tls_public_key_pem=keys.node.tls_public_pem,
         tls_server_public_key_pem=keys.web.public_pem,
     )
-    with AuthClient(addr, ca_pem.encode()) as client:
-        cluster = client.rpc.Ping(pb.PingRequest()).cluster_name
-        try:
-            reply = client.rpc.RegisterAgent(request)
-        except NotAuthenticated as err:
-            raise NotAuthenticated(
-                err.message,
-                hint="a proxy joins with a token from `mezctl tokens add --type proxy`, "
-                "and each token works once",
-            ) from err
+    joined = join_by_pin(
+        str(config.auth_server),
+        config.ca_pin,
+        lambda rpc: rpc.RegisterAgent(request),
+        hint="a proxy joins with a token from `mezctl tokens add --type proxy`, "
+        "and each token works once",
+    )
     identity = store.save(
         config.data_dir,
         keys,
-        reply.credentials,
+        joined.reply.credentials,
         name=config.proxy.name,
-        cluster_name=cluster,
+        cluster_name=joined.cluster_name,
         ca_pin=config.ca_pin,
     )
-    log.info("proxy %s joined cluster %s (%s)", identity.name, cluster, identity.agent_id)
+    log.info("proxy %s joined cluster %s (%s)", identity.name, identity.cluster_name,
+             identity.agent_id)  # fmt: skip
     return identity
 
 
@@ -128,39 +123,55 @@ def credentials(identity: ProxyIdentity) -> ProxyCredentials:
     return ProxyCredentials(directory=identity.directory, agent_id=identity.agent_id)
 
 
-async def renew_once(
-    proxy: ProxyService, config: ServerConfig, identity: ProxyIdentity
+async def _renew(
+    proxy: ProxyService, config: ServerConfig, current: ProxyIdentity
 ) -> ProxyIdentity:
+    """RenewHostCerts for fresh keys, written as a new generation."""
     keys = store.new_keys()
     reply = await proxy.auth_client().rpc.RenewHostCerts(keys.renewal_request())
-    fresh = store.save(
+    return store.save(
         config.data_dir,
         keys,
         reply.credentials,
-        name=identity.name,
-        cluster_name=identity.cluster_name,
-        ca_pin=identity.ca_pin,
+        name=current.name,
+        cluster_name=current.cluster_name,
+        ca_pin=current.ca_pin,
     )
+
+
+async def _adopt(proxy: ProxyService, fresh: ProxyIdentity) -> None:
+    """New HTTPS and SSH connections get the new certificates; the next call to auth
+    dials with the new client certificate."""
     await proxy.reload(credentials(fresh))
-    log.info("renewed proxy certificates (valid until %s)", time.ctime(fresh.expires))
+
+
+async def renew_once(
+    proxy: ProxyService, config: ServerConfig, identity: ProxyIdentity
+) -> ProxyIdentity:
+    fresh = await _renew(proxy, config, identity)
+    await _adopt(proxy, fresh)
     return fresh
 
 
-async def renew_forever(proxy: ProxyService, config: ServerConfig, identity: ProxyIdentity) -> None:
-    backoff = Backoff(base=5.0, cap=300.0)
-    while True:
-        # When a third of the remaining lifetime is left, with jitter.
-        remaining = identity.expires - time.time()
-        await asyncio.sleep(jittered(max(remaining * 2 / 3, 1.0), 0.1))
-        while True:
-            try:
-                identity = await renew_once(proxy, config, identity)
-                break
-            except Exception as exc:
-                delay = backoff.next()
-                log.warning("proxy certificate renewal failed (%s); retrying in %.0fs", exc, delay)
-                await asyncio.sleep(delay)
-        backoff.reset()
+def renewer(
+    proxy: ProxyService, config: ServerConfig, identity: ProxyIdentity, clock: Clock | None = None
+) -> Renewer[ProxyIdentity]:
+    return Renewer(
+        f"proxy {identity.name} ({identity.agent_id})",
+        identity,
+        renew=lambda current: _renew(proxy, config, current),
+        adopt=lambda fresh: _adopt(proxy, fresh),
+        clock=clock or SystemClock(),
+    )
+
+
+async def renew_until_refused(
+    proxy: ProxyService, config: ServerConfig, identity: ProxyIdentity
+) -> None:
+    # When auth refuses the proxy (removed or locked) the Renewer says so and ends; the
+    # proxy keeps its listeners until the process is stopped, and auth refuses what it
+    # forwards. See docs/rfd/0007.
+    await renewer(proxy, config, identity).run()
 
 
 async def start(config: ServerConfig) -> tuple[ProxyService, ProxyIdentity]:

@@ -248,9 +248,13 @@ def _raw_call(
 
 @pytest.fixture
 def channel(auth: RunningAuth) -> Iterator[grpc.Channel]:
-    from proto.client import secure_channel
+    # A raw channel, without the client layer's interceptors: these tests send exactly
+    # the metadata they mean to.
+    from proto.trust import AUTH_SERVER_NAME
 
-    with secure_channel(auth.addr, auth.ca_pem, ClientIdentity()) as ch:
+    credentials = grpc.ssl_channel_credentials(root_certificates=auth.ca_pem)
+    options = [("grpc.ssl_target_name_override", AUTH_SERVER_NAME)]
+    with grpc.secure_channel(auth.addr, credentials, options=options) as ch:
         yield ch
 
 

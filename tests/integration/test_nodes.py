@@ -184,8 +184,7 @@ class Beating:
 
 
 def _node_names(client: AuthClient) -> list[str]:
-    reply = client.rpc.ListNodes(pb.ListNodesRequest())
-    return [n.name for n in reply.nodes]
+    return [n.name for n in client.rpc.ListNodes(pb.ListNodesRequest()).nodes]
 
 
 def test_heartbeats_list_nodes_and_expiry_removes_them(
