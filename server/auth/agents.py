@@ -11,18 +11,19 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from proto.errors import CompareFailed, NotAuthenticated, NotFound
-from server.auth.grpc_auth import Principal
+from proto.kinds import AgentKind
+from server.auth.grpc_auth import Principal, PrincipalKind
 from server.backend import Backend, Condition, Delete, Item, prefix_range
 from server.backend.atomic import Action
 
 AGENTS_PREFIX = "agents/"
-AGENT_KINDS = frozenset({"node", "proxy", "bot", "admin"})
+AGENT_KINDS = frozenset(AgentKind)
 
 
 @dataclass(frozen=True)
 class AgentRecord:
     id: str
-    kind: str
+    kind: AgentKind
     name: str
     created: float
     labels: dict[str, str] = field(default_factory=dict)
@@ -44,6 +45,7 @@ class AgentRecord:
         doc.pop("locked", None)  # before locks were resources
         doc["roles"] = tuple(doc.get("roles", ()))
         doc["addrs"] = tuple(doc.get("addrs", ()))
+        doc["kind"] = AgentKind(doc["kind"])
         return cls(**doc)
 
 
@@ -86,7 +88,7 @@ class AgentStore:
         if record is None or record.kind != cert_kind:
             raise NotAuthenticated("unknown, removed or mismatched agent identity")
         return Principal(
-            kind="agent",
+            kind=PrincipalKind.AGENT,
             name=record.id,
             agent_kind=record.kind,
             roles=record.roles,

@@ -16,6 +16,7 @@ from proto.errors import (
     NotAuthenticated,
     NotFound,
 )
+from proto.kinds import AgentKind
 from proto.locks import Lock, LockTarget, Subject
 from proto.v1 import auth_pb2 as pb
 from server.auth.agent_identities import (
@@ -251,7 +252,7 @@ class AgentIdentityService:
                 state, request.ssh_public_key, request.tls_public_key_pem, 1, renewal
             )
             record = AgentRecord(
-                id=state.agent_id, kind="bot", name=state.name, created=self._clock.now(),
+                id=state.agent_id, kind=AgentKind.BOT, name=state.name, created=self._clock.now(),
                 roles=state.roles, incarnation=state.incarnation,
             )  # fmt: skip
             try:
@@ -275,7 +276,7 @@ class AgentIdentityService:
         self, request: pb.RenewAgentIdentityRequest, ctx: CallContext
     ) -> pb.RenewAgentIdentityResponse:
         principal = ctx.principal
-        if principal.agent_kind != "bot":
+        if principal.agent_kind != AgentKind.BOT:
             raise AccessDenied("this call is for agent identities")
         name = principal.identity
         try:

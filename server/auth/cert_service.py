@@ -11,6 +11,7 @@ from proto.errors import AccessDenied, MeziteError
 from proto.v1 import auth_pb2 as pb
 from server.auth.auditing import Auditor
 from server.auth.ca import Authorities, ssh_fingerprint
+from server.auth.grpc_auth import PrincipalKind
 from server.auth.rbac import AccessChecker, load_checker
 from server.auth.roles import RoleStore
 from server.auth.router import CallContext
@@ -144,7 +145,7 @@ class CertService:
     ) -> pb.IssueUserCertsResponse:
         name = ctx.principal.name
         try:
-            if ctx.principal.kind != "user":
+            if ctx.principal.kind != PrincipalKind.USER:
                 raise AccessDenied("user certificates are issued to user sessions")
             _, checker = await load_checker(self._users, self._roles, name)
         except MeziteError as err:

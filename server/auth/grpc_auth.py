@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from proto.errors import AccessDenied, BadParameter, NotAuthenticated
+from proto.kinds import AgentKind
 
 SERVICE = "mezite.v1.AuthService"
 
@@ -112,21 +113,27 @@ def _build_table() -> dict[str, Access]:
 METHOD_ACCESS: Mapping[str, Access] = _build_table()
 
 ADMIN_ROLE = "admin"
-ADMIN_AGENT_KIND = "admin"
+ADMIN_AGENT_KIND = AgentKind.ADMIN
 MAX_AUTHORIZATION_LEN = 256
 MAX_AGENT_ID_LEN = 128
 _SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{22,128}")
 AGENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 
 
+class PrincipalKind(enum.StrEnum):
+    ANONYMOUS = "anonymous"
+    USER = "user"
+    AGENT = "agent"
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling, as established by the guard."""
 
-    kind: str  # "anonymous", "user" or "agent"
+    kind: PrincipalKind
     name: str = ""
     roles: tuple[str, ...] = ()
-    agent_kind: str = ""  # for agents: "node", "proxy", "bot", "admin"
+    agent_kind: AgentKind | None = None  # for agents
     # The immutable id of this incarnation of the user or agent identity.
     incarnation: str = ""
     # For agents, the name they were registered under (an agent identity's name).
@@ -136,21 +143,22 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        if self.kind == "user":
+        if self.kind == PrincipalKind.USER:
             return ADMIN_ROLE in self.roles
-        return self.kind == "agent" and self.agent_kind == ADMIN_AGENT_KIND
+        return self.kind == PrincipalKind.AGENT and self.agent_kind == AgentKind.ADMIN
 
     @property
     def acts_as_user(self) -> bool:
         """Users, the local admin identity acting as the operator, agent identities
         (bots), which hold roles like users do, and proxies, which list nodes to route
         users to (user-only calls such as IssueUserCerts check for a session)."""
-        return self.kind == "user" or (
-            self.kind == "agent" and (self.is_admin or self.agent_kind in ("bot", "proxy"))
+        return self.kind == PrincipalKind.USER or (
+            self.kind == PrincipalKind.AGENT
+            and (self.is_admin or self.agent_kind in (AgentKind.BOT, AgentKind.PROXY))
         )
 
 
-ANONYMOUS = Principal(kind="anonymous")
+ANONYMOUS = Principal(kind=PrincipalKind.ANONYMOUS)
 
 
 class SessionResolver(Protocol):
@@ -292,11 +300,11 @@ class Guard:
     def _authorize(access: Access, principal: Principal) -> None:
         if access is Access.UNAUTHENTICATED:
             return
-        if principal.kind == "anonymous":
+        if principal.kind == PrincipalKind.ANONYMOUS:
             raise NotAuthenticated("this call needs credentials", hint="log in with `mez login`")
         if access is Access.USER and not principal.acts_as_user:
             raise AccessDenied("this call is for users")
-        if access is Access.AGENT and (principal.kind != "agent" or principal.is_admin):
+        if access is Access.AGENT and (principal.kind != PrincipalKind.AGENT or principal.is_admin):
             raise AccessDenied("this call is for agents")
         if access is Access.ADMIN and not principal.is_admin:
             raise AccessDenied("this call needs the admin role")
@@ -307,7 +315,7 @@ def client_address(
 ) -> str:
     """Whom to rate-limit: the peer, or for a proxy (which carries many users' logins)
     the address it forwards in ``x-forwarded-for``. Nobody else may claim an address."""
-    if principal.kind == "agent" and principal.agent_kind == "proxy":
+    if principal.kind == PrincipalKind.AGENT and principal.agent_kind == AgentKind.PROXY:
         forwarded = metadata.get("x-forwarded-for", ())
         if len(forwarded) == 1 and isinstance(forwarded[0], str):
             try:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from proto.addr import HostPort
 from proto.clock import Clock
 from proto.errors import BadParameter
+from proto.kinds import AgentKind
 from proto.trust import PROXY_SERVER_NAME
 from proto.v1 import auth_pb2 as pb
 from server.auth.agents import AgentRecord
@@ -53,10 +54,10 @@ def load_tls_public_key(pem: str) -> ec.EllipticCurvePublicKey | ed25519.Ed25519
 
 
 def host_principals(
-    kind: str, agent_id: str, name: str, cluster: str, hosts: Sequence[str]
+    kind: AgentKind, agent_id: str, name: str, cluster: str, hosts: Sequence[str]
 ) -> list[str]:
     """The names an agent's SSH host certificate is valid for (see the module doc)."""
-    if kind == "proxy":
+    if kind == AgentKind.PROXY:
         return [agent_id, name, "proxy", *hosts]
     return [agent_id, name, f"{name}.{cluster}", *hosts]
 
@@ -163,7 +164,9 @@ class AgentIssuer:
         """A fresh SSH host key and a year-long host certificate, for the in-process
         proxy's SSH hop."""
         key = ed25519.Ed25519PrivateKey.generate()
-        principals = host_principals("proxy", host_id, host_id, self._cas.cluster_name, hosts)
+        principals = host_principals(
+            AgentKind.PROXY, host_id, host_id, self._cas.cluster_name, hosts
+        )
         cert, _ = await self.host_cert(
             key.public_key(), host_id=host_id, principals=principals, ttl=SERVER_CERT_TTL
         )
@@ -191,7 +194,7 @@ class AgentIssuer:
             ssh_key, host_id=record.id, principals=principals, ttl=HOST_CERT_TTL
         )
         server_chain = ""
-        if record.kind == "proxy":
+        if record.kind == AgentKind.PROXY:
             server_chain = self.server_chain(
                 load_tls_public_key(server_pem),
                 common_name=PROXY_SERVER_NAME,
@@ -239,7 +242,7 @@ class AgentIssuer:
         tls_cert = self.client_cert(
             load_tls_public_key(tls_pem),
             agent_id=agent_id,
-            kind="bot",
+            kind=AgentKind.BOT,
             ttl=float(signed.valid_before) - self._clock.now(),
         )
         return pb.AgentIdentityCredentials(

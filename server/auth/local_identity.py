@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from proto.clock import Clock
 from proto.errors import NotFound
 from proto.files import write_private
+from proto.kinds import AgentKind
 from proto.trust import PROXY_SERVER_NAME, certificate_agent_id
 from server import proxy_files as files
 from server.auth.agents import AgentRecord, AgentStore
@@ -40,7 +41,7 @@ class LocalIdentity:
         directory: Path,
         *,
         prefix: str,
-        kind: str,
+        kind: AgentKind,
         ttl: float = LOCAL_IDENTITY_TTL,
     ) -> None:
         self._agents = agents

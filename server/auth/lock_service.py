@@ -12,6 +12,7 @@ from typing import Any
 
 from proto.clock import Clock
 from proto.errors import AccessDenied, BadParameter, NotFound
+from proto.kinds import AgentKind
 from proto.locks import (
     MAX_REASON_CHARS,
     LockSet,
@@ -78,7 +79,7 @@ class LockService:
 
     async def _node_id(self, wanted: str) -> str:
         """A node named by id, or by its name when that is unique."""
-        nodes = [r for r in await self._agents.list() if r.kind == "node"]
+        nodes = [r for r in await self._agents.list() if r.kind == AgentKind.NODE]
         matches = [r for r in nodes if r.id == wanted] or [r for r in nodes if r.name == wanted]
         if not matches:
             raise NotFound(f"no node {wanted[:80]!r}", hint="`mezctl nodes ls` lists them")
@@ -149,7 +150,7 @@ class LockService:
         )
 
     async def _still_registered(self, principal: Any) -> bool:
-        if principal.agent_kind == "node":
+        if principal.agent_kind == AgentKind.NODE:
             return self._catalog.get(principal.name) is not None
         try:
             await self._agents.get(principal.name)
@@ -159,7 +160,7 @@ class LockService:
 
     async def watch_locks(self, stream: object, ctx: CallContext) -> None:
         principal = ctx.principal
-        if principal.agent_kind not in ("node", "proxy"):
+        if principal.agent_kind not in (AgentKind.NODE, AgentKind.PROXY):
             raise AccessDenied("this call is for nodes and proxies")
         if await ctx.recv() is None:
             raise BadParameter("missing request message")

@@ -16,9 +16,10 @@ from dataclasses import asdict
 
 from proto.clock import Clock
 from proto.errors import AccessDenied, AlreadyExists, CompareFailed, MeziteError, NotFound
+from proto.kinds import AgentKind
 from proto.locks import Lock, LockSet, LockTarget, Subject
 from server.auth.auditing import Auditor
-from server.auth.grpc_auth import Principal
+from server.auth.grpc_auth import Principal, PrincipalKind
 from server.backend import Backend, EventType, Item, prefix_range
 
 log = logging.getLogger(__name__)
@@ -94,11 +95,11 @@ class LockStore:
 def subject_of(principal: Principal) -> Subject | None:
     """Who a caller is, for lock matching; None for those no lock can refuse (anonymous
     callers, and the local admin identity, so that locks can always be lifted)."""
-    if principal.kind == "user":
+    if principal.kind == PrincipalKind.USER:
         return Subject("user", principal.name, principal.incarnation, principal.roles)
-    if principal.kind != "agent" or principal.is_admin:
+    if principal.kind != PrincipalKind.AGENT or principal.agent_kind is None or principal.is_admin:
         return None
-    if principal.agent_kind == "bot":
+    if principal.agent_kind == AgentKind.BOT:
         return Subject("agent_identity", principal.identity, principal.incarnation, principal.roles)
     return Subject(principal.agent_kind, principal.name)
 

@@ -12,6 +12,7 @@ from proto.limits import MAX_USERNAME_CHARS
 from proto.locks import Subject
 from proto.v1 import auth_pb2 as pb
 from server.auth.auditing import Auditor
+from server.auth.grpc_auth import PrincipalKind
 from server.auth.lockout import LoginLockout
 from server.auth.locks import LockCache
 from server.auth.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
@@ -168,7 +169,7 @@ class LoginService:
 
     async def logout(self, request: pb.LogoutRequest, ctx: CallContext) -> pb.LogoutResponse:
         principal = ctx.principal
-        if principal.kind != "user":
+        if principal.kind != PrincipalKind.USER:
             raise NotAuthenticated("only a session can log out")
         await self._sessions.delete(principal.session_key)
         self._audit.emit("session.logout", user=principal.name)
@@ -178,7 +179,7 @@ class LoginService:
         self, request: pb.GetCurrentUserRequest, ctx: CallContext
     ) -> pb.GetCurrentUserResponse:
         principal = ctx.principal
-        if principal.kind != "user":
+        if principal.kind != PrincipalKind.USER:
             roles = ["admin"] if principal.is_admin else list(principal.roles)
             return pb.GetCurrentUserResponse(username=principal.name, roles=roles)
         user, checker = await load_checker(self._users, self._roles, principal.name)

@@ -12,12 +12,13 @@ from typing import Any
 from proto.clock import Clock
 from proto.errors import AccessDenied, AlreadyExists, BadParameter, MeziteError, NotFound
 from proto.event_types import known_event_type
+from proto.kinds import AgentKind
 from proto.locks import LockTarget, Subject
 from proto.v1 import auth_pb2 as pb
 from server.audit import new_event
 from server.auth.agents import AgentRecord, AgentStore
 from server.auth.auditing import Auditor
-from server.auth.grpc_auth import Principal
+from server.auth.grpc_auth import Principal, PrincipalKind
 from server.auth.issuer import HOST_CERT_TTL, AgentIssuer, load_tls_public_key
 from server.auth.join_tokens import JoinTokens, validate_labels
 from server.auth.locks import CLOCK_SKEW, SYSTEM, LockCache, audit_lock_created, lock_item, new_lock
@@ -107,11 +108,11 @@ class NodeService:
             load_tls_public_key(request.tls_public_key_pem)
             # Only a proxy asks for a server certificate, and only a proxy token grants
             # one: a node token cannot mint a certificate browsers would trust.
-            kind = "proxy" if request.tls_server_public_key_pem else "node"
-            if kind == "proxy":
+            kind = AgentKind.PROXY if request.tls_server_public_key_pem else AgentKind.NODE
+            if kind == AgentKind.PROXY:
                 load_tls_public_key(request.tls_server_public_key_pem)
             requested_labels = validate_labels(dict(request.labels))
-            if kind == "node" and self._catalog.by_name(name) is not None:
+            if kind == AgentKind.NODE and self._catalog.by_name(name) is not None:
                 raise AlreadyExists(
                     f"a node named {name!r} is already registered",
                     hint="pick another --name",
@@ -124,11 +125,11 @@ class NodeService:
             raise
         record = AgentRecord(
             id=str(uuid.uuid4()),
-            kind=token.type,  # "node" or "proxy": what the admin made the token for
+            kind=AgentKind(token.type),  # what the admin made the token for
             name=name,
             created=self._clock.now(),
             labels={**requested_labels, **token.labels},  # the token's labels win
-            addrs=tuple(addrs) if kind == "proxy" else (),
+            addrs=tuple(addrs) if kind == AgentKind.PROXY else (),
         )
         credentials = await self._issuer.host_credentials(
             record,
@@ -151,14 +152,14 @@ class NodeService:
 
     def _node(self, principal: Principal) -> AgentRecord:
         record = self._catalog.get(principal.name)
-        if principal.agent_kind != "node" or record is None:
+        if principal.agent_kind != AgentKind.NODE or record is None:
             raise AccessDenied("this call is for nodes")
         return record
 
     async def renew_host_certs(
         self, request: pb.RenewHostCertsRequest, ctx: CallContext
     ) -> pb.RenewHostCertsResponse:
-        if ctx.principal.agent_kind == "proxy":
+        if ctx.principal.agent_kind == AgentKind.PROXY:
             record = await self._agents.get(ctx.principal.name)
             if not request.tls_server_public_key_pem:
                 raise BadParameter("a proxy renews its HTTPS server certificate too")
@@ -188,7 +189,7 @@ class NodeService:
             if self._catalog.get(record.id) is None:
                 log.info("node %s (%s) was removed; ending its heartbeats", record.name, record.id)
                 return
-            if self._locks.find(Subject("node", record.id)) is not None:
+            if self._locks.find(Subject(AgentKind.NODE, record.id)) is not None:
                 log.info("node %s (%s) is locked; ending its heartbeats", record.name, record.id)
                 return
             if beat.name != record.name:
@@ -203,11 +204,11 @@ class NodeService:
     ) -> pb.ListNodesResponse:
         principal = ctx.principal
         labels = validate_labels(dict(request.labels))
-        if principal.is_admin or principal.agent_kind == "proxy":
+        if principal.is_admin or principal.agent_kind == AgentKind.PROXY:
             # Admins see every node; a proxy routes to every node (checking each user's
             # node access itself, from the user's certificate).
             allowed: Any = lambda _labels: True  # noqa: E731
-        elif principal.kind == "agent":
+        elif principal.kind == PrincipalKind.AGENT:
             allowed = AccessChecker(await self._roles.get_many(principal.roles)).can_access_node
         else:
             _, checker = await load_checker(self._users, self._roles, principal.name)
@@ -247,7 +248,9 @@ class NodeService:
         kinds = _kinds(request.kind)
         agents = []
         for record in sorted(await self._joined(kinds), key=lambda r: (r.kind, r.name, r.id)):
-            presence = self._catalog.presence.get(record.id) if record.kind == "node" else None
+            presence = (
+                self._catalog.presence.get(record.id) if record.kind == AgentKind.NODE else None
+            )
             agents.append(
                 pb.Agent(
                     id=record.id,
@@ -264,9 +267,9 @@ class NodeService:
     async def delete_agent(
         self, request: pb.DeleteAgentRequest, ctx: CallContext
     ) -> pb.DeleteAgentResponse:
-        kind = request.kind
-        if kind not in ("node", "proxy"):
+        if request.kind not in JOINED_KINDS:
             raise BadParameter("kind must be node or proxy")
+        kind = AgentKind(request.kind)
         wanted = request.id_or_name
         if not wanted or len(wanted) > 128:
             raise BadParameter(f"name the {kind} to remove by id or name")
@@ -281,7 +284,7 @@ class NodeService:
             )
         (record,) = matches
         also = []
-        if kind == "node":
+        if kind == AgentKind.NODE:
             # Its host certificate lives a day at most: the lock lasts as long, so the
             # node itself (which learns of it) and the proxy refuse it at once.
             lock = new_lock(
@@ -294,7 +297,7 @@ class NodeService:
         self._catalog.presence.drop(record.id)
         self._audit.emit("agent.delete", user=ctx.principal.name, node=record.name,
                          agent_id=record.id, kind=record.kind)  # fmt: skip
-        if kind == "node":
+        if kind == AgentKind.NODE:
             audit_lock_created(self._audit, lock, ctx.principal.name)
         return pb.DeleteAgentResponse(id=record.id)
 
@@ -302,7 +305,7 @@ class NodeService:
         self, request: pb.EmitAuditEventRequest, ctx: CallContext
     ) -> pb.EmitAuditEventResponse:
         principal = ctx.principal
-        if principal.agent_kind == "proxy":
+        if principal.agent_kind == AgentKind.PROXY:
             record = await self._agents.get(principal.name)
             allowed_types = PROXY_EVENT_TYPES
         else:
@@ -332,7 +335,7 @@ class NodeService:
             raise BadParameter("fields_json must be an object")
         # Where and when are the server's to say: the node is the authenticated agent,
         # and a clock far off is replaced by ours.
-        if record.kind == "proxy":
+        if record.kind == AgentKind.PROXY:
             fields.update(proxy_id=record.id)
         else:
             fields.update(node_id=record.id, node=record.name)
@@ -348,12 +351,15 @@ class NodeService:
         return created
 
 
-def _kinds(kind: str) -> frozenset[str]:
-    if kind in ("node", "proxy"):
-        return frozenset({kind})
+JOINED_KINDS = frozenset({AgentKind.NODE, AgentKind.PROXY})
+
+
+def _kinds(kind: str) -> frozenset[AgentKind]:
+    if kind in JOINED_KINDS:
+        return frozenset({AgentKind(kind)})
     if kind:
         raise BadParameter(f"unknown agent kind {kind[:32]!r}; use node or proxy")
-    return frozenset({"node", "proxy"})
+    return JOINED_KINDS
 
 
 class _Fixed:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from proto import limits
 from proto.errors import BadParameter, MeziteError
+from proto.kinds import AgentKind
 from server.auth.agents import AGENTS_PREFIX, AgentRecord, AgentStore
 from server.auth.presence import PresenceView
 from server.backend import Backend, EventType
@@ -67,7 +68,7 @@ class NodeCatalog:
                 await self._watch_task
 
     def _remember(self, record: AgentRecord) -> None:
-        if record.kind == "node":
+        if record.kind == AgentKind.NODE:
             self._nodes[record.id] = record
             self._sorted = None
 
@@ -85,7 +86,7 @@ class NodeCatalog:
                             # (Re)read everything once the watch is in place: no change
                             # between the read and the watch can be missed.
                             records = await self._agents.list()
-                            self._nodes = {r.id: r for r in records if r.kind == "node"}
+                            self._nodes = {r.id: r for r in records if r.kind == AgentKind.NODE}
                             self._sorted = None
                             ready.set()
                         elif event.type is EventType.PUT:

@@ -21,6 +21,7 @@ from typing import Any
 from proto.clock import Clock, SystemClock
 from proto.errors import MeziteError
 from proto.files import ensure_private_dir, write_private
+from proto.kinds import AgentKind
 from proto.lifecycle import Renewer
 from proto.trust import AUTH_SERVER_NAME
 from proto.v1 import auth_pb2
@@ -135,7 +136,9 @@ class AuthServer:
         write_private(key, tls.key_pem)
         return chain, key
 
-    def _local(self, issuer: AgentIssuer, directory: Path, prefix: str, kind: str) -> LocalIdentity:
+    def _local(
+        self, issuer: AgentIssuer, directory: Path, prefix: str, kind: AgentKind
+    ) -> LocalIdentity:
         return LocalIdentity(self.agents, issuer, self.clock, directory, prefix=prefix, kind=kind)
 
     async def local_proxy_credentials(self, names: tuple[str, ...]) -> Path:
@@ -143,7 +146,7 @@ class AuthServer:
         listeners' certificates, in ``<data dir>/proxy``."""
         assert self.issuer is not None, "start() first"
         directory = ensure_private_dir(self.config.data_dir / PROXY_DIR)
-        self.local_proxy = self._local(self.issuer, directory, LOCAL_PROXY_PREFIX, "proxy")
+        self.local_proxy = self._local(self.issuer, directory, LOCAL_PROXY_PREFIX, AgentKind.PROXY)
         await self.local_proxy.issue()
         await write_local_proxy_files(self.issuer, directory, names)
         return directory

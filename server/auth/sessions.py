@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from proto.clock import Clock
 from proto.errors import CompareFailed, NotAuthenticated, NotFound
-from server.auth.grpc_auth import Principal
+from server.auth.grpc_auth import Principal, PrincipalKind
 from server.auth.users import User, UserStore
 from server.backend import Backend, Condition, Item, Put, prefix_range
 
@@ -89,7 +89,7 @@ class SessionStore:
         if user is None or user.incarnation != incarnation or item.expires is None:
             raise _EXPIRED
         return Principal(
-            kind="user",
+            kind=PrincipalKind.USER,
             name=user.name,
             roles=user.roles,
             incarnation=incarnation,
