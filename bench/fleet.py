@@ -31,9 +31,9 @@ async def seed(data_dir: Path, n: int, out: Path) -> dict[str, Any]:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from proto.clock import SystemClock
-    from server.auth.agents import AgentRecord, AgentStore
-    from server.auth.ca import load_or_create_authorities
-    from server.auth.x509 import issue_client_cert
+    from server.auth.crypto.ca import load_or_create_authorities
+    from server.auth.crypto.x509 import issue_client_cert
+    from server.auth.stores.agents import AgentRecord, AgentStore
     from server.backend import SQLiteBackend
 
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # noqa: ASYNC240 - setup

@@ -23,7 +23,7 @@ A role document::
 This module checks the document's *shape*: known keys, value types, durations. Unknown
 keys and wrong types are a ``BadParameter`` naming the dotted path
 (``spec.allow.login``). Whether the logins, labels and limits are acceptable is decided
-by the server (``server.auth.roles.validate_role``), which validates every role it is
+by the server (``server.auth.stores.roles.validate_role``), which validates every role it is
 given; keeping one set of rules avoids the two drifting apart.
 
 It imports nothing heavy at import time: the generated ``auth_pb2``, PyYAML and tomllib

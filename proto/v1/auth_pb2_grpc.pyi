@@ -4,7 +4,7 @@ isort:skip_file
 The Mezite auth API: the contract between the auth service and every other
 component (mezctl, mezd, mez, the proxy). Served over gRPC on TLS 1.3.
 
-Authentication is per call (see server/auth/grpc_auth.py):
+Authentication is per call (see server/auth/rpc/guard.py):
   - users send "authorization: Bearer <session id>" from AuthenticateLocal;
   - agents (nodes, proxies, agent identities, the local admin) send
     "x-agent-id: <id>" and present the X.509 client certificate naming that id.

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from proto.access import encode_node_access, label_rule_matches
 from proto.errors import AccessDenied
-from server.auth.roles import (
+from server.auth.stores.roles import (
     DEFAULT_SESSION_TTL,
     INTERNAL_LOGINS,
     MAX_SESSION_TTL,
@@ -19,7 +19,7 @@ from server.auth.roles import (
     RoleStore,
     is_valid_login,
 )
-from server.auth.users import User, UserStore
+from server.auth.stores.users import User, UserStore
 
 __all__ = ["AccessChecker", "SessionOptions", "label_rule_matches"]
 

@@ -26,36 +26,36 @@ from proto.lifecycle import Renewer
 from proto.trust import AUTH_SERVER_NAME
 from proto.v1 import auth_pb2
 from server.audit import AuditLog
-from server.auth.agent_identities import AgentIdentityStore, migrate_legacy_locks
-from server.auth.agents import AgentStore
-from server.auth.audit_service import AuditService
 from server.auth.auditing import Auditor
-from server.auth.bot_service import AgentIdentityService
-from server.auth.ca import Authorities, load_or_create_authorities
-from server.auth.cert_service import CertService, UserCertSigner
-from server.auth.cluster import ClusterService
-from server.auth.grpc_auth import ADMIN_AGENT_KIND, Guard
-from server.auth.issuer import AgentIssuer
-from server.auth.join_tokens import JoinTokens
-from server.auth.local_identity import LocalIdentity, write_local_proxy_files
-from server.auth.lock_service import LockService
-from server.auth.lockout import LockoutPolicy, LoginLockout
-from server.auth.locks import LockCache, LockStore
-from server.auth.login_service import Invites, LoginService
-from server.auth.metrics import AuthMetrics
-from server.auth.node_service import NodeService
-from server.auth.nodes import NodeCatalog
-from server.auth.presence import PresenceTable, PresenceView
-from server.auth.ratelimit import RateLimiter
-from server.auth.resource_admin import RoleAdminService, TokenAdminService
-from server.auth.roles import RoleStore
-from server.auth.router import Router, Server, build_mapping
-from server.auth.sessions import SessionStore
-from server.auth.shared_presence import SharedPresence
-from server.auth.sshcert import SerialAllocator
-from server.auth.tls import server_context
-from server.auth.user_admin import UserAdminService
-from server.auth.users import UserStore
+from server.auth.crypto.ca import Authorities, load_or_create_authorities
+from server.auth.crypto.issuer import AgentIssuer
+from server.auth.crypto.local_identity import LocalIdentity, write_local_proxy_files
+from server.auth.crypto.sshcert import SerialAllocator
+from server.auth.rpc.guard import ADMIN_AGENT_KIND, Guard
+from server.auth.rpc.metrics import AuthMetrics
+from server.auth.rpc.ratelimit import RateLimiter
+from server.auth.rpc.router import Router, Server, build_mapping
+from server.auth.rpc.tls import server_context
+from server.auth.services.agent_identities import AgentIdentityService
+from server.auth.services.audit import AuditService
+from server.auth.services.certs import CertService, UserCertSigner
+from server.auth.services.cluster import ClusterService
+from server.auth.services.locks import LockService
+from server.auth.services.login import Invites, LoginService
+from server.auth.services.nodes import NodeService
+from server.auth.services.resources import RoleAdminService, TokenAdminService
+from server.auth.services.users import UserAdminService
+from server.auth.stores.agent_identities import AgentIdentityStore, migrate_legacy_locks
+from server.auth.stores.agents import AgentStore
+from server.auth.stores.join_tokens import JoinTokens
+from server.auth.stores.lockout import LockoutPolicy, LoginLockout
+from server.auth.stores.locks import LockCache, LockStore
+from server.auth.stores.nodes import NodeCatalog
+from server.auth.stores.presence import PresenceTable, PresenceView
+from server.auth.stores.roles import RoleStore
+from server.auth.stores.sessions import SessionStore
+from server.auth.stores.shared_presence import SharedPresence
+from server.auth.stores.users import UserStore
 from server.backend import Backend
 from server.config import ServerConfig
 

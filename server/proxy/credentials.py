@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "mezite_session"
 CSRF_HEADER = "X-Mezite-CSRF"
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# The same bounds auth applies to the session ids it issues (server/auth/grpc_auth.py);
+# The same bounds auth applies to the session ids it issues (server/auth/rpc/guard.py);
 # repeated here because the proxy only ever reaches auth over the wire.
 MAX_AUTHORIZATION_LEN = 256
 SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{22,128}")

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from proto.files import ensure_private_dir, write_private
 from proto.trust import spki_pin
-from server.auth.x509 import issue_server_cert
+from server.auth.crypto.x509 import issue_server_cert
 from server.proxy import (
     AuthGateway,
     GrpcAuthGateway,

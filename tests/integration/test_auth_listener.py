@@ -20,10 +20,10 @@ from proto.client import AuthClient, ClientIdentity
 from proto.errors import AccessDenied, ConnectionProblem, NotAuthenticated
 from proto.trust import AUTH_SERVER_NAME
 from proto.v1 import auth_pb2 as pb
-from server.auth.agents import AgentRecord
-from server.auth.ca import _new_x509_ca
-from server.auth.grpc_auth import UNAUTHENTICATED_METHODS
-from server.auth.x509 import issue_client_cert
+from server.auth.crypto.ca import _new_x509_ca
+from server.auth.crypto.x509 import issue_client_cert
+from server.auth.rpc.guard import UNAUTHENTICATED_METHODS
+from server.auth.stores.agents import AgentRecord
 from tests.servers import RunningAuth, running_auth
 
 SERVICE = pb.DESCRIPTOR.services_by_name["AuthService"]

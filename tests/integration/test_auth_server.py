@@ -9,7 +9,7 @@ import pytest
 
 from proto import errors
 from proto.v1 import auth_pb2 as pb
-from server.auth.ca import load_or_create_authorities
+from server.auth.crypto.ca import load_or_create_authorities
 from server.auth.server import AuthServer
 from server.backend import SQLiteBackend
 from tests.servers import running_auth

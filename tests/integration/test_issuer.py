@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import SSHCertificate, load_ssh_public_identity
 
 from proto.trust import PROXY_SERVER_NAME
-from server.auth.issuer import SERVER_CERT_TTL, host_principals
+from server.auth.crypto.issuer import SERVER_CERT_TTL, host_principals
 from tests.servers import RunningAuth
 
 

@@ -72,7 +72,7 @@ def test_unknown_user_is_verified_against_a_dummy_hash(monkeypatch: pytest.Monke
 
     from argon2 import PasswordHasher
 
-    from server.auth import passwords
+    from server.auth.crypto import passwords
 
     seen: list[str] = []
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from proto.errors import BadParameter, NotFound
-from server.auth.roles import (
+from server.auth.stores.roles import (
     ADMIN_ROLE,
     INTERNAL_LOGINS,
     PRESET_ROLES,

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import pytest
 
 from proto.clock import FakeClock
-from server.auth.presence import PresenceTable
-from server.auth.shared_presence import LEASE, PRESENCE_PREFIX, SharedPresence
+from server.auth.stores.presence import PresenceTable
+from server.auth.stores.shared_presence import LEASE, PRESENCE_PREFIX, SharedPresence
 from server.backend.postgres import PostgresBackend
 from tests.pg import PostgresServer
 

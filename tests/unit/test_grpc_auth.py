@@ -6,7 +6,7 @@ import pytest
 
 from proto.errors import NotAuthenticated
 from proto.v1 import auth_pb2
-from server.auth.grpc_auth import (
+from server.auth.rpc.guard import (
     ADMIN_ONLY_METHODS,
     AGENT_METHODS,
     METHOD_ACCESS,

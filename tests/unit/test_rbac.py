@@ -9,7 +9,7 @@ import pytest
 
 from proto.errors import AccessDenied
 from server.auth.rbac import AccessChecker, SessionOptions, label_rule_matches
-from server.auth.roles import (
+from server.auth.stores.roles import (
     INTERNAL_LOGINS,
     PRESET_ROLES,
     Role,

@@ -1,4 +1,4 @@
-"""server.auth.roles (role data, validation, wire and storage forms, presets) and
+"""server.auth.stores.roles (role data, validation, wire and storage forms, presets) and
 proto.resources (the YAML/TOML role documents)."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from proto.resources import (
     role_to_resource,
 )
 from proto.v1 import auth_pb2
-from server.auth.roles import (
+from server.auth.stores.roles import (
     ACCESS_ROLE,
     ADMIN_ROLE,
     AUDITOR_ROLE,

@@ -23,8 +23,8 @@ from proto.files import write_private
 from proto.kinds import AgentKind
 from proto.trust import PROXY_SERVER_NAME, certificate_agent_id
 from server import proxy_files as files
-from server.auth.agents import AgentRecord, AgentStore
-from server.auth.issuer import AgentIssuer, pem_key
+from server.auth.crypto.issuer import AgentIssuer, pem_key
+from server.auth.stores.agents import AgentRecord, AgentStore
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from proto.errors import CompareFailed, NotAuthenticated, NotFound
 from proto.kinds import AgentKind
-from server.auth.grpc_auth import Principal, PrincipalKind
+from server.auth.rpc.guard import Principal, PrincipalKind
 from server.backend import Backend, Condition, Delete, Item, prefix_range
 from server.backend.atomic import Action
 

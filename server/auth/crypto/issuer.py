@@ -29,13 +29,13 @@ from proto.errors import BadParameter
 from proto.kinds import AgentKind
 from proto.trust import PROXY_SERVER_NAME
 from proto.v1 import auth_pb2 as pb
-from server.auth.agents import AgentRecord
-from server.auth.ca import Authorities
-from server.auth.cert_service import UserCertSigner
+from server.auth.crypto.ca import Authorities
+from server.auth.crypto.sshcert import BACKDATE, CertifiableKey, SerialAllocator, parse_public_key
+from server.auth.crypto.sshcert import sign_host_cert as _sign_host_cert
+from server.auth.crypto.x509 import PublicKey, issue_client_cert, issue_server_cert
 from server.auth.rbac import AccessChecker
-from server.auth.sshcert import BACKDATE, CertifiableKey, SerialAllocator, parse_public_key
-from server.auth.sshcert import sign_host_cert as _sign_host_cert
-from server.auth.x509 import PublicKey, issue_client_cert, issue_server_cert
+from server.auth.services.certs import UserCertSigner
+from server.auth.stores.agents import AgentRecord
 
 HOST_CERT_TTL = 24 * 3600.0
 SERVER_CERT_TTL = 365 * 86400.0

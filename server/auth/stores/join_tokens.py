@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from proto import limits
 from proto.clock import Clock
 from proto.errors import BadParameter, CompareFailed, NotAuthenticated, NotFound
-from server.auth.secret_tokens import SecretToken, new_token, parse_token, secret_matches
+from server.auth.stores.secret_tokens import SecretToken, new_token, parse_token, secret_matches
 from server.backend import Backend, Item, prefix_range
 
 TOKENS_PREFIX = "tokens/"

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from proto import limits
 from proto.errors import AlreadyExists, BadParameter, CompareFailed, NotFound
-from server.auth.ca import SSHAuthority
+from server.auth.crypto.ca import SSHAuthority
 from server.backend import Backend, Item
 
 CertifiableKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey

@@ -14,15 +14,15 @@ from proto.errors import CompareFailed
 from proto.locks import Lock, LockTarget
 from proto.v1 import auth_pb2 as pb
 from server.auth.auditing import Auditor
-from server.auth.incarnations import new_incarnation
-from server.auth.locks import CLOCK_SKEW, SYSTEM, lock_item, new_lock
-from server.auth.login_service import Invites
-from server.auth.passwords import hash_password
-from server.auth.roles import RoleStore
-from server.auth.router import CallContext
-from server.auth.sessions import sessions_range
-from server.auth.sshcert import MAX_CERT_TTL
-from server.auth.users import User, UserStore, validate_user_fields
+from server.auth.crypto.passwords import hash_password
+from server.auth.crypto.sshcert import MAX_CERT_TTL
+from server.auth.rpc.router import CallContext
+from server.auth.services.login import Invites
+from server.auth.stores.incarnations import new_incarnation
+from server.auth.stores.locks import CLOCK_SKEW, SYSTEM, lock_item, new_lock
+from server.auth.stores.roles import RoleStore
+from server.auth.stores.sessions import sessions_range
+from server.auth.stores.users import User, UserStore, validate_user_fields
 from server.backend import DeleteRange, Put
 
 RETRIES = 20

@@ -19,7 +19,7 @@ from proto.errors import AccessDenied, AlreadyExists, CompareFailed, MeziteError
 from proto.kinds import AgentKind
 from proto.locks import Lock, LockSet, LockTarget, Subject
 from server.auth.auditing import Auditor
-from server.auth.grpc_auth import Principal, PrincipalKind
+from server.auth.rpc.guard import Principal, PrincipalKind
 from server.backend import Backend, EventType, Item, prefix_range
 
 log = logging.getLogger(__name__)

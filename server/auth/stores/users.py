@@ -13,9 +13,9 @@ import re
 from dataclasses import asdict, dataclass
 
 from proto.errors import AlreadyExists, BadParameter, CompareFailed, NotFound
-from server.auth.incarnations import legacy_incarnation
-from server.auth.roles import validate_login
-from server.auth.secret_tokens import PendingToken
+from server.auth.stores.incarnations import legacy_incarnation
+from server.auth.stores.roles import validate_login
+from server.auth.stores.secret_tokens import PendingToken
 from server.backend import Backend, Condition, Delete, Item, Put, prefix_range
 from server.backend.atomic import Action
 

@@ -23,17 +23,17 @@ from proto.locks import (
 )
 from proto.v1 import auth_pb2 as pb
 from server.audit import AuditLog
-from server.auth.agents import AgentStore
 from server.auth.auditing import Auditor
-from server.auth.ca import Authorities
-from server.auth.grpc_auth import validate_name
-from server.auth.krl import encode_krl
-from server.auth.locks import CLOCK_SKEW, LockCache, LockStore, audit_lock_created, new_lock
-from server.auth.nodes import NodeCatalog
-from server.auth.roles import validate_login
-from server.auth.router import CallContext
-from server.auth.sshcert import MAX_CERT_TTL
-from server.auth.users import validate_username
+from server.auth.crypto.ca import Authorities
+from server.auth.crypto.krl import encode_krl
+from server.auth.crypto.sshcert import MAX_CERT_TTL
+from server.auth.rpc.guard import validate_name
+from server.auth.rpc.router import CallContext
+from server.auth.stores.agents import AgentStore
+from server.auth.stores.locks import CLOCK_SKEW, LockCache, LockStore, audit_lock_created, new_lock
+from server.auth.stores.nodes import NodeCatalog
+from server.auth.stores.roles import validate_login
+from server.auth.stores.users import validate_username
 
 log = logging.getLogger(__name__)
 

@@ -16,18 +16,25 @@ from proto.kinds import AgentKind
 from proto.locks import LockTarget, Subject
 from proto.v1 import auth_pb2 as pb
 from server.audit import new_event
-from server.auth.agents import AgentRecord, AgentStore
 from server.auth.auditing import Auditor
-from server.auth.grpc_auth import Principal, PrincipalKind
-from server.auth.issuer import HOST_CERT_TTL, AgentIssuer, load_tls_public_key
-from server.auth.join_tokens import JoinTokens, validate_labels
-from server.auth.locks import CLOCK_SKEW, SYSTEM, LockCache, audit_lock_created, lock_item, new_lock
-from server.auth.nodes import NodeCatalog
+from server.auth.crypto.issuer import HOST_CERT_TTL, AgentIssuer, load_tls_public_key
+from server.auth.crypto.sshcert import parse_public_key
 from server.auth.rbac import AccessChecker, load_checker
-from server.auth.roles import RoleStore
-from server.auth.router import CallContext
-from server.auth.sshcert import parse_public_key
-from server.auth.users import UserStore
+from server.auth.rpc.guard import Principal, PrincipalKind
+from server.auth.rpc.router import CallContext
+from server.auth.stores.agents import AgentRecord, AgentStore
+from server.auth.stores.join_tokens import JoinTokens, validate_labels
+from server.auth.stores.locks import (
+    CLOCK_SKEW,
+    SYSTEM,
+    LockCache,
+    audit_lock_created,
+    lock_item,
+    new_lock,
+)
+from server.auth.stores.nodes import NodeCatalog
+from server.auth.stores.roles import RoleStore
+from server.auth.stores.users import UserStore
 from server.backend import Put
 
 log = logging.getLogger(__name__)

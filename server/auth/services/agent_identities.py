@@ -19,19 +19,22 @@ from proto.errors import (
 from proto.kinds import AgentKind
 from proto.locks import Lock, LockTarget, Subject
 from proto.v1 import auth_pb2 as pb
-from server.auth.agent_identities import (
+from server.auth.auditing import Auditor
+from server.auth.crypto.issuer import AgentIssuer, load_tls_public_key
+from server.auth.crypto.sshcert import MAX_CERT_TTL, parse_public_key, validate_principals
+from server.auth.rbac import AccessChecker
+from server.auth.rpc.guard import validate_name
+from server.auth.rpc.router import CallContext
+from server.auth.stores.agent_identities import (
     BOOTSTRAP_FAILED,
     AgentIdentityState,
     AgentIdentityStore,
     bootstrap_index,
     dropped_bootstrap,
 )
-from server.auth.agents import AGENTS_PREFIX, AgentRecord
-from server.auth.auditing import Auditor
-from server.auth.grpc_auth import validate_name
-from server.auth.incarnations import new_incarnation
-from server.auth.issuer import AgentIssuer, load_tls_public_key
-from server.auth.locks import (
+from server.auth.stores.agents import AGENTS_PREFIX, AgentRecord
+from server.auth.stores.incarnations import new_incarnation
+from server.auth.stores.locks import (
     CLOCK_SKEW,
     SYSTEM,
     LockCache,
@@ -40,12 +43,9 @@ from server.auth.locks import (
     lock_item,
     new_lock,
 )
-from server.auth.rbac import AccessChecker
-from server.auth.roles import RoleStore
-from server.auth.router import CallContext
-from server.auth.secret_tokens import PendingToken, new_token, parse_token
-from server.auth.sshcert import MAX_CERT_TTL, parse_public_key, validate_principals
-from server.auth.users import validate_user_fields
+from server.auth.stores.roles import RoleStore
+from server.auth.stores.secret_tokens import PendingToken, new_token, parse_token
+from server.auth.stores.users import validate_user_fields
 from server.backend import Delete, Item, Put
 
 DEFAULT_BOT_TTL = 3600.0

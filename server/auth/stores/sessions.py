@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from proto.clock import Clock
 from proto.errors import CompareFailed, NotAuthenticated, NotFound
-from server.auth.grpc_auth import Principal, PrincipalKind
-from server.auth.users import User, UserStore
+from server.auth.rpc.guard import Principal, PrincipalKind
+from server.auth.stores.users import User, UserStore
 from server.backend import Backend, Condition, Item, Put, prefix_range
 
 SESSIONS_PREFIX = "sessions/"

@@ -7,9 +7,9 @@ import json
 from proto.clock import Clock
 from proto.v1 import auth_pb2 as pb
 from server.audit import AuditEvent, AuditLog
-from server.auth.grpc_auth import require_roles
-from server.auth.roles import AUDITOR_ROLE
-from server.auth.router import CallContext
+from server.auth.rpc.guard import require_roles
+from server.auth.rpc.router import CallContext
+from server.auth.stores.roles import AUDITOR_ROLE
 
 
 def event_to_proto(event: AuditEvent) -> pb.AuditEvent:

@@ -10,12 +10,8 @@ from proto.clock import Clock
 from proto.errors import AccessDenied, MeziteError
 from proto.v1 import auth_pb2 as pb
 from server.auth.auditing import Auditor
-from server.auth.ca import Authorities, ssh_fingerprint
-from server.auth.grpc_auth import PrincipalKind
-from server.auth.rbac import AccessChecker, load_checker
-from server.auth.roles import RoleStore
-from server.auth.router import CallContext
-from server.auth.sshcert import (
+from server.auth.crypto.ca import Authorities, ssh_fingerprint
+from server.auth.crypto.sshcert import (
     BACKDATE,
     SerialAllocator,
     UserCertRequest,
@@ -25,7 +21,11 @@ from server.auth.sshcert import (
     sign_user_cert,
     validate_principals,
 )
-from server.auth.users import UserStore
+from server.auth.rbac import AccessChecker, load_checker
+from server.auth.rpc.guard import PrincipalKind
+from server.auth.rpc.router import CallContext
+from server.auth.stores.roles import RoleStore
+from server.auth.stores.users import UserStore
 
 
 def option_extensions(checker: AccessChecker) -> dict[str, str]:

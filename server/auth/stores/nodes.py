@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from proto import limits
 from proto.errors import BadParameter, MeziteError
 from proto.kinds import AgentKind
-from server.auth.agents import AGENTS_PREFIX, AgentRecord, AgentStore
-from server.auth.presence import PresenceView
+from server.auth.stores.agents import AGENTS_PREFIX, AgentRecord, AgentStore
+from server.auth.stores.presence import PresenceView
 from server.backend import Backend, EventType
 
 log = logging.getLogger(__name__)

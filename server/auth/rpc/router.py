@@ -27,7 +27,7 @@ from google.protobuf.message import DecodeError, Message
 from grpclib.exceptions import GRPCError
 
 from proto.errors import BadParameter, LimitExceeded, MeziteError, NotImplementedYet
-from server.auth.grpc_auth import Guard, PeerCertificate, Principal
+from server.auth.rpc.guard import Guard, PeerCertificate, Principal
 
 log = logging.getLogger(__name__)
 

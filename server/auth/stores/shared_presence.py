@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from proto.clock import Clock
 from proto.errors import CompareFailed, MeziteError, NotFound
-from server.auth.presence import Presence, PresenceTable
+from server.auth.stores.presence import Presence, PresenceTable
 from server.backend import Backend, EventType, Item, prefix_range
 
 log = logging.getLogger(__name__)

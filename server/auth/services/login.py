@@ -12,16 +12,16 @@ from proto.limits import MAX_USERNAME_CHARS
 from proto.locks import Subject
 from proto.v1 import auth_pb2 as pb
 from server.auth.auditing import Auditor
-from server.auth.grpc_auth import PrincipalKind
-from server.auth.lockout import LoginLockout
-from server.auth.locks import LockCache
-from server.auth.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
+from server.auth.crypto.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
 from server.auth.rbac import load_checker
-from server.auth.roles import RoleStore
-from server.auth.router import CallContext
-from server.auth.secret_tokens import PendingToken, SecretToken, new_token, parse_token
-from server.auth.sessions import SessionStore
-from server.auth.users import User, UserStore
+from server.auth.rpc.guard import PrincipalKind
+from server.auth.rpc.router import CallContext
+from server.auth.stores.lockout import LoginLockout
+from server.auth.stores.locks import LockCache
+from server.auth.stores.roles import RoleStore
+from server.auth.stores.secret_tokens import PendingToken, SecretToken, new_token, parse_token
+from server.auth.stores.sessions import SessionStore
+from server.auth.stores.users import User, UserStore
 from server.backend import Backend, Delete, Item, Put
 from server.backend.atomic import Action
 

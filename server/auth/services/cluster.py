@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from proto import __version__
 from proto.v1 import auth_pb2 as pb
-from server.auth.ca import Authorities
-from server.auth.router import CallContext
+from server.auth.crypto.ca import Authorities
+from server.auth.rpc.router import CallContext
 
 
 def authority_messages(cas: Authorities) -> list[pb.CertAuthority]:

@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from proto.clock import Clock
 from proto.errors import AlreadyExists, CompareFailed, NotFound
 from proto.locks import LockTarget
-from server.auth.incarnations import INCARNATION_RE, legacy_incarnation
-from server.auth.secret_tokens import PendingToken
+from server.auth.stores.incarnations import INCARNATION_RE, legacy_incarnation
+from server.auth.stores.secret_tokens import PendingToken
 from server.backend import Backend, Condition, Delete, Item, Put, prefix_range
 from server.backend.atomic import Action
 
@@ -142,7 +142,7 @@ async def migrate_legacy_locks(backend: Backend, clock: Clock) -> int:
     """Identities locked before locks were resources carried ``locked: true`` in their
     state: each becomes a lock on that incarnation, in the same write that drops the
     flag (so it happens once, and an admin's later unlock sticks)."""
-    from server.auth.locks import SYSTEM, lock_item, new_lock
+    from server.auth.stores.locks import SYSTEM, lock_item, new_lock
 
     migrated = 0
     for item in await backend.get_range(*prefix_range(IDENTITIES_PREFIX)):

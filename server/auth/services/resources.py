@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from proto.v1 import auth_pb2 as pb
 from server.auth.auditing import Auditor
-from server.auth.join_tokens import JoinTokens
-from server.auth.roles import RoleStore, role_from_proto, role_to_proto
-from server.auth.router import CallContext
+from server.auth.rpc.router import CallContext
+from server.auth.stores.join_tokens import JoinTokens
+from server.auth.stores.roles import RoleStore, role_from_proto, role_to_proto
 
 
 class RoleAdminService:
