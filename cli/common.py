@@ -1,5 +1,6 @@
-"""Pieces every CLI shares: the version option, logging, output and the one error
-handler that turns the error vocabulary into a line, a hint and an exit code."""
+"""Pieces every CLI shares: the version and --debug options, logging, output and the one
+error handler that turns the error vocabulary into a line, a hint and an exit code, and
+any other error into one line naming the log file that has its traceback."""
 
 from __future__ import annotations
 
@@ -7,12 +8,44 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import typer
 
 from proto import __version__
 from proto.errors import MeziteError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Diagnostics:
+    """What `run` needs to know from the command line: set by the --debug option, which
+    finds it as the click context's object."""
+
+    debug: bool = False
+
+
+def _debug_callback(ctx: typer.Context, value: bool) -> None:
+    if not value:
+        return
+    diagnostics = ctx.find_object(Diagnostics)
+    if diagnostics is not None:
+        diagnostics.debug = True
+    # Configured first, so a command's own setup_logging(level) later changes nothing.
+    setup_logging("DEBUG")
+
+
+DebugOpt = Annotated[
+    bool,
+    typer.Option(
+        "--debug",
+        callback=_debug_callback,
+        is_eager=True,
+        help="Log at DEBUG to stderr, and show an unexpected error's traceback.",
+    ),
+]
 
 
 def version_callback(prog: str) -> Callable[[bool], None]:
@@ -25,7 +58,8 @@ def version_callback(prog: str) -> Callable[[bool], None]:
 
 
 def setup_logging(level: str) -> None:
-    """Library code logs; this sends it to stderr."""
+    """Library code logs; this sends it to stderr. Once configured (by --debug), the
+    first setting stays: basicConfig does nothing when the root logger has a handler."""
     logging.basicConfig(
         stream=sys.stderr,
         level=getattr(logging, level.upper(), logging.INFO),
@@ -47,11 +81,33 @@ def run(
     app: typer.Typer, prog: str, default_hints: dict[type[MeziteError], str] | None = None
 ) -> None:
     """Entry point wrapper: Mezite errors become one line, a hint and an exit code.
-    Hints do not cross the wire, so a CLI can name its own way out per error class."""
+    Hints do not cross the wire, so a CLI can name its own way out per error class.
+    Any other error is a bug: its traceback goes to a log file (or, with --debug, to
+    stderr) and the user gets one line saying where."""
+    diagnostics = Diagnostics()
     try:
-        app(prog_name=prog, standalone_mode=True)
+        app(prog_name=prog, standalone_mode=True, obj=diagnostics)
     except MeziteError as err:
+        log.debug("%s failed", prog, exc_info=True)
         if err.hint is None and default_hints:
             err.hint = next((h for cls, h in default_hints.items() if isinstance(err, cls)), None)
         report(err)
         sys.exit(err.exit_code)
+    except Exception as exc:
+        if diagnostics.debug:
+            raise
+        sys.exit(_report_unexpected(prog, exc))
+
+
+def _report_unexpected(prog: str, exc: Exception) -> int:
+    from cli import crashlog
+
+    what = f"error: unexpected {type(exc).__name__} (a bug in {prog})"
+    try:
+        path = crashlog.write(prog, exc)
+    except OSError as failed:
+        typer.secho(f"{what}; rerun with --debug for details (no log: {failed})",
+                    fg=typer.colors.RED, err=True)  # fmt: skip
+    else:
+        typer.secho(f"{what}; details in {path}", fg=typer.colors.RED, err=True)
+    return 1

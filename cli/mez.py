@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.common import print_json, run, version_callback
+from cli.common import DebugOpt, print_json, run, version_callback
 
 app = typer.Typer(
     help="Mezite user client: log in, list nodes, ssh and scp.",
@@ -26,6 +26,7 @@ FormatOpt = Annotated[str, typer.Option("--format", help="Output format: table o
 
 @app.callback()
 def main_options(
+    debug: DebugOpt = False,
     version: Annotated[
         bool,
         typer.Option(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import print_json, run, setup_logging, version_callback
+from cli.common import DebugOpt, print_json, run, setup_logging, version_callback
 from cli.mezctl_admin import register as register_admin_commands
 
 app = typer.Typer(
@@ -33,6 +33,7 @@ FormatOpt = Annotated[str, typer.Option("--format", help="Output format: text or
 
 @app.callback()
 def main_options(
+    debug: DebugOpt = False,
     version: Annotated[
         bool,
         typer.Option(

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import run, setup_logging, version_callback
+from cli.common import DebugOpt, run, setup_logging, version_callback
 from cli.render import parse_labels, split_list
 
 app = typer.Typer(
@@ -33,6 +33,7 @@ AdvertiseOpt = Annotated[
 
 @app.callback()
 def main_options(
+    debug: DebugOpt = False,
     version: Annotated[
         bool,
         typer.Option(
