@@ -2,21 +2,106 @@
 
 On the auth server's host: the local admin identity that ``mezctl start`` writes into the
 data dir (``admin/``), and the address in ``auth.json``. An explicit ``--auth-server``
-overrides the address. Elsewhere (no admin identity in the data dir): the session of the
-user logged in with `mez login`, whose roles must include admin."""
+overrides the address. Elsewhere (no admin identity in the default data dir): the session
+of the user logged in with `mez login`, whose roles must include admin.
+
+The options that say where auth is (``--data-dir``, ``--config``, ``--auth-server``) are
+declared here once. mezctl's root callback takes them before the command, and
+``admin_command`` lets every admin command take them after its name too, as scripts and
+the README have always written them. Either way they end up in a ``Connection`` in the
+click context, which makes a client only when a command asks for one.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
 
 from proto.errors import ConnectionProblem, MeziteError, NotAuthenticated
 from proto.files import check_private_file
 
 if TYPE_CHECKING:
     from proto.client import AuthClient
+
+R = TypeVar("R")
+
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory of the auth service on this host."),
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file (or $MEZITE_CONFIG).")
+]
+AuthServerOpt = Annotated[
+    str | None,
+    typer.Option("--auth-server", help="Auth service address (default: from the data dir)."),
+]
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the auth service is, as the options said; a client only on ``client()``, so
+    --help, bad input and `mezctl start` never read a data dir or a keyring."""
+
+    data_dir: Path | None = None
+    config: Path | None = None
+    auth_server: str | None = None
+
+    def overridden(
+        self, data_dir: Path | None, config: Path | None, auth_server: str | None
+    ) -> Connection:
+        """Options after the command's name win over the ones before it."""
+        return Connection(
+            data_dir or self.data_dir, config or self.config, auth_server or self.auth_server
+        )
+
+    def client(self) -> AuthClient:
+        return admin_client(resolve_data_dir(self.data_dir, self.config), self.auth_server)
+
+
+def connection(ctx: typer.Context) -> Connection:
+    found = ctx.find_object(Connection)
+    return found if found is not None else Connection()
+
+
+def connect(ctx: typer.Context) -> AuthClient:
+    """The admin client for this command's connection options."""
+    return connection(ctx).client()
+
+
+_CONNECTION_PARAMS = tuple(
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+    for name, kind in (("data_dir", DataDirOpt), ("config", ConfigOpt),
+                       ("auth_server", AuthServerOpt))
+)  # fmt: skip
+
+
+def admin_command(func: Callable[..., R]) -> Callable[..., R]:
+    """Give a command (which takes ``ctx: typer.Context``) the connection options: typer
+    reads the extended signature, and the wrapper moves their values into the command's
+    context before the command runs."""
+    signature = inspect.signature(func, eval_str=True)
+    if "ctx" not in signature.parameters:
+        raise TypeError(f"{func.__name__} needs a `ctx: typer.Context` parameter")
+
+    @functools.wraps(func)
+    def command(*args: Any, **kwargs: Any) -> R:
+        given = [kwargs.pop(param.name, None) for param in _CONNECTION_PARAMS]
+        ctx = kwargs["ctx"]
+        ctx.obj = connection(ctx).overridden(*given)
+        return func(*args, **kwargs)
+
+    params = [*signature.parameters.values(), *_CONNECTION_PARAMS]
+    command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    return command
 
 
 def resolve_data_dir(data_dir: Path | None, config: Path | None) -> Path:

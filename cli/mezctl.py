@@ -8,8 +8,18 @@ from typing import Annotated
 
 import typer
 
+from cli import mezctl_admin, mezctl_agents, mezctl_locks
+from cli.admin import (
+    AuthServerOpt,
+    ConfigOpt,
+    Connection,
+    DataDirOpt,
+    admin_command,
+    connect,
+    connection,
+)
 from cli.common import DebugOpt, print_json, run, setup_logging, version_callback
-from cli.mezctl_admin import register as register_admin_commands
+from cli.render import FormatOpt
 
 app = typer.Typer(
     help="Mezite cluster control: run the auth service and administer it.",
@@ -17,22 +27,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-DataDirOpt = Annotated[
+StartDataDirOpt = Annotated[
     Path | None,
     typer.Option("--data-dir", help="Data directory (default: the platform's user data dir)."),
 ]
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML config file (or $MEZITE_CONFIG).")
-]
-AuthServerOpt = Annotated[
-    str | None,
-    typer.Option("--auth-server", help="Auth service address (default: from the data dir)."),
-]
-FormatOpt = Annotated[str, typer.Option("--format", help="Output format: text or json.")]
 
 
 @app.callback()
 def main_options(
+    ctx: typer.Context,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+    auth_server: AuthServerOpt = None,
     debug: DebugOpt = False,
     version: Annotated[
         bool,
@@ -45,11 +51,13 @@ def main_options(
     ] = False,
 ) -> None:
     """Mezite cluster control: run the auth service and administer it."""
+    ctx.obj = Connection(data_dir, config, auth_server)
 
 
 @app.command()
 def start(
-    data_dir: DataDirOpt = None,
+    ctx: typer.Context,
+    data_dir: StartDataDirOpt = None,
     config: ConfigOpt = None,
     listen: Annotated[
         str | None, typer.Option("--listen", help="Auth gRPC address (default 0.0.0.0:3025).")
@@ -89,6 +97,8 @@ def start(
     from server.config import config_file_from_env, resolve_config
     from server.main import run as run_server
 
+    given = connection(ctx).overridden(data_dir, config, auth_server)  # before `start` too
+    data_dir, config, auth_server = given.data_dir, given.config, given.auth_server
     cfg = resolve_config(
         config_file=config or config_file_from_env(os.environ),
         env=os.environ,
@@ -123,17 +133,12 @@ def _raise_open_file_limit() -> None:
 
 
 @app.command()
-def status(
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-    auth_server: AuthServerOpt = None,
-    output: FormatOpt = "text",
-) -> None:
+@admin_command
+def status(ctx: typer.Context, output: FormatOpt = "text") -> None:
     """Show the cluster name, CA fingerprints and the CA pin for joins and logins."""
-    from cli.admin import admin_client, resolve_data_dir
     from proto.v1 import auth_pb2 as pb
 
-    with admin_client(resolve_data_dir(data_dir, config), auth_server) as client:
+    with connect(ctx) as client:
         reply = client.rpc.GetClusterStatus(pb.GetClusterStatusRequest())
     if output == "json":
         print_json(
@@ -154,7 +159,8 @@ def status(
     typer.echo(f"CA pin:       {reply.ca_pin}")
 
 
-register_admin_commands(app)
+for module in (mezctl_admin, mezctl_agents, mezctl_locks):
+    module.register(app)
 
 
 def main() -> None:

@@ -12,18 +12,9 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.admin import admin_command, connect
 from cli.common import print_json
-from cli.render import parse_labels, show_rows, split_list, when
-
-DataDirOpt = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Data directory of the auth service on this host."),
-]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
-AuthServerOpt = Annotated[
-    str | None, typer.Option("--auth-server", help="Auth service address (default: local).")
-]
-FormatOpt = Annotated[str, typer.Option("--format", help="Output format: text or json.")]
+from cli.render import FormatOpt, parse_labels, show_rows, split_list, when
 
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage join tokens.", no_args_is_help=True)
@@ -31,12 +22,6 @@ audit_app = typer.Typer(help="Search the audit log.", no_args_is_help=True)
 bots_app = typer.Typer(
     help="Manage agent identities (machines: CI, Ansible).", no_args_is_help=True
 )
-
-
-def _client(data_dir: Path | None, config: Path | None, auth_server: str | None) -> Any:
-    from cli.admin import admin_client, resolve_data_dir
-
-    return admin_client(resolve_data_dir(data_dir, config), auth_server)
 
 
 def _pin_and_addr(client: Any) -> str:
@@ -47,16 +32,15 @@ def _pin_and_addr(client: Any) -> str:
 
 
 @users_app.command("add")
+@admin_command
 def users_add(
+    ctx: typer.Context,
     name: str,
     roles: Annotated[str, typer.Option("--roles", help="Comma list of roles.")],
     logins: Annotated[str | None, typer.Option("--logins", help="Comma list of OS logins.")] = None,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-    auth_server: AuthServerOpt = None,
 ) -> None:
     """Create a user and print a one-time invite (or set the password from stdin)."""
     from proto.v1 import auth_pb2 as pb
@@ -66,7 +50,7 @@ def users_add(
         from proto.errors import BadParameter
 
         raise BadParameter("--password-stdin was given but stdin had no password")
-    with _client(data_dir, config, auth_server) as client:
+    with connect(ctx) as client:
         reply = client.rpc.CreateUser(
             pb.CreateUserRequest(
                 name=name, roles=split_list(roles), logins=split_list(logins), password=password
@@ -87,16 +71,15 @@ def _print_invite(name: str, token: str, expires: float, join: str) -> None:
 
 
 @users_app.command("ls")
+@admin_command
 def users_ls(
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-    auth_server: AuthServerOpt = None,
+    ctx: typer.Context,
     output: FormatOpt = "text",
 ) -> None:
     """List users."""
     from proto.v1 import auth_pb2 as pb
 
-    with _client(data_dir, config, auth_server) as client:
+    with connect(ctx) as client:
         users = client.rpc.ListUsers(pb.ListUsersRequest()).users
     rows = [
         {
@@ -116,45 +99,42 @@ def users_ls(
 
 
 @users_app.command("rm")
+@admin_command
 def users_rm(
+    ctx: typer.Context,
     name: str,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-    auth_server: AuthServerOpt = None,
 ) -> None:
     """Delete a user; their sessions end at once."""
     from proto.v1 import auth_pb2 as pb
 
-    with _client(data_dir, config, auth_server) as client:
+    with connect(ctx) as client:
         client.rpc.DeleteUser(pb.DeleteUserRequest(name=name))
     typer.echo(f"User {name!r} deleted: their sessions are ended, and an automatic lock")
     typer.echo("refuses their certificates on every node (see `mezctl lock ls`).")
 
 
 @users_app.command("reset")
+@admin_command
 def users_reset(
+    ctx: typer.Context,
     name: str,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-    auth_server: AuthServerOpt = None,
 ) -> None:
     """Clear a user's password, end their sessions and print a new invite."""
     from proto.v1 import auth_pb2 as pb
 
-    with _client(data_dir, config, auth_server) as client:
+    with connect(ctx) as client:
         reply = client.rpc.ResetUser(pb.ResetUserRequest(name=name))
         join = _pin_and_addr(client)
     _print_invite(name, reply.invite_token, reply.invite_expires, join)
 
 
 @tokens_app.command("add")
+@admin_command
 def tokens_add(
+    ctx: typer.Context,
     type: Annotated[str, typer.Option("--type", help="node or proxy.")] = "node",
     ttl: Annotated[str, typer.Option("--ttl", help="Lifetime, e.g. 30m.")] = "30m",
     labels: Annotated[str | None, typer.Option("--labels", help="k=v,... for the node.")] = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-    auth_server: AuthServerOpt = None,
     output: FormatOpt = "text",
 ) -> None:
     """Create a one-time join token and print the command line that uses it."""
@@ -164,7 +144,7 @@ def tokens_add(
     request = pb.CreateTokenRequest(
         type=type, ttl_seconds=parse_duration(ttl, path="--ttl"), labels=parse_labels(labels)
     )
-    with _client(data_dir, config, auth_server) as client:
+    with connect(ctx) as client:
         reply = client.rpc.CreateToken(request)
         join = _pin_and_addr(client)
     if type == "proxy":
@@ -182,16 +162,15 @@ def tokens_add(
 
 
 @tokens_app.command("ls")
+@admin_command
 def tokens_ls(
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-    auth_server: AuthServerOpt = None,
+    ctx: typer.Context,
     output: FormatOpt = "text",
 ) -> None:
     """List join tokens (names only; secrets are never shown again)."""
     from proto.v1 import auth_pb2 as pb
 
-    with _client(data_dir, config, auth_server) as client:
+    with connect(ctx) as client:
         tokens = client.rpc.ListTokens(pb.ListTokensRequest()).tokens
     rows = [
         {"name": t.name, "type": t.type, "expires": t.expires, "labels": dict(t.labels)}
@@ -205,29 +184,27 @@ def tokens_ls(
 
 
 @tokens_app.command("rm")
+@admin_command
 def tokens_rm(
+    ctx: typer.Context,
     name: str,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-    auth_server: AuthServerOpt = None,
 ) -> None:
     """Delete a join token."""
     from proto.v1 import auth_pb2 as pb
 
-    with _client(data_dir, config, auth_server) as client:
+    with connect(ctx) as client:
         client.rpc.DeleteToken(pb.DeleteTokenRequest(name=name))
     typer.echo(f"Token {name} deleted.")
 
 
 @audit_app.command("events")
+@admin_command
 def audit_events(
+    ctx: typer.Context,
     since: Annotated[str, typer.Option("--since", help="How far back, e.g. 1h.")] = "1h",
     type: Annotated[list[str] | None, typer.Option("--type", help="Event type.")] = None,
     user: Annotated[str, typer.Option("--user", help="Only this user.")] = "",
     limit: Annotated[int, typer.Option("--limit", help="At most this many events.")] = 1000,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-    auth_server: AuthServerOpt = None,
     output: FormatOpt = "text",
 ) -> None:
     """Search the audit log, oldest first."""
@@ -237,7 +214,7 @@ def audit_events(
     start = time.time() - parse_duration(since, path="--since")
     events: list[Any] = []
     page = ""
-    with _client(data_dir, config, auth_server) as client:
+    with connect(ctx) as client:
         while len(events) < limit:
             reply = client.rpc.SearchAuditEvents(pb.SearchAuditEventsRequest(
                     start=start, types=type or [], user=user,
@@ -261,7 +238,9 @@ def audit_events(
 
 
 @bots_app.command("add")
+@admin_command
 def bots_add(
+    ctx: typer.Context,
     name: str,
     roles: Annotated[str, typer.Option("--roles", help="Comma list of roles.")],
     logins: Annotated[str | None, typer.Option("--logins", help="Comma list of OS logins.")] = None,
@@ -270,15 +249,12 @@ def bots_add(
     dest: Annotated[str, typer.Option("--dest", help="Output dir in the printed line.")] = (
         "./mezite-identity"
     ),
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-    auth_server: AuthServerOpt = None,
 ) -> None:
     """Create an agent identity and print the `mezd identity start` line that uses it."""
     from proto.resources import parse_duration
     from proto.v1 import auth_pb2 as pb
 
-    with _client(data_dir, config, auth_server) as client:
+    with connect(ctx) as client:
         reply = client.rpc.CreateAgentIdentity(
             pb.CreateAgentIdentityRequest(
                 name=name,
@@ -295,16 +271,15 @@ def bots_add(
 
 
 @bots_app.command("ls")
+@admin_command
 def bots_ls(
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-    auth_server: AuthServerOpt = None,
+    ctx: typer.Context,
     output: FormatOpt = "text",
 ) -> None:
     """List agent identities: roles, generation, last renewal, lock state."""
     from proto.v1 import auth_pb2 as pb
 
-    with _client(data_dir, config, auth_server) as client:
+    with connect(ctx) as client:
         found = client.rpc.ListAgentIdentities(pb.ListAgentIdentitiesRequest()).identities
     rows = [{"name": i.name, "roles": list(i.roles), "logins": list(i.logins),
              "generation": i.generation,
@@ -317,64 +292,58 @@ def bots_ls(
     )  # fmt: skip
 
 
-def _bot_action(name: str, method: str, request: Any, done: str, data_dir: Path | None,
-                config: Path | None, auth_server: str | None) -> None:  # fmt: skip
-    with _client(data_dir, config, auth_server) as client:
+def _bot_action(ctx: typer.Context, name: str, method: str, request: Any, done: str) -> None:
+    with connect(ctx) as client:
         getattr(client.rpc, method)(request)
     typer.echo(f"Agent identity {name!r} {done}.")
 
 
 @bots_app.command("rm")
+@admin_command
 def bots_rm(
+    ctx: typer.Context,
     name: str,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-    auth_server: AuthServerOpt = None,
 ) -> None:
     """Delete an agent identity; it is refused from then on."""
     from proto.v1 import auth_pb2 as pb
 
-    _bot_action(name, "DeleteAgentIdentity", pb.DeleteAgentIdentityRequest(name=name),
-                "deleted", data_dir, config, auth_server)  # fmt: skip
+    _bot_action(ctx, name, "DeleteAgentIdentity", pb.DeleteAgentIdentityRequest(name=name),
+                "deleted")  # fmt: skip
 
 
 @bots_app.command("lock")
+@admin_command
 def bots_lock(
+    ctx: typer.Context,
     name: str,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-    auth_server: AuthServerOpt = None,
 ) -> None:
     """Lock an agent identity: every call it makes is refused."""
     from proto.v1 import auth_pb2 as pb
 
     request = pb.SetAgentIdentityLockRequest(name=name, locked=True)
-    _bot_action(name, "SetAgentIdentityLock", request, "locked", data_dir, config, auth_server)
+    _bot_action(ctx, name, "SetAgentIdentityLock", request, "locked")
 
 
 @bots_app.command("unlock")
+@admin_command
 def bots_unlock(
+    ctx: typer.Context,
     name: str,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-    auth_server: AuthServerOpt = None,
 ) -> None:
     """Unlock an agent identity (after investigating why it was locked)."""
     from proto.v1 import auth_pb2 as pb
 
-    _bot_action(name, "SetAgentIdentityLock",
-                pb.SetAgentIdentityLockRequest(name=name, locked=False),
-                "unlocked", data_dir, config, auth_server)  # fmt: skip
+    request = pb.SetAgentIdentityLockRequest(name=name, locked=False)
+    _bot_action(ctx, name, "SetAgentIdentityLock", request, "unlocked")
 
 
+@admin_command
 def export(
+    ctx: typer.Context,
     type: Annotated[str, typer.Option("--type", help="user-ca, host-ca, tls-ca or krl.")],
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write to this file (krl: atomically).")
     ] = None,
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-    auth_server: AuthServerOpt = None,
 ) -> None:
     """Print a CA's public half: user-ca for sshd's TrustedUserCAKeys, host-ca as a
     known_hosts @cert-authority line, tls-ca as PEM; or krl: an OpenSSH revocation list
@@ -384,13 +353,13 @@ def export(
 
     kinds = {"user-ca": "user_ssh", "host-ca": "host_ssh", "tls-ca": "host_x509"}
     if type == "krl":
-        _export_krl(out, data_dir, config, auth_server)
+        _export_krl(ctx, out)
         return
     if type not in kinds:
         raise BadParameter(f"unknown --type {type!r}; use user-ca, host-ca, tls-ca or krl")
     if out is not None:
         raise BadParameter("--out is for --type krl; redirect the output instead")
-    with _client(data_dir, config, auth_server) as client:
+    with connect(ctx) as client:
         reply = client.rpc.GetClusterCAs(pb.GetClusterCAsRequest())
     for ca in reply.authorities:
         if ca.kind == kinds[type]:
@@ -398,16 +367,14 @@ def export(
             typer.echo(f"@cert-authority * {line}" if type == "host-ca" else line)
 
 
-def _export_krl(
-    out: Path | None, data_dir: Path | None, config: Path | None, auth_server: str | None
-) -> None:
+def _export_krl(ctx: typer.Context, out: Path | None) -> None:
     from proto.errors import BadParameter
     from proto.files import write_private
     from proto.v1 import auth_pb2 as pb
 
     if out is None and sys.stdout.isatty():
         raise BadParameter("a KRL is binary: give --out FILE or redirect the output")
-    with _client(data_dir, config, auth_server) as client:
+    with connect(ctx) as client:
         reply = client.rpc.ExportKRL(pb.ExportKRLRequest())
     if out is None:
         sys.stdout.buffer.write(reply.krl)
@@ -426,36 +393,29 @@ def register(app: typer.Typer) -> None:
     app.add_typer(bots_app, name="agent-identities")
     app.add_typer(tokens_app, name="tokens")
     app.add_typer(audit_app, name="audit")
-    from cli.mezctl_agents import register as register_agents
-    from cli.mezctl_locks import register as register_locks
-
-    register_agents(app)
-    register_locks(app)
 
     @app.command("create")
+    @admin_command
     def create(
+        ctx: typer.Context,
         file: Annotated[Path, typer.Option("-f", "--file", help="YAML or TOML resource file.")],
-        data_dir: DataDirOpt = None,
-        config: ConfigOpt = None,
-        auth_server: AuthServerOpt = None,
     ) -> None:
         """Create or update the resources (roles) in a file."""
         from proto.resources import load_role_resources
         from proto.v1 import auth_pb2 as pb
 
         roles = load_role_resources(file)
-        with _client(data_dir, config, auth_server) as client:
+        with connect(ctx) as client:
             for role in roles:
                 reply = client.rpc.UpsertRole(pb.UpsertRoleRequest(role=role))
                 typer.echo(f"role {role.name!r} {'created' if reply.created else 'updated'}")
 
     @app.command("get")
+    @admin_command
     def get(
+        ctx: typer.Context,
         kind: Annotated[str, typer.Argument(help="Resource kind: roles.")],
         name: Annotated[str, typer.Argument(help="One resource by name.")] = "",
-        data_dir: DataDirOpt = None,
-        config: ConfigOpt = None,
-        auth_server: AuthServerOpt = None,
         output: Annotated[str, typer.Option("--format", help="yaml or json.")] = "yaml",
     ) -> None:
         """Show resources (roles) as YAML or JSON."""
@@ -465,7 +425,7 @@ def register(app: typer.Typer) -> None:
 
         if kind not in ("roles", "role"):
             raise BadParameter(f"unknown resource kind {kind!r}; try: roles")
-        with _client(data_dir, config, auth_server) as client:
+        with connect(ctx) as client:
             roles = client.rpc.ListRoles(pb.ListRolesRequest(name=name)).roles
         docs = [role_to_resource(role) for role in roles]
         if output == "json":
@@ -476,11 +436,10 @@ def register(app: typer.Typer) -> None:
         typer.echo(yaml.safe_dump_all(docs, sort_keys=False).rstrip())
 
     @app.command("rm")
+    @admin_command
     def rm(
+        ctx: typer.Context,
         ref: Annotated[str, typer.Argument(help="KIND/NAME, e.g. role/dev.")],
-        data_dir: DataDirOpt = None,
-        config: ConfigOpt = None,
-        auth_server: AuthServerOpt = None,
     ) -> None:
         """Delete a resource, e.g. `mezctl rm role/dev`."""
         from proto.errors import BadParameter
@@ -489,6 +448,6 @@ def register(app: typer.Typer) -> None:
         kind, sep, name = ref.partition("/")
         if not sep or kind != "role" or not name:
             raise BadParameter(f"unknown resource {ref!r}; use role/NAME")
-        with _client(data_dir, config, auth_server) as client:
+        with connect(ctx) as client:
             client.rpc.DeleteRole(pb.DeleteRoleRequest(name=name))
         typer.echo(f"role {name!r} deleted")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import typer
 
-from cli.mezctl_admin import AuthServerOpt, ConfigOpt, DataDirOpt, FormatOpt, _client
-from cli.render import show_rows, when
+from cli.admin import admin_command, connect
+from cli.render import FormatOpt, show_rows, when
 
 
 def agents_app(kind: str) -> typer.Typer:
@@ -18,15 +18,14 @@ def agents_app(kind: str) -> typer.Typer:
     app = typer.Typer(help=f"List and remove joined {plural}.", no_args_is_help=True)
 
     @app.command("ls")
+    @admin_command
     def ls(
-        data_dir: DataDirOpt = None,
-        config: ConfigOpt = None,
-        auth_server: AuthServerOpt = None,
+        ctx: typer.Context,
         output: FormatOpt = "text",
     ) -> None:
         from proto.v1 import auth_pb2 as pb
 
-        with _client(data_dir, config, auth_server) as client:
+        with connect(ctx) as client:
             agents = client.rpc.ListAgents(pb.ListAgentsRequest(kind=kind)).agents
         rows = [
             {
@@ -49,15 +48,14 @@ def agents_app(kind: str) -> typer.Typer:
     ls.__doc__ = f"List the {plural} that joined, online or not."
 
     @app.command("rm")
+    @admin_command
     def rm(
+        ctx: typer.Context,
         name: str = typer.Argument(..., help="Name or id."),
-        data_dir: DataDirOpt = None,
-        config: ConfigOpt = None,
-        auth_server: AuthServerOpt = None,
     ) -> None:
         from proto.v1 import auth_pb2 as pb
 
-        with _client(data_dir, config, auth_server) as client:
+        with connect(ctx) as client:
             reply = client.rpc.DeleteAgent(pb.DeleteAgentRequest(id_or_name=name, kind=kind))
         typer.echo(
             f"Removed {kind} {name} ({reply.id}); its calls to auth are refused from now on."

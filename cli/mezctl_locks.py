@@ -12,9 +12,9 @@ from typing import Annotated
 
 import typer
 
+from cli.admin import admin_command, connect
 from cli.common import print_json
-from cli.mezctl_admin import AuthServerOpt, ConfigOpt, DataDirOpt, FormatOpt, _client
-from cli.render import show_rows, when
+from cli.render import FormatOpt, show_rows, when
 
 app = typer.Typer(
     help="Lock users, nodes, agent identities, logins or roles.", no_args_is_help=True
@@ -24,7 +24,9 @@ TARGET_FLAGS = ("--user", "--node", "--agent-identity", "--login", "--role")
 
 
 @app.command("add")
+@admin_command
 def add(
+    ctx: typer.Context,
     user: Annotated[str | None, typer.Option("--user", help="A user (every incarnation).")] = None,
     node: Annotated[str | None, typer.Option("--node", help="A node, by name or id.")] = None,
     agent_identity: Annotated[
@@ -36,9 +38,6 @@ def add(
         str | None, typer.Option("--ttl", help="Lifetime, e.g. 1h (default: until removed).")
     ] = None,
     reason: Annotated[str, typer.Option("--reason", help="Shown to whoever is refused.")] = "",
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-    auth_server: AuthServerOpt = None,
     output: FormatOpt = "text",
 ) -> None:
     """Lock exactly one target: new logins are refused and live sessions end."""
@@ -55,7 +54,7 @@ def add(
         login=login or "", role=role or "",
     )  # fmt: skip
     seconds = parse_duration(ttl, path="--ttl") if ttl else 0
-    with _client(data_dir, config, auth_server) as client:
+    with connect(ctx) as client:
         reply = client.rpc.CreateLock(
             pb.CreateLockRequest(target=target, reason=reason, ttl_seconds=seconds)
         )
@@ -83,17 +82,16 @@ def _row(lock: object) -> dict[str, object]:
 
 
 @app.command("ls")
+@admin_command
 def ls(
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-    auth_server: AuthServerOpt = None,
+    ctx: typer.Context,
     output: FormatOpt = "text",
 ) -> None:
     """List the locks in force, automatic ones included."""
     from proto.locks import lock_from_proto
     from proto.v1 import auth_pb2 as pb
 
-    with _client(data_dir, config, auth_server) as client:
+    with connect(ctx) as client:
         locks = client.rpc.ListLocks(pb.ListLocksRequest()).locks
     rows = [_row(lock_from_proto(lock)) for lock in locks]
     show_rows(
@@ -104,16 +102,15 @@ def ls(
 
 
 @app.command("rm")
+@admin_command
 def rm(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The lock's name (`mezctl lock ls`).")],
-    data_dir: DataDirOpt = None,
-    config: ConfigOpt = None,
-    auth_server: AuthServerOpt = None,
 ) -> None:
     """Remove a lock: what it refused is let in again."""
     from proto.v1 import auth_pb2 as pb
 
-    with _client(data_dir, config, auth_server) as client:
+    with connect(ctx) as client:
         client.rpc.DeleteLock(pb.DeleteLockRequest(name=name))
     typer.echo(f"Lock {name} removed.")
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
+
+import typer
+
+FormatOpt = Annotated[str, typer.Option("--format", help="Output format: text or json.")]
 
 
 def when(ts: float) -> str:

@@ -132,3 +132,23 @@ def test_tokens_print_a_join_line(cluster: AuthProcess) -> None:
     assert token["type"] == "node" and token["labels"] == {"env": "dev"}
     assert mezctl(cluster, "tokens", "rm", token["name"]).returncode == 0
     assert json.loads(mezctl(cluster, "tokens", "ls", "--format", "json").stdout) == []
+
+
+def test_connection_options_before_or_after_the_command(
+    cluster: AuthProcess, tmp_path: Path
+) -> None:
+    """Declared once: taken before the command (mezctl --data-dir D users ls) and after it,
+    as scripts and the README write them; after wins (so a script's flag beats an alias)."""
+    data = ["--data-dir", str(cluster.data_dir)]
+    spellings = [
+        ["users", "ls", "--format", "json", *data],
+        [*data, "users", "ls", "--format", "json"],
+        ["--data-dir", str(tmp_path / "elsewhere"), "users", "ls", "--format", "json", *data],
+        ["--auth-server", cluster.addr, "users", "ls", "--format", "json", *data],
+    ]
+    for args in spellings:
+        done = cli("mezctl", *args)
+        assert done.returncode == 0, (args, done.stderr)
+        assert isinstance(json.loads(done.stdout), list)
+    for args in (["status", *data], [*data, "status"], [*data, "tokens", "ls"]):
+        assert cli("mezctl", *args).returncode == 0, args
