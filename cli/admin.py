@@ -3,7 +3,9 @@
 On the auth server's host: the local admin identity that ``mezctl start`` writes into the
 data dir (``admin/``), and the address in ``auth.json``. An explicit ``--auth-server``
 overrides the address. Elsewhere (no admin identity in the default data dir): the session
-of the user logged in with `mez login`, whose roles must include admin.
+of the user logged in with `mez login`, whose roles must include admin. A data dir that
+was named (flag, $MEZITE_DATA_DIR, config file) and does not exist is an error, never a
+reason to act with the login's identity instead: it is a typo, not another host.
 
 The options that say where auth is (``--data-dir``, ``--config``, ``--auth-server``) are
 declared here once. mezctl's root callback takes them before the command, and
@@ -105,14 +107,19 @@ def admin_command(func: Callable[..., R]) -> Callable[..., R]:
 
 
 def resolve_data_dir(data_dir: Path | None, config: Path | None) -> Path:
-    """The data dir as `mezctl start` would resolve it (flag, env, file, default)."""
-    from server.config import config_file_from_env, resolve_config
+    """The data dir as `mezctl start` would resolve it (flag, env, file, default); one
+    that was named must exist."""
+    from server.config import config_file_from_env, default_data_dir, resolve_config
 
     cfg = resolve_config(
         config_file=config or config_file_from_env(os.environ),
         env=os.environ,
         flags={"data_dir": data_dir},
     )
+    if cfg.data_dir != default_data_dir() and not cfg.data_dir.exists():
+        raise ConnectionProblem(
+            f"data dir {cfg.data_dir} does not exist, so the auth service is not running with it"
+        )
     return cfg.data_dir
 
 

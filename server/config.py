@@ -343,7 +343,7 @@ def _dsn(value: object, text: bool) -> str:
 # --- defaults that depend on the machine -------------------------------------------------
 
 
-def _default_data_dir() -> Path:
+def default_data_dir() -> Path:
     import platformdirs  # lazily: only needed when no data_dir is given
 
     return Path(platformdirs.user_data_dir("mezite"))
@@ -381,7 +381,7 @@ class _Setting:
 
 
 _SETTINGS: tuple[_Setting, ...] = (
-    _Setting("data_dir", _path, default_factory=_default_data_dir),
+    _Setting("data_dir", _path, default_factory=default_data_dir),
     _Setting("cluster_name", _dns_label("cluster name"), default_factory=_default_host_name),
     _Setting("roles", _roles, ROLES),
     _Setting("log_level", _choice(LOG_LEVELS, upper=True), "INFO"),

@@ -116,17 +116,20 @@ def test_mezctl_elsewhere_uses_the_mez_login(cluster: AuthProcess, tmp_path: Pat
               "--password-stdin", "--data-dir", str(cluster.data_dir),
               stdin=PASSWORD + "\n")  # fmt: skip
     assert add.returncode == 0, add.stderr
-    elsewhere = str(tmp_path / "not-the-auth-host")
+    # Not the auth host: the default data dir (under this env's XDG_DATA_HOME) is absent.
     admin_env = mez_env(tmp_path / "op")
     pin = cluster_pin(cluster.data_dir)
     login = cli("mez", "login", "--auth", cluster.addr, "--user", "root-op", "--password-stdin",
                 "--ca-pin", pin, stdin=PASSWORD + "\n", env=admin_env)  # fmt: skip
     assert login.returncode == 0, login.stderr
-    listed = cli("mezctl", "users", "ls", "--format", "json", "--data-dir", elsewhere,
-                 env=admin_env)  # fmt: skip
+    listed = cli("mezctl", "users", "ls", "--format", "json", env=admin_env)
     assert listed.returncode == 0, listed.stderr
     assert "root-op" in listed.stdout
     user_env = mez_env(tmp_path / "alice")
     assert mez_login(cluster, user_env, pin=pin).returncode == 0
-    refused = cli("mezctl", "users", "ls", "--data-dir", elsewhere, env=user_env)
+    refused = cli("mezctl", "users", "ls", env=user_env)
     assert refused.returncode == 4 and "admin role" in refused.stderr
+    # A data dir that was named and is missing is a typo, not another host: no login used.
+    typo = cli("mezctl", "users", "ls", "--data-dir", str(tmp_path / "typo"), env=admin_env)
+    assert typo.returncode == 9 and typo.stderr.count("\n") == 1, typo.stderr
+    assert "does not exist" in typo.stderr

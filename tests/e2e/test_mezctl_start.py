@@ -40,11 +40,34 @@ def test_start_status_restart_keeps_the_pin(tmp_path: Path) -> None:
     assert "BEGIN" not in log and "PRIVATE" not in log
 
 
+def _logged_in_elsewhere() -> None:
+    """A `mez login` profile in this test's own HOME, pointing at no server."""
+    from proto.profile import Profile
+
+    profile = Profile(cluster="other", user="op", auth_addr="127.0.0.1:9", ca_pin="sha256:00")
+    profile.save()
+    profile.ca_path.write_text("not a CA\n")
+
+
 def test_status_without_a_running_server_says_so(tmp_path: Path) -> None:
     done = cli("mezctl", "status", "--data-dir", str(tmp_path / "none"))
     assert done.returncode == 9
     assert "not running" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("before", [False, True])
+def test_status_with_a_missing_data_dir_says_so_in_one_line(tmp_path: Path, before: bool) -> None:
+    """Even with a login to fall back to: a named data dir that is missing is a typo."""
+    _logged_in_elsewhere()
+    missing = ["--data-dir", str(tmp_path / "typo")]
+    args = [*missing, "status"] if before else ["status", *missing]
+    done = cli("mezctl", *args)
+    assert done.returncode == 9
+    assert (
+        done.stderr == f"error: data dir {tmp_path / 'typo'} does not exist, so the auth "
+        "service is not running with it\n"
+    )
 
 
 def test_unknown_config_key_names_the_file_and_the_key(tmp_path: Path) -> None:
