@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Install the test dependencies and run the whole suite: lint, types, generated-code
-# freshness and pytest (unit, integration against real servers, e2e with real processes).
+# freshness and pytest (unit, integration against real servers, e2e with real processes),
+# then the unit tests again on the lowest dependency versions pyproject.toml allows (so a
+# floor cannot claim more than the code keeps). Arguments go to pytest and skip the
+# lowest-versions run: `bash scripts/test.sh tests/unit -k keyring`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,3 +35,6 @@ fi
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 .venv/bin/pytest -q "$@"
+if [ $# -eq 0 ]; then
+  "$PY" scripts/lowest_versions.py
+fi
