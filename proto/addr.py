@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from proto.errors import BadParameter
+from proto.errors import BadParameter, ConnectionProblem
 
 ANY_HOST = "0.0.0.0"  # noqa: S104 (":port" means every interface)
 
@@ -75,6 +77,19 @@ class HostPort:
         if ":" in self.host:
             return f"[{self.host}]:{self.port}"
         return f"{self.host}:{self.port}"
+
+
+@contextlib.contextmanager
+def listen_errors(addr: HostPort | str) -> Iterator[None]:
+    """A listener that cannot bind (a port in use, an address not ours) as one clear
+    error naming the listener's address, for every listener alike."""
+    try:
+        yield
+    except OSError as exc:
+        raise ConnectionProblem(
+            f"cannot listen on {addr}: {exc.strerror or exc}",
+            hint="another process holds the port; stop it or choose another address",
+        ) from exc
 
 
 def _bad_address(text: str, why: str, *, hint: str | None = None) -> BadParameter:

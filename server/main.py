@@ -6,11 +6,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from proto.addr import HostPort
-from proto.errors import ConnectionProblem
+from proto.addr import HostPort, listen_errors
 from proto.files import ensure_private_dir
 from server.config import ServerConfig
 
@@ -41,11 +39,10 @@ async def serve(config: ServerConfig, stop: asyncio.Event) -> None:
         auth = AuthServer(config, backend, audit_log)
         proxy = None
         try:
-            with _listen_errors(str(config.auth.listen_addr)):
+            with listen_errors(config.auth.listen_addr):
                 await auth.start()
             if "proxy" in config.roles:
-                with _listen_errors(str(config.proxy.web_listen_addr)):
-                    proxy = await _start_proxy(config, auth)
+                proxy = await _start_proxy(config, auth)  # names its own listeners
             await stop.wait()
         finally:
             log.info("shutting down")
@@ -85,8 +82,7 @@ async def _serve_lone_proxy(config: ServerConfig, stop: asyncio.Event) -> None:
     from server.proxy import lone
 
     ensure_private_dir(config.data_dir)
-    with _listen_errors(str(config.proxy.web_listen_addr)):
-        proxy, identity = await lone.start(config)
+    proxy, identity = await lone.start(config)  # names its own listeners' errors
     renewal = asyncio.create_task(lone.renew_until_refused(proxy, config, identity), name="renew")
     try:
         await stop.wait()
@@ -96,17 +92,6 @@ async def _serve_lone_proxy(config: ServerConfig, stop: asyncio.Event) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await renewal
         await proxy.stop()
-
-
-@contextlib.contextmanager
-def _listen_errors(addr: str) -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        raise ConnectionProblem(
-            f"cannot listen on {addr}: {exc.strerror or exc}",
-            hint="another process holds the port; stop it or choose another address",
-        ) from exc
 
 
 async def _start_proxy(config: ServerConfig, auth: AuthServer) -> ProxyService:

@@ -283,9 +283,10 @@ class AuthServer:
             on_denied=self._audit_denial,
             on_timing=self._observe,
         )
-        self._server = Server([Router(mapping)])
-        sock = self._bind()
-        await self._server.start(sock=sock, ssl=server_context(chain, key, cas.host_x509.cert_pem))
+        server = Server([Router(mapping)])
+        sock = self._bind()  # a port in use fails here, before anything needs stopping
+        await server.start(sock=sock, ssl=server_context(chain, key, cas.host_x509.cert_pem))
+        self._server = server
         host, port = sock.getsockname()[:2]
         self.addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._write_runtime_file(port)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from proto import __version__
+from proto.addr import listen_errors
 from proto.audit_forwarder import AuditForwarder
 from proto.client import AsyncAuthClient
 from proto.clock import SystemClock
@@ -93,7 +94,8 @@ class ProxyService:
         cert_file = proxy.cert_file or self._creds.web_cert_file
         key_file = proxy.key_file or self._creds.web_key_file
         self._gateway = GrpcAuthGateway(self._auth_addr, self._creds.ca_pem, self._creds.identity())
-        await self._start_ssh()
+        with listen_errors(proxy.ssh_listen_addr):
+            await self._start_ssh()
         listen = proxy.web_listen_addr
         # The origin needs the bound port, which port 0 only reveals after binding; the app
         # reads its settings per request, so it is built once the port is known.
@@ -102,7 +104,8 @@ class ProxyService:
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             await holder["app"](scope, receive, send)
 
-        self.web = await serve_web(app, listen.host, listen.port, cert_file, key_file)
+        with listen_errors(listen):
+            self.web = await serve_web(app, listen.host, listen.port, cert_file, key_file)
         if proxy.cert_file is not None:
             self._operator_stamp = _stamp(cert_file, key_file)
             self._cert_watch = asyncio.create_task(self._watch_operator_cert())

@@ -89,15 +89,18 @@ def test_env_config_applies(tmp_path: Path) -> None:
     assert "MEZITE_AUTH_SESSION_TTL" in done.stderr
 
 
-def test_a_busy_port_is_a_clear_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flag", ["--listen", "--web-listen", "--proxy-ssh-listen"])
+def test_a_busy_port_is_a_clear_error(tmp_path: Path, flag: str) -> None:
     import socket
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = cli("mezctl", "start", "--data-dir", str(tmp_path / "d"), "--listen",
-                   "127.0.0.1:0", "--web-listen", f"127.0.0.1:{port}")  # fmt: skip
+        listen = {f: "127.0.0.1:0" for f in ("--listen", "--web-listen", "--proxy-ssh-listen")}
+        listen[flag] = f"127.0.0.1:{port}"
+        args = [arg for pair in listen.items() for arg in pair]
+        done = cli("mezctl", "start", "--data-dir", str(tmp_path / "d"), *args)
     assert done.returncode == 9
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
