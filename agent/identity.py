@@ -86,7 +86,11 @@ class NodeIdentity:
             )
         doc, files = found
         doc.update({attr: files[name] for attr, name in cls._FILES.items()})
-        return cls(**doc)
+        try:
+            return cls(**doc)
+        except TypeError:
+            fault = ValueError("fields are missing or unknown")
+            raise IdentityDir(data_dir, IDENTITY_FILE).damaged(fault) from None
 
     @staticmethod
     def refuse_rejoin(data_dir: Path) -> None:

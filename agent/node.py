@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from agent.identity import NodeIdentity
 from agent.presence import Heartbeat
+from proto.addr import listen_errors
 from proto.audit_forwarder import AuditForwarder
 from proto.client import AsyncAuthClient
 from proto.clock import Clock, SystemClock
@@ -80,7 +81,9 @@ class Node:
             listen_host=self.settings.listen_host,
             listen_port=self.settings.listen_port,
         )
-        server = await start_node_ssh_server(config, self.audit, locks=self.locks)
+        listen = f"{self.settings.listen_host}:{self.settings.listen_port}"
+        with listen_errors(listen):
+            server = await start_node_ssh_server(config, self.audit, locks=self.locks)
         self.ssh = server
         self.port = server.port
         log.info("node %s serving SSH on %s:%d", ident.name, self.settings.listen_host, self.port)

@@ -83,12 +83,24 @@ class HostPort:
 def listen_errors(addr: HostPort | str) -> Iterator[None]:
     """A listener that cannot bind (a port in use, an address not ours) as one clear
     error naming the listener's address, for every listener alike."""
+    import errno
+    import socket
+
     try:
         yield
     except OSError as exc:
+        if isinstance(exc, socket.gaierror):
+            hint = "the host name does not resolve here; listen on an IP address"
+        elif exc.errno == errno.EADDRINUSE:
+            hint = "another process holds the port; stop it or choose another address"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            hint = "that address is not one of this machine's; listen on one that is"
+        elif exc.errno == errno.EACCES:
+            hint = "ports below 1024 need root (or CAP_NET_BIND_SERVICE); choose another"
+        else:
+            hint = "choose another address"
         raise ConnectionProblem(
-            f"cannot listen on {addr}: {exc.strerror or exc}",
-            hint="another process holds the port; stop it or choose another address",
+            f"cannot listen on {addr}: {exc.strerror or exc}", hint=hint
         ) from exc
 
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from proto.backoff import Backoff, jittered
 from proto.clock import Clock
-from proto.errors import AccessDenied, MeziteError, NotAuthenticated
+from proto.errors import AccessDenied, MeziteError, NotAuthenticated, NotFound
 from proto.files import check_private_file, ensure_private_dir, write_private
 
 if TYPE_CHECKING:
@@ -105,9 +105,27 @@ class IdentityDir:
         if not self.exists():
             return None
         ensure_private_dir(self.directory)
-        doc: dict[str, Any] = json.loads(check_private_file(self.document).read_text())
-        contents = {name: check_private_file(self.directory / name).read_text() for name in files}
+        try:
+            doc = json.loads(check_private_file(self.document).read_text())
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+            contents = {
+                name: check_private_file(self.directory / name).read_text() for name in files
+            }
+        except (OSError, ValueError) as exc:  # missing, unreadable, truncated, not JSON
+            raise self.damaged(exc) from None
         return doc, contents
+
+    def damaged(self, exc: OSError | ValueError) -> MeziteError:
+        """The one error for an identity that cannot be read back."""
+        if isinstance(exc, OSError):
+            what = f"{exc.filename}: {exc.strerror}"
+        else:
+            what = f"{self.document.name}: {exc}"
+        return NotFound(
+            f"the identity in {self.directory} is damaged ({what})",
+            hint="restore the directory from a backup, or move it away and join again",
+        )
 
     def save(self, doc: Mapping[str, Any], files: Mapping[str, str] | None = None) -> None:
         ensure_private_dir(self.directory)

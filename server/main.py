@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from proto.addr import HostPort, listen_errors
+from proto.errors import BadParameter, ConnectionProblem
 from proto.files import ensure_private_dir
 from server.config import ServerConfig
 
@@ -29,7 +31,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event) -> None:
     if "auth" not in config.roles:
         await _serve_lone_proxy(config, stop)
         return
-    config.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _make_data_dir(config.data_dir)
     async with (
         _backend(config) as backend,
         _audit_log(config) as audit_log,
@@ -49,6 +51,20 @@ async def serve(config: ServerConfig, stop: asyncio.Event) -> None:
             if proxy is not None:
                 await proxy.stop()
             await auth.stop()
+
+
+def _make_data_dir(path: Path) -> None:
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except FileExistsError:
+        raise BadParameter(
+            f"data dir {path} is not a directory", hint="pass --data-dir with a directory"
+        ) from None
+    except OSError as exc:
+        raise ConnectionProblem(
+            f"cannot create the data dir {path}: {exc.strerror or exc}",
+            hint="choose a data dir this user can write (--data-dir)",
+        ) from None
 
 
 def _backend(config: ServerConfig) -> Backend:

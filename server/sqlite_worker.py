@@ -47,6 +47,21 @@ def translate(exc: sqlite3.Error, what: str) -> MeziteError:
     return Internal(f"internal {what} error (ref {ref})")
 
 
+def _check_is_database(db: sqlite3.Connection, path: Path, what: str) -> None:
+    """A file that is not SQLite (or whose header is damaged) is named, with the way
+    out, rather than reported as an internal error on the first query."""
+    try:
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+            raise
+        raise ConnectionProblem(
+            f"the {what} file {path} is not a SQLite database or is damaged ({exc})",
+            hint=f"restore it from a backup; `sqlite3 {path} 'PRAGMA integrity_check'` "
+            "tells what is wrong",
+        ) from None
+
+
 def connect_private(
     path: Path, *, schema: Sequence[str], synchronous: str, what: str
 ) -> sqlite3.Connection:
@@ -60,6 +75,7 @@ def connect_private(
         os.close(fd)
     db = sqlite3.connect(path, isolation_level=None)
     try:
+        _check_is_database(db, path, what)
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         (mode,) = db.execute("PRAGMA journal_mode = WAL").fetchone()
         if str(mode).lower() != "wal":
