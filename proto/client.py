@@ -14,7 +14,7 @@ interceptors on the channel, never at a call site:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -58,8 +58,6 @@ def translate(err: Exception, addr: str) -> MeziteError:
     """A grpc.RpcError as the error the server raised (or a connection problem)."""
     import grpc
 
-    if isinstance(err, MeziteError):
-        return err
     if isinstance(err, grpc.RpcError):
         code: grpc.StatusCode = err.code()
         details: str = err.details() or code.name
@@ -293,6 +291,3 @@ class AsyncAuthClient:
     async def close(self, grace: float | None = None) -> None:
         """Close the channel; with ``grace``, calls in flight get that many seconds."""
         await self._channel.close(grace)
-
-
-ClientFactory = Callable[[], AsyncAuthClient]

@@ -109,8 +109,8 @@ def _message_schema(message: Any, schemas: dict[str, Doc]) -> str:
             required.append(renamed)
             continue
         schema = _field_schema(fld, schemas)
-        if doc:
-            schema = {**schema, "description": doc} if "$ref" not in schema else schema
+        if doc and "$ref" not in schema:  # a $ref takes no siblings in the schema
+            schema = {**schema, "description": doc}
         properties[fld.name] = schema
         if fld.message_type is None or fld.is_repeated:
             required.append(fld.name)  # present even when empty; a sub-message may be absent
