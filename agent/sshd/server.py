@@ -213,7 +213,7 @@ async def start_node_ssh_server(
 ) -> NodeSSHServer:
     sftp = resolve_sftp(config.sftp_server, config.sftp_search)
     if sftp.refused:
-        logger.warning("SFTP is turned off (--sftp-server none): sftp and scp will be refused")
+        logger.warning("SFTP is turned off (--sftp-server none): only scp -O can copy files")
     else:
         logger.info("SFTP served by %s", sftp.describe())
     setsid = shutil.which("setsid", path=SETSID_PATH)

@@ -107,7 +107,7 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
         else:
             self._kind = "sftp"
             if self._node.sftp.refused:
-                self._refusal = "SFTP (and so scp) is turned off on this node"
+                self._refusal = "SFTP is turned off on this node (scp -O still works)"
         return True
 
     def end(self, message: str) -> None:

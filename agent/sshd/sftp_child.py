@@ -5,9 +5,11 @@ only root can read, so exec-as-the-user is not possible), and this process makes
 itself the login user before it reads a byte from the client: everything it will need
 is imported first, then the groups, gid and uid are set for good and checked, then it
 moves to the login's home. Who to become comes from mezd on the command line, never
-from the client. Run as a script, it imports nothing of Mezite: the file mezd runs is
-the file beside mezd's own code whatever the install layout, and nothing next to it
-can shadow a module (``-I`` keeps the script's directory off ``sys.path``)."""
+from the client; the umask (022) and environment come from mezd as for every session.
+
+Run as a script, it imports nothing of Mezite: the file mezd runs is the one beside
+mezd's own code whatever the install layout, and nothing next to it can shadow a
+module (``-I`` keeps the script's directory off ``sys.path``)."""
 
 from __future__ import annotations
 
@@ -29,8 +31,6 @@ import asyncssh.sftp
 from asyncssh.logging import logger as ssh_logger
 
 SFTP_VERSION = 3  # what OpenSSH speaks; asyncssh's server default
-CHILD_UMASK = 0o022
-MAX_CLIENT_VERSION = 255  # RFC 4253 section 4.2
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def become(user: Become) -> None:
     os.setresuid(user.uid, user.uid, user.uid)
     if os.getresuid() != (user.uid,) * 3 or os.getresgid() != (user.gid,) * 3:
         raise OSError("the uid or gid did not change")
-    if sorted(os.getgroups()) != sorted(set(user.groups)):
+    if set(os.getgroups()) != set(user.groups):
         raise OSError("the supplementary groups did not change")
     if user.uid != 0:
         try:
@@ -207,12 +207,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ValueError("--uid needs --gid")
             groups = tuple(int(g) for g in args.groups.split(",") if g)
             become(Become(args.uid, args.gid, groups))
-        os.umask(CHILD_UMASK)
         enter_home(args.home)
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"mezd: cannot start SFTP as the login user: {exc}\n")
         return 1
-    asyncio.run(serve(args.client_version[:MAX_CLIENT_VERSION]))
+    try:
+        asyncio.run(serve(args.client_version))
+    except Exception as exc:  # the client gets one line, not a traceback
+        sys.stderr.write(f"mezd: the SFTP server failed: {type(exc).__name__}\n")
+        return 1
     return 0
 
 
