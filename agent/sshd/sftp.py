@@ -73,10 +73,14 @@ def resolve_sftp(setting: str, search: Sequence[str] = SFTP_SERVER_PATHS) -> SFT
         return SFTPService()
     if not os.path.isabs(setting):
         raise BadParameter(
-            f"--sftp-server {setting!r}: give auto, builtin, none or an absolute path"
+            f"--sftp-server {setting!r}: give auto, builtin, none or an absolute path",
+            hint="auto (the default) uses the system's sftp-server, else the built-in one",
         )
     if not _executable(setting):
-        raise BadParameter(f"--sftp-server {setting}: not an executable file")
+        raise BadParameter(
+            f"--sftp-server {setting}: not an executable file",
+            hint="--sftp-server builtin serves SFTP without OpenSSH's sftp-server",
+        )
     return SFTPService(program=setting)
 
 
