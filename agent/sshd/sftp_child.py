@@ -31,6 +31,7 @@ import asyncssh.sftp
 from asyncssh.logging import logger as ssh_logger
 
 SFTP_VERSION = 3  # what OpenSSH speaks; asyncssh's server default
+MAX_BACKLOG = 4 * 1024 * 1024  # replies written and not yet taken by mezd
 
 
 @dataclass(frozen=True)
@@ -92,26 +93,40 @@ class _Channel:
         return None
 
 
-class _Closed(asyncio.Protocol):
-    """Tells when a write pipe has flushed everything and closed."""
+class _Output(asyncio.Protocol):
+    """stdout's state: whether replies are backed up, and when all are flushed."""
 
     def __init__(self) -> None:
+        self.writable = asyncio.Event()
+        self.writable.set()
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        self.writable.set()
         if not self.done.done():
             self.done.set_result(None)
 
 
 class _Reader:
-    """The part of asyncssh's SSHReader the SFTP handler uses."""
+    """The part of asyncssh's SSHReader the SFTP handler uses. The handler writes its
+    replies without waiting, so this is where the back-pressure goes: no next request
+    is read while replies are backed up (a client that asks and never reads is held,
+    as OpenSSH's sftp-server holds it)."""
 
-    def __init__(self, stream: asyncio.StreamReader, client_version: str) -> None:
+    def __init__(self, stream: asyncio.StreamReader, output: _Output, client_version: str) -> None:
         self._stream = stream
+        self._output = output
         self._client_version = client_version
         self.logger = ssh_logger.get_child("sftp_child")
 
     async def readexactly(self, n: int) -> bytes:
+        await self._output.writable.wait()
         return await self._stream.readexactly(n)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -137,35 +152,31 @@ class _Writer:
         self._transport.close()
 
 
-Stdio = tuple[asyncio.StreamReader, asyncio.WriteTransport, "asyncio.Future[None]"]
-
-
-async def _open_stdio() -> Stdio:
+async def _open_stdio(output: _Output) -> tuple[asyncio.StreamReader, asyncio.WriteTransport]:
     """Streams over fd 0 and 1. A socket as stdin (as ``sftp -D`` gives) is one
     connection both ways; a write-pipe transport on it would take "readable" for "peer
     closed", so it gets a socket transport instead."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**16)
-    closed = _Closed()
     if stat.S_ISSOCK(os.fstat(0).st_mode):
         sock = socket.socket(fileno=os.dup(0))
-        both = _Both(asyncio.StreamReaderProtocol(reader), closed)
+        both = _Both(asyncio.StreamReaderProtocol(reader), output)
         connected, _ = await loop.create_connection(lambda: both, sock=sock)
         assert isinstance(connected, asyncio.WriteTransport)
-        return reader, connected, closed.done
+        return reader, connected
     await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(0, "rb", buffering=0)
     )
-    piped, _ = await loop.connect_write_pipe(lambda: closed, os.fdopen(1, "wb", buffering=0))
-    return reader, piped, closed.done
+    piped, _ = await loop.connect_write_pipe(lambda: output, os.fdopen(1, "wb", buffering=0))
+    return reader, piped
 
 
 class _Both(asyncio.Protocol):
-    """A socket's events to the stream reader and to the close watcher."""
+    """A socket's events: input to the stream reader, output state to ``_Output``."""
 
-    def __init__(self, reading: asyncio.StreamReaderProtocol, closed: _Closed) -> None:
+    def __init__(self, reading: asyncio.StreamReaderProtocol, output: _Output) -> None:
         self._reading = reading
-        self._closed = closed
+        self._output = output
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._reading.connection_made(transport)
@@ -177,23 +188,32 @@ class _Both(asyncio.Protocol):
         self._reading.eof_received()
         return True  # keep writing the last replies
 
+    def pause_writing(self) -> None:
+        self._output.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._output.resume_writing()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._reading.connection_lost(exc)
-        self._closed.connection_lost(exc)
+        self._output.connection_lost(exc)
 
 
 async def serve(client_version: str) -> None:
-    reader, transport, closed = await _open_stdio()
-    stream_reader = _Reader(reader, client_version)
-    server = asyncssh.SFTPServer(_Channel(stream_reader.logger))  # type: ignore[arg-type]
+    output = _Output()
+    stream, transport = await _open_stdio(output)
+    # Room for a few of the largest replies before the next request waits.
+    transport.set_write_buffer_limits(high=MAX_BACKLOG)
+    reader = _Reader(stream, output, client_version)
+    server = asyncssh.SFTPServer(_Channel(reader.logger))  # type: ignore[arg-type]
     await asyncssh.sftp.run_sftp_server(
         server,
-        stream_reader,  # type: ignore[arg-type]
+        reader,  # type: ignore[arg-type]
         _Writer(transport),  # type: ignore[arg-type]
         SFTP_VERSION,
     )
     transport.close()
-    await closed
+    await output.done
 
 
 def main(argv: Sequence[str] | None = None) -> int:

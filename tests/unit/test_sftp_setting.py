@@ -3,6 +3,7 @@ server is told on its command line (by mezd, never by the client)."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -87,3 +88,20 @@ def test_the_child_imports_nothing_of_mezite() -> None:
     names = {name.split(".")[0] for _, name in imports_of(Path(SFTP_CHILD))}
     assert names.isdisjoint({"agent", "cli", "proto", "server", "tests"})
     assert "asyncssh" in names
+
+
+async def test_no_request_is_read_while_replies_are_backed_up() -> None:
+    from agent.sshd.sftp_child import _Output, _Reader
+
+    stream = asyncio.StreamReader()
+    stream.feed_data(b"next request")
+    output = _Output()
+    reader = _Reader(stream, output, "SSH-2.0-OpenSSH_9.2p1")
+    output.pause_writing()  # what the stdout transport says above its high-water mark
+    pending = asyncio.ensure_future(reader.readexactly(4))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not pending.done()
+    output.resume_writing()
+    assert await pending == b"next"
+    assert reader.get_extra_info("client_version") == "SSH-2.0-OpenSSH_9.2p1"
