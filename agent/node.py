@@ -36,6 +36,7 @@ class NodeSettings:
     listen_host: str = "0.0.0.0"  # noqa: S104 - an SSH server listens on every interface
     listen_port: int = 3022
     heartbeat_interval: float = 30.0
+    sftp_server: str = "auto"  # see agent.sshd.sftp.resolve_sftp
 
 
 class Node:
@@ -80,6 +81,7 @@ class Node:
             user_ca_keys=ident.user_ca_keys,
             listen_host=self.settings.listen_host,
             listen_port=self.settings.listen_port,
+            sftp_server=self.settings.sftp_server,
         )
         listen = f"{self.settings.listen_host}:{self.settings.listen_port}"
         with listen_errors(listen):

@@ -236,8 +236,14 @@ def ssh(
 def scp(
     paths: Annotated[list[str], typer.Argument(help="SRC... DST; remote as [login@]node:path.")],
     recursive: Annotated[bool, typer.Option("-r", help="Copy directories.")] = False,
+    preserve: Annotated[
+        bool, typer.Option("-p", help="Keep modification times and modes.")
+    ] = False,
+    legacy: Annotated[
+        bool, typer.Option("-O", help="The legacy scp protocol instead of SFTP.")
+    ] = False,
 ) -> None:
-    """Copy files to and from nodes with OpenSSH's scp."""
+    """Copy files to and from nodes with OpenSSH's scp (-r, -p, -O as scp takes them)."""
     from cli import mez_client
     from proto.errors import BadParameter
     from proto.profile import load_profile
@@ -246,7 +252,8 @@ def scp(
         raise BadParameter("give at least one source and a destination")
     profile = load_profile()
     mez_client.ensure_certs(profile)
-    argv = [mez_client.ssh_binary("scp"), *(["-r"] if recursive else [])]
+    flags = [flag for flag, on in (("-r", recursive), ("-p", preserve), ("-O", legacy)) if on]
+    argv = [mez_client.ssh_binary("scp"), *flags]
     remote_nodes = []
     rewritten = []
     for path in paths:

@@ -118,13 +118,23 @@ def start_cmd(
     heartbeat: Annotated[
         float, typer.Option("--heartbeat-interval", help="Seconds between heartbeats.")
     ] = 30.0,
+    sftp_server: Annotated[
+        str,
+        typer.Option(
+            "--sftp-server",
+            help="auto (the system's sftp-server, else built-in), builtin, none, or a PATH.",
+        ),
+    ] = "auto",
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG..ERROR.")] = "INFO",
 ) -> None:
     """Serve SSH on this node (joining first when given a token and not yet joined)."""
     from agent.identity import IDENTITY_FILE
     from agent.node import NodeSettings
     from agent.node import run as run_node
+    from agent.sshd.sftp import resolve_sftp
     from proto.addr import HostPort
+
+    resolve_sftp(sftp_server)  # a bad setting fails before joining or listening
 
     # Sessions fork child processes while gRPC's threads run; gRPC's fork handlers would
     # abort those children, and they only exec, so they need none. Set before grpc loads.
@@ -135,7 +145,7 @@ def start_cmd(
         _join(directory, token, auth_server, ca_pin, name, labels, advertise_addr)
     addr = HostPort.parse(listen, 3022)
     run_node(NodeSettings(data_dir=directory, listen_host=addr.host, listen_port=addr.port,
-                          heartbeat_interval=heartbeat))  # fmt: skip
+                          heartbeat_interval=heartbeat, sftp_server=sftp_server))  # fmt: skip
 
 
 identity_app = typer.Typer(

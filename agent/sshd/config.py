@@ -8,6 +8,7 @@ from typing import Protocol
 
 import asyncssh
 
+from agent.sshd.sftp import SFTP_AUTO, SFTP_SERVER_PATHS
 from proto.event_types import EventType
 
 AuditValue = str | int | float | bool | None | list[str]
@@ -26,9 +27,10 @@ class NodeSSHConfig:
     user_ca_keys: Sequence[str]
     listen_host: str = "0.0.0.0"  # noqa: S104 - a node serves SSH on every interface
     listen_port: int = 3022
-    # Not part of the public contract; kept here so tests and packagers can point at
-    # an sftp-server in a non-standard place. None: search the usual paths.
-    sftp_server: str | None = field(default=None, compare=False)
+    # `mezd start --sftp-server`: auto, builtin, none or the path of an sftp-server.
+    sftp_server: str = SFTP_AUTO
+    # Where "auto" looks for the system's sftp-server (tests point it at nothing).
+    sftp_search: Sequence[str] = field(default=SFTP_SERVER_PATHS, compare=False)
 
 
 class AuditSink(Protocol):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.sshd.config import AuditSink, AuditValue, NodeSSHConfig
 from agent.sshd.policy import CertIdentity, TrustedUserCAs
+from agent.sshd.sftp import SFTPService
 from agent.sshd.users import OSUser, UserLookup
 from proto.clock import Clock
 from proto.event_types import EventType
@@ -26,7 +27,7 @@ class NodeContext:
     clock: Clock
     users: UserLookup
     daemon_uid: int
-    sftp_server: str | None
+    sftp: SFTPService
     setsid: str | None
     # The locks in force as this node knows them; consulted at every login.
     locks: LockView

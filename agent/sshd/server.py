@@ -30,7 +30,7 @@ from agent.sshd.connection import NodeServerConnection
 from agent.sshd.context import NodeContext
 from agent.sshd.handler import NodeSSHHandler
 from agent.sshd.policy import TrustedUserCAs
-from agent.sshd.sftp import find_sftp_server
+from agent.sshd.sftp import resolve_sftp
 from agent.sshd.users import SystemUserLookup, UserLookup
 from proto.clock import Clock, SystemClock
 from proto.errors import BadParameter
@@ -211,9 +211,11 @@ async def start_node_ssh_server(
     users: UserLookup | None = None,
     locks: LockView | None = None,
 ) -> NodeSSHServer:
-    sftp_server = find_sftp_server(config.sftp_server)
-    if sftp_server is None:
-        logger.warning("no sftp-server program found: SFTP and scp will be refused")
+    sftp = resolve_sftp(config.sftp_server, config.sftp_search)
+    if sftp.refused:
+        logger.warning("SFTP is turned off (--sftp-server none): only scp -O can copy files")
+    else:
+        logger.info("SFTP served by %s", sftp.describe())
     setsid = shutil.which("setsid", path=SETSID_PATH)
     if setsid is None:
         logger.warning("util-linux setsid not found: PTY sessions will be refused")
@@ -226,7 +228,7 @@ async def start_node_ssh_server(
         locks=locks or LockView(clock, config.host_id),
         users=users or SystemUserLookup(),
         daemon_uid=os.geteuid(),
-        sftp_server=sftp_server,
+        sftp=sftp,
         setsid=setsid,
     )
     server = NodeSSHServer(node)

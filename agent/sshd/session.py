@@ -16,7 +16,7 @@ from agent.sshd.context import AuthorizedLogin, NodeContext, emit_login_event
 from agent.sshd.environment import session_env
 from agent.sshd.forwarding import hand_agent_socket
 from agent.sshd.process import Child, Launch
-from agent.sshd.sftp import SFTP_SUBSYSTEM, scp_mode
+from agent.sshd.sftp import SFTP_SUBSYSTEM, builtin_argv, scp_mode
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
         self._chan: asyncssh.SSHServerChannel[bytes] | None = None
         self._kind = "shell"
         self._command = ""
+        self._refusal: str | None = None  # why this session is refused once started
         self._term: tuple[str, tuple[int, int, int, int], Mapping[int, int]] | None = None
         self._child: Child | None = None
         self._pending: list[bytes] = []
@@ -97,17 +98,16 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
         return True
 
     def subsystem_requested(self, subsystem: str) -> bool:
+        # A refusal is a session that explains itself and exits 1: a failed request
+        # tells the user only "subsystem request failed", and OpenSSH drops any line
+        # sent with it.
         if subsystem != SFTP_SUBSYSTEM:
-            logger.info("refused unknown subsystem %r", subsystem[:64])
-            return False
-        if self._node.sftp_server is None:
-            logger.error(
-                "refused sftp for %s: no sftp-server program on this node "
-                "(install openssh-sftp-server)",
-                self._login.login,
-            )
-            return False
-        self._kind = "sftp"
+            self._kind = "subsystem"
+            self._refusal = f"this node has no subsystem {subsystem[:64]!r}, only sftp"
+        else:
+            self._kind = "sftp"
+            if self._node.sftp.refused:
+                self._refusal = "SFTP is turned off on this node (scp -O still works)"
         return True
 
     def end(self, message: str) -> None:
@@ -130,11 +130,29 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
     def _argv(self) -> list[str]:
         user = self._login.os_user
         if self._kind == "sftp":
-            assert self._node.sftp_server is not None
-            return [self._node.sftp_server]
+            return self._sftp_argv()
         if self._kind in ("exec", "scp"):
             return [user.shell, "-c", self._command]
         return [user.shell, "-l"]
+
+    def _sftp_argv(self) -> list[str]:
+        sftp = self._node.sftp
+        if sftp.program is not None:
+            return [sftp.program]
+        assert sftp.builtin and self._chan is not None
+        version = self._chan.get_extra_info("client_version", "")
+        return builtin_argv(
+            self._login.os_user,
+            switch_user=self._node.daemon_uid == 0,
+            client_version=version if isinstance(version, str) else "",
+        )
+
+    def _switch_user(self) -> bool:
+        """Whether the child is started as the user (else it runs as the daemon's
+        user): the built-in SFTP server starts as root and makes itself the user, as
+        the interpreter may not be the user's to run."""
+        builtin = self._kind == "sftp" and self._node.sftp.builtin
+        return self._node.daemon_uid == 0 and not builtin
 
     def _launch(self) -> Launch:
         assert self._chan is not None
@@ -154,7 +172,7 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
             argv=self._argv(),
             env=env,
             user=login.os_user,
-            switch_user=node.daemon_uid == 0,
+            switch_user=self._switch_user(),
         )
 
     async def _start(self) -> None:
@@ -164,6 +182,9 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
         self._chan.pause_reading()
         if self._channel_closed:
             return  # e.g. OpenSSH's ssh -tt closes the channel when the PTY is refused
+        if self._refusal is not None:
+            self._start_failed(self._refusal)
+            return
         try:
             launch = self._launch()
             if self._term is not None:

@@ -136,3 +136,20 @@ def test_a_busy_node_port(joined: Path, tmp_path: Path) -> None:
     assert done.returncode != 0
     assert_one_clear_line(done.stderr, f"127.0.0.1:{port}", "in use")
     assert snapshot(node) == before
+
+
+@pytest.mark.parametrize(
+    ("setting", "named"),
+    [("Builtin", "auto, builtin, none or an absolute path"),
+     ("/nonexistent/sftp-server", "not an executable file")],
+    ids=["unknown-word", "missing-program"],
+)  # fmt: skip
+def test_a_bad_sftp_server_setting(joined: Path, tmp_path: Path, setting: str, named: str) -> None:
+    node = tmp_path / "node"
+    shutil.copytree(joined, node)
+    before = snapshot(node)
+    done = cli("mezd", "start", "--data-dir", str(node), "--listen", "127.0.0.1:0",
+               "--sftp-server", setting, timeout=30)  # fmt: skip
+    assert done.returncode != 0
+    assert_one_clear_line(done.stderr, "--sftp-server", setting, named)
+    assert snapshot(node) == before

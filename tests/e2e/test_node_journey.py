@@ -7,9 +7,11 @@ import getpass
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,7 +63,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert add.returncode == 0, add.stderr
         port = free_port()
         join_node(auth, tmp / "node", "web-1", port, labels="env=prod")
-        with mezd_start(tmp / "node", port) as node:
+        # The built-in SFTP server, as on a host without openssh-sftp-server.
+        with mezd_start(tmp / "node", port, "--sftp-server", "builtin") as node:
             env = mez_env(tmp / "user")
             login = cli(
                 "mez",
@@ -159,6 +162,49 @@ def test_scp_round_trip(world: World, tmp_path: Path) -> None:
     mez(world, "ssh", "web-1", "rm", "-f", remote)
 
 
+def _tree(root: Path) -> dict[str, tuple[bytes, int, int]]:
+    """Each file under ``root``: its bytes, mode and whole-second mtime."""
+    return {
+        str(path.relative_to(root)): (
+            path.read_bytes(),
+            path.stat().st_mode & 0o777,
+            int(path.stat().st_mtime),
+        )
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["sftp", "legacy-O"])
+def test_scp_recursive_and_preserving(world: World, tmp_path: Path, legacy: bool) -> None:
+    """`mez scp -r -p` (and `-O`, the legacy protocol) copies a tree there and back
+    with its modes and times, as OpenSSH's scp does."""
+    src = tmp_path / "tree"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"a" * 70_000)
+    (src / "sub" / "b.sh").write_bytes(b"#!/bin/sh\n")
+    (src / "sub" / "b.sh").chmod(0o750)
+    for number, path in enumerate(p for p in src.rglob("*") if p.is_file()):
+        os.utime(path, (1_600_000_000 + number, 1_600_000_000 + number))
+    remote = f"/tmp/mezite-scp-tree-{tmp_path.name}"
+    flags = ["-rp", "-O"] if legacy else ["-r", "-p"]
+    try:
+        up = mez(world, "scp", *flags, str(src), f"web-1:{remote}")
+        assert up.returncode == 0, up.stderr
+        assert _tree(Path(remote)) == _tree(src)
+        back = tmp_path / "back"
+        down = mez(world, "scp", *flags, f"web-1:{remote}", str(back))
+        assert down.returncode == 0, down.stderr
+        assert _tree(back) == _tree(src)
+    finally:
+        mez(world, "ssh", "web-1", "rm", "-rf", remote)
+    if legacy:  # scp -t and scp -f ran on the node; without -O no scp command runs there
+        assert [e["fields"]["mode"] for e in _audited(world, "scp", f"scp -r -p -t {remote}")] == [
+            "upload"
+        ]
+    assert "SFTP served by builtin" in world.node.log.read_text()
+
+
 def test_ssh_config_block_works_with_plain_ssh(world: World, tmp_path: Path) -> None:
     block = mez(world, "config")
     assert block.returncode == 0, block.stderr
@@ -177,10 +223,8 @@ def test_ssh_config_block_works_with_plain_ssh(world: World, tmp_path: Path) -> 
     assert done.stdout.strip() == LOGIN
 
 
-def test_sessions_are_audited(world: World) -> None:
-    import time
-
-    auth = world.auth
+def _audited(world: World, type: str, command: str) -> list[dict[str, Any]]:
+    """The audit events of ``type`` for ``command``, once the node has forwarded them."""
     deadline = time.monotonic() + 15
     while True:
         events = cli(
@@ -190,14 +234,18 @@ def test_sessions_are_audited(world: World) -> None:
             "--format",
             "json",
             "--type",
-            "exec",
+            type,
             "--data-dir",
-            str(auth.data_dir),
+            str(world.auth.data_dir),
         )
-        found = [e for e in json.loads(events.stdout) if e["fields"].get("command") == "id -un"]
+        found = [e for e in json.loads(events.stdout) if e["fields"].get("command") == command]
         if found or time.monotonic() > deadline:
-            break
+            return found
         time.sleep(0.2)
+
+
+def test_sessions_are_audited(world: World) -> None:
+    found = _audited(world, "exec", "id -un")
     assert found and found[0]["fields"]["node"] == "web-1"
 
 
