@@ -9,6 +9,7 @@ drops the extensions it does not know, Mezite's node-access rules among them. So
 certificate is read here a second time, with cryptography's parser, and held to
 Mezite's rules before asyncssh's own checks run:
 
+- the client did not sign with SHA-1 RSA (``ssh-rsa``), refused as OpenSSH 8.8 does;
 - it is an OpenSSH *user* certificate of an accepted key type, signed by a trusted
   user CA (signature verified);
 - it has principals and the requested login is one of them (exact match);
@@ -232,11 +233,18 @@ def check_user_certificate(
     key_data: bytes,
     login: str,
     *,
+    signature: bytes,
     trusted: TrustedUserCAs,
     labels: Mapping[str, str] | None,
     now: float,
 ) -> CertIdentity:
-    """The identity in ``key_data`` if it may log in as ``login`` here, else AuthRefused."""
+    """The identity in ``key_data`` if it may log in as ``login`` here, else AuthRefused.
+
+    ``signature`` is the client's signature (empty for a probe that only asks whether
+    the key would do): asyncssh verifies it with any algorithm the key supports, so a
+    SHA-1 ``ssh-rsa`` one is refused here, on every listener."""
+    if signature and is_sha1_rsa_signature(signature):
+        raise AuthRefused("SHA-1 RSA signatures are not accepted")
     cert = parse_certificate(key_data)
     key_id = _text(cert.key_id)[:256]
     user = _text(cert.extensions.get(USER_EXT.encode(), b""))[:256]

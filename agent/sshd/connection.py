@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import asyncssh
 
 from agent.sshd.context import AuthorizedLogin, NodeContext, Peer, emit_login_event
-from agent.sshd.policy import AuthRefused, check_user_certificate, is_sha1_rsa_signature
+from agent.sshd.policy import AuthRefused, check_user_certificate
 from agent.sshd.users import login_refusal
 
 logger = logging.getLogger(__name__)
@@ -86,12 +86,11 @@ class NodeServerConnection(asyncssh.SSHServerConnection):
         return True
 
     def _authorize(self, login: str, key_data: bytes, signature: bytes) -> AuthorizedLogin:
-        if signature and is_sha1_rsa_signature(signature):
-            raise AuthRefused("SHA-1 RSA signatures are not accepted")
         node = self._node
         identity = check_user_certificate(
             key_data,
             login,
+            signature=signature,
             trusted=node.trusted,
             labels=node.config.labels,
             now=node.clock.now(),

@@ -11,7 +11,6 @@ from proto.sshpolicy import (
     TrustedUserCAs,
     ca_key_blob,
     check_user_certificate,
-    is_sha1_rsa_signature,
     parse_certificate,
 )
 
@@ -25,6 +24,5 @@ __all__ = [
     "TrustedUserCAs",
     "ca_key_blob",
     "check_user_certificate",
-    "is_sha1_rsa_signature",
     "parse_certificate",
 ]

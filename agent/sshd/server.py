@@ -16,14 +16,6 @@ import shutil
 from collections.abc import Sequence
 
 import asyncssh
-from asyncssh.encryption import get_encryption_algs
-from asyncssh.kex import get_kex_algs
-from asyncssh.mac import get_mac_algs
-from cryptography.hazmat.primitives.serialization import (
-    SSHCertificate,
-    SSHCertificateType,
-    load_ssh_public_identity,
-)
 
 from agent.sshd.config import AuditSink, NodeSSHConfig
 from agent.sshd.connection import NodeServerConnection
@@ -33,93 +25,29 @@ from agent.sshd.policy import TrustedUserCAs
 from agent.sshd.sftp import resolve_sftp
 from agent.sshd.users import SystemUserLookup, UserLookup
 from proto.clock import Clock, SystemClock
-from proto.errors import BadParameter
 from proto.lockwatch import LockView, recheck_forever
+from proto.sshserver import certificate_only_options
 
 logger = logging.getLogger(__name__)
 
-# Modern algorithms only, in OpenSSH's order of preference; whatever this asyncssh
-# build lacks (post-quantum KEX, UMAC) is left out rather than failing.
-KEX_ALGS = (
-    "mlkem768x25519-sha256",
-    "curve25519-sha256",
-    "curve25519-sha256@libssh.org",
-    "ecdh-sha2-nistp256",
-    "ecdh-sha2-nistp384",
-    "ecdh-sha2-nistp521",
-    "diffie-hellman-group16-sha512",
-    "diffie-hellman-group18-sha512",
-    "diffie-hellman-group14-sha256",
-)
-ENCRYPTION_ALGS = (
-    "chacha20-poly1305@openssh.com",
-    "aes128-gcm@openssh.com",
-    "aes256-gcm@openssh.com",
-    "aes128-ctr",
-    "aes192-ctr",
-    "aes256-ctr",
-)
-MAC_ALGS = (
-    "umac-128-etm@openssh.com",
-    "hmac-sha2-256-etm@openssh.com",
-    "hmac-sha2-512-etm@openssh.com",
-)
-# What user keys may sign with (advertised in server-sig-algs): no SHA-1 ``ssh-rsa``.
-SIGNATURE_ALGS = (
-    "ssh-ed25519",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "rsa-sha2-512",
-    "rsa-sha2-256",
-)
-LOGIN_TIMEOUT_SECONDS = 60
 SERVER_VERSION = "Mezite"
 SETSID_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
 CLOSE_GRACE_SECONDS = 5.0
 
 
-def _available(wanted: tuple[str, ...], supported: list[bytes]) -> list[str]:
-    return [alg for alg in wanted if alg.encode() in supported]
-
-
-def _check_host_cert(cert: asyncssh.SSHCertificate) -> None:
-    line = cert.export_certificate("openssh")
-    try:
-        parsed = load_ssh_public_identity(line.split(b"\n")[0].strip())
-    except ValueError as exc:
-        raise BadParameter("the node's host certificate is not an OpenSSH certificate") from exc
-    if not isinstance(parsed, SSHCertificate) or parsed.type is not SSHCertificateType.HOST:
-        raise BadParameter("the node's host certificate must be a host certificate")
-
-
 def server_options(
     node: NodeContext, host_key: asyncssh.SSHKey, host_cert: asyncssh.SSHCertificate
 ) -> asyncssh.SSHServerConnectionOptions:
-    _check_host_cert(host_cert)
-    return asyncssh.SSHServerConnectionOptions(
+    """The shared listener policy (proto.sshserver), with the node's session settings."""
+    return certificate_only_options(
+        owner="node",
         server_factory=lambda: NodeSSHHandler(node),
-        server_host_keys=[(host_key, host_cert)],
+        host_key=host_key,
+        host_cert=host_cert,
         server_version=SERVER_VERSION,
-        kex_algs=_available(KEX_ALGS, get_kex_algs()),
-        encryption_algs=_available(ENCRYPTION_ALGS, get_encryption_algs()),
-        mac_algs=_available(MAC_ALGS, get_mac_algs()),
-        signature_algs=list(SIGNATURE_ALGS),
-        compression_algs=None,
-        # Certificates only: no authorized_keys, no X.509, no passwords, no GSS.
-        authorized_client_keys=None,
-        x509_trusted_certs=None,
-        public_key_auth=True,
-        password_auth=False,
-        kbdint_auth=False,
-        host_based_auth=False,
-        gss_host=None,
-        gss_kex=False,
-        gss_auth=False,
-        login_timeout=LOGIN_TIMEOUT_SECONDS,
         allow_pty=True,
-        x11_forwarding=False,
         agent_forwarding=True,  # and then only with permit-agent-forwarding
+        # Sessions are byte streams between the client and the login's own programs.
         line_editor=False,
         encoding=None,
     )

@@ -28,6 +28,7 @@ from proto.addr import HostPort
 from proto.clock import Clock, SystemClock
 from proto.lockwatch import LockView, recheck_forever
 from proto.sshpolicy import AuthRefused, CertIdentity, TrustedUserCAs, check_user_certificate
+from proto.sshserver import certificate_only_options
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +143,8 @@ class _Connection(asyncssh.SSHServerConnection):
         peer = (self.get_extra_info("peername") or ("", 0))[0]
         try:
             identity = check_user_certificate(
-                key_data, username, trusted=self.router.trusted, labels=None,
-                now=self.router.clock.now(),
+                key_data, username, signature=signature, trusted=self.router.trusted,
+                labels=None, now=self.router.clock.now(),
             )  # fmt: skip
         except AuthRefused as refused:
             self._refused(username, refused, peer)
@@ -306,23 +307,14 @@ class ProxySSHRouter:
         self.port = 0
 
     def _options(self) -> asyncssh.SSHServerConnectionOptions:
-        return asyncssh.SSHServerConnectionOptions(
+        return certificate_only_options(
+            owner="proxy",
             server_factory=lambda: _Handler(self),
-            server_host_keys=[(self._host_key, self._host_cert)],
+            host_key=self._host_key,
+            host_cert=self._host_cert,
             server_version="MeziteProxy",
-            authorized_client_keys=None,
-            x509_trusted_certs=None,
-            public_key_auth=True,
-            password_auth=False,
-            kbdint_auth=False,
-            host_based_auth=False,
-            gss_host=None,
-            gss_kex=False,
-            gss_auth=False,
             allow_pty=False,
-            x11_forwarding=False,
             agent_forwarding=False,
-            login_timeout=60,
         )
 
     def set_host_credentials(self, key: asyncssh.SSHKey, cert: asyncssh.SSHCertificate) -> None:

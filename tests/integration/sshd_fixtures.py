@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
@@ -62,7 +62,7 @@ def public_line(key: ed25519.Ed25519PrivateKey) -> str:
     return key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH).decode()
 
 
-def private_pem(key: ed25519.Ed25519PrivateKey) -> bytes:
+def private_pem(key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey) -> bytes:
     return key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption())
 
 
@@ -188,11 +188,13 @@ class CertFactory:
         kind: str | None = "user",
         incarnation: str | None = ALICE_INCARNATION,
         roles: str = "access",
+        key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey | None = None,
     ) -> UserCert:
-        """A fresh key and a certificate for it; by default one Mezite would issue."""
+        """A certificate for ``key`` (a fresh Ed25519 key by default); by default one
+        Mezite would issue."""
         now = self.clock.now()
         self.serial += 1
-        key = ed25519.Ed25519PrivateKey.generate()
+        key = key or ed25519.Ed25519PrivateKey.generate()
         extensions = {p: "" for p in permits}
         if user is not None:
             extensions[USER_EXT] = user

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,16 +14,15 @@ import pytest
 
 from proto.locks import Lock, LockSet, LockTarget
 from proto.lockwatch import LockView
-from server.proxy.ssh_router import NodeDirectory, ProxySSHRouter, RoutedNode
+from server.proxy.ssh_router import ProxySSHRouter
+from tests.integration.hop_fixtures import running_hop
 from tests.integration.sshd_fixtures import (
     HOST_ID,
-    LABELS,
     NODE_NAME,
     SSH_BIN,
     RunningNode,
     SSHResult,
     UserCert,
-    public_line,
     run,
     running_node,
 )
@@ -69,29 +68,8 @@ class Hop:
 
 @pytest.fixture
 async def hop(tmp_path: Path) -> AsyncIterator[Hop]:
-    async with running_node(tmp_path) as node:
-        routed = RoutedNode(HOST_ID, NODE_NAME, f"127.0.0.1:{node.port}", dict(LABELS))
-
-        async def list_nodes() -> Sequence[RoutedNode]:
-            return [routed]
-
-        events: list[tuple[str, dict[str, object]]] = []
-        locks = LockView(node.clock, "proxy-1")
-        key, cert = node.authorities.host_credentials(node.clock.now(), ("proxy", "127.0.0.1"))
-        router = ProxySSHRouter(
-            host_key=key,
-            host_cert=cert,
-            user_ca_keys=[public_line(node.authorities.user_ca)],
-            directory=NodeDirectory(list_nodes, "test-cluster"),
-            audit=lambda type, **fields: events.append((type, fields)),
-            clock=node.clock,
-            locks=locks,
-        )
-        await router.start("127.0.0.1", 0)
-        try:
-            yield Hop(node, router, locks, events)
-        finally:
-            await router.stop()
+    async with running_node(tmp_path) as node, running_hop(node) as running:
+        yield Hop(node, running.router, running.locks, running.events)
 
 
 def a_lock(**target: str) -> Lock:
