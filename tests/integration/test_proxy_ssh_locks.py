@@ -70,7 +70,9 @@ class Hop:
 @pytest.fixture
 async def hop(tmp_path: Path) -> AsyncIterator[Hop]:
     async with running_node(tmp_path) as node:
-        routed = RoutedNode(HOST_ID, NODE_NAME, f"127.0.0.1:{node.port}", dict(LABELS))
+        routed = RoutedNode(
+            HOST_ID, NODE_NAME, f"127.0.0.1:{node.port}", dict(LABELS), seen_from="127.0.0.1"
+        )
 
         async def list_nodes() -> Sequence[RoutedNode]:
             return [routed]
