@@ -136,7 +136,9 @@ def test_a_wildcard_node_is_certified_for_the_machines_addresses(cluster: Cluste
     ip = _machine_ip()
     with mezd_start(node_dir, port, listen_host="0.0.0.0"):
         principals = _certified(node_dir, {ip})
-        assert ip in principals and socket.gethostname().lower() in principals
+        assert ip in principals
+        host_name = socket.gethostname().lower()
+        assert host_name in principals or host_name == "localhost"
         assert "127.0.0.1" not in principals  # loopback is no address of the machine's
         done = _ssh(cluster, ip, port)
         assert done.returncode == 0, done.stderr

@@ -146,3 +146,41 @@ def test_the_allowlist_is_a_proxy_setting(tmp_path: Path) -> None:
     file.write_text('[proxy]\nnode_dial_allow = "10.0.0.0/8"\n')
     with pytest.raises(BadParameter, match="node_dial_allow: expected an array"):
         resolve_config(config_file=file, env={}, flags={})
+
+
+def test_renew_soon_cuts_the_wait_short() -> None:
+    import asyncio
+    from dataclasses import dataclass
+
+    from proto.clock import FakeClock
+    from proto.errors import NotAuthenticated
+    from proto.lifecycle import Renewer
+
+    @dataclass(frozen=True)
+    class Creds:
+        expires: float
+
+    clock = FakeClock()
+    renewed: list[Creds] = []
+
+    async def never(seconds: float) -> None:
+        await asyncio.Event().wait()  # the usual time never comes
+
+    async def renew(current: Creds) -> Creds:
+        renewed.append(current)
+        raise NotAuthenticated("stop here")
+
+    async def adopt(fresh: Creds) -> None:
+        raise AssertionError("not reached")
+
+    async def go() -> None:
+        renewer = Renewer("node n", Creds(clock.now() + 86400), renew=renew, adopt=adopt,
+                          clock=clock, sleep=never)  # fmt: skip
+        task = asyncio.create_task(renewer.run())
+        await asyncio.sleep(0.05)
+        assert renewed == [] and not task.done()
+        renewer.renew_soon()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(go())
+    assert len(renewed) == 1
