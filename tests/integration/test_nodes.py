@@ -366,6 +366,8 @@ def test_bad_claims_are_refused_and_change_nothing(
     with _node_client(auth, ident) as node, pytest.raises(BadParameter, match="advertised"):
         node.rpc.RenewHostCerts(_renewal(*claims))
     assert len(audit_events(auth, "cert.create")) == certs_before
+    (refused,) = audit_events(auth, "cert.create.failed")
+    assert "advertised" in json.loads(refused.fields_json)["reason"]
     after = auth.backend_call(lambda b: b.get("agents/" + ident.agent_id))
     assert after.revision == record.revision
     # The same claims at join: refused before the token is spent, nothing registered.

@@ -178,10 +178,15 @@ class NodeService:
                 raise BadParameter("only a proxy gets an HTTPS server certificate")
             # What the node claims now (its addresses change: DHCP, a new --listen);
             # a node that claims nothing gets the address it heartbeats.
-            addrs = self._claims(request.advertise_addrs, record.name, AgentKind.NODE)
             presence = self._catalog.presence.get(record.id)
-            if not addrs and presence is not None and presence.addr:
-                addrs = self._claims([presence.addr], record.name, AgentKind.NODE)
+            claimed = list(request.advertise_addrs) or ([presence.addr] if presence else [])
+            try:
+                addrs = self._claims([a for a in claimed if a], record.name, AgentKind.NODE)
+            except BadParameter as err:
+                self._audit.emit("cert.create.failed", user=record.id, success=False,
+                                 cert_type="host", node=record.name, reason=err.message,
+                                 peer=ctx.peer_addr)  # fmt: skip
+                raise
         credentials = await self._issuer.host_credentials(
             record,
             addrs,
