@@ -6,6 +6,7 @@ material, each file 0600 and written atomically (``proto.lifecycle.IdentityDir``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -60,6 +61,19 @@ class NodeIdentity:
             host_ca_keys=list(creds.host_ca_keys),
             expires=creds.expires,
         )
+
+    def certifies_exactly(self, hosts: Iterable[str]) -> bool:
+        """Whether the host certificate names ``hosts`` and nothing else besides what
+        auth always gives a node (its id, name and name.cluster)."""
+        from cryptography.hazmat.primitives.serialization import (
+            SSHCertificate,
+            load_ssh_public_identity,
+        )
+
+        cert = load_ssh_public_identity(self.ssh_host_cert.encode())
+        assert isinstance(cert, SSHCertificate)
+        own = {self.agent_id, self.name, f"{self.name}.{self.cluster_name}"}
+        return {p.decode() for p in cert.valid_principals} == own | set(hosts)
 
     def client_identity(self) -> ClientIdentity:
         from proto.client import ClientIdentity

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.addresses import claimed_addrs, claimed_hosts
 from agent.identity import NodeIdentity
 from agent.presence import Heartbeat
-from proto.addr import listen_errors
+from proto.addr import HostPort, listen_errors
 from proto.audit_forwarder import AuditForwarder
 from proto.client import AsyncAuthClient
 from proto.clock import Clock, SystemClock
+from proto.host_claims import canonical_host
 from proto.keys import new_node_keys
 from proto.lifecycle import Renewer
 from proto.lockwatch import LockView, watch_locks
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOCKS_FILE = "locks.json"
+ADDRESS_CHECK = 60.0  # seconds between looks at the machine's addresses
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Node:
         self.locks = LockView(self.clock, self.identity.agent_id, settings.data_dir / LOCKS_FILE)
         self.ssh: NodeSSHServer | None = None
         self.port = 0
+        self._hosts: list[str] = []  # what it claims when given no --advertise-addr
 
     def client(self) -> AsyncAuthClient:
         if self._client is None:
@@ -59,12 +63,39 @@ class Node:
             )
         return self._client
 
-    def advertised(self) -> str:
+    def claimed(self) -> list[str]:
+        """The HOST:PORTs this node claims (``--advertise-addr``, else found here:
+        agent/addresses.py); their hosts are what its host certificate names."""
         if self.identity.advertise_addrs:
-            return self.identity.advertise_addrs[0]
-        host = self.settings.listen_host
-        host = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104
-        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+            return list(self.identity.advertise_addrs)
+        return claimed_addrs(self._hosts or ["127.0.0.1"], self.port)
+
+    def advertised(self) -> str:
+        """The address it heartbeats (what `mez ssh` without a proxy dials)."""
+        return self.claimed()[0]
+
+    def look_at_addresses(self) -> bool:
+        """Find the hosts to claim again; True when the host certificate does not name
+        exactly those (then it is renewed at once)."""
+        ident = self.identity
+        if not ident.advertise_addrs:
+            self._hosts = claimed_hosts(
+                self.settings.listen_host, cluster=ident.cluster_name, name=ident.name
+            )
+        return not ident.certifies_exactly(
+            canonical_host(HostPort.parse(a).host) for a in self.claimed()
+        )
+
+    def _renew_if_moved(self, renewer: Renewer[NodeIdentity]) -> None:
+        if self.look_at_addresses():
+            log.info("this node's addresses are now %s; renewing its host certificate",
+                     ", ".join(self.claimed()))  # fmt: skip
+            renewer.renew_soon()
+
+    async def _watch_addresses(self, renewer: Renewer[NodeIdentity]) -> None:
+        while True:
+            await asyncio.sleep(ADDRESS_CHECK)
+            self._renew_if_moved(renewer)
 
     async def _start_ssh(self) -> None:
         import asyncssh
@@ -97,7 +128,9 @@ class Node:
         keys = new_node_keys()
         reply = await self.client().rpc.RenewHostCerts(
             pb.RenewHostCertsRequest(
-                ssh_public_key=keys.ssh_public_line, tls_public_key_pem=keys.tls_public_pem
+                ssh_public_key=keys.ssh_public_line,
+                tls_public_key_pem=keys.tls_public_pem,
+                advertise_addrs=self.claimed(),
             ),
         )
         fresh = current.renewed(keys, reply.credentials)
@@ -129,14 +162,16 @@ class Node:
             clock=self.clock,
         )
 
-    async def _renew_until_refused(self) -> None:
+    async def _renew_until_refused(self, renewer: Renewer[NodeIdentity]) -> None:
         # When auth refuses the node (removed or locked) the Renewer says so and ends;
         # the node keeps serving until its certificate lapses, still enforcing locks,
         # so sessions it refuses stay refused. See docs/rfd/0007.
-        await self.renewer().run()
+        await renewer.run()
 
     async def serve(self, stop: asyncio.Event) -> None:
         await self._start_ssh()
+        renewer = self.renewer()
+        self._renew_if_moved(renewer)  # before the first beat, which names an address
         heartbeat = Heartbeat(
             self.client, self.identity.name, self.advertised, self.settings.heartbeat_interval
         )
@@ -144,7 +179,8 @@ class Node:
             asyncio.create_task(heartbeat.run(), name="heartbeat"),
             asyncio.create_task(watch_locks(self.client, self.locks), name="locks"),
             asyncio.create_task(self.audit.run(), name="audit"),
-            asyncio.create_task(self._renew_until_refused(), name="renew"),
+            asyncio.create_task(self._renew_until_refused(renewer), name="renew"),
+            asyncio.create_task(self._watch_addresses(renewer), name="addresses"),
         ]
         try:
             await stop.wait()

@@ -27,7 +27,13 @@ PinOpt = Annotated[str | None, typer.Option("--ca-pin", help="sha256:... from `m
 NameOpt = Annotated[str | None, typer.Option("--name", help="Node name (default: hostname).")]
 LabelsOpt = Annotated[str | None, typer.Option("--labels", help="k=v,... labels.")]
 AdvertiseOpt = Annotated[
-    str | None, typer.Option("--advertise-addr", help="HOST:PORT users reach this node at.")
+    str | None,
+    typer.Option(
+        "--advertise-addr",
+        help="HOST:PORT,... users reach this node at; its host certificate names them "
+        "(default: the listen address, or on 0.0.0.0 / :: this machine's addresses and "
+        "host name, kept current while it runs).",
+    ),
 ]
 
 

@@ -246,6 +246,25 @@ class Renewer(Generic[C]):
         self._clock = clock
         self._sleep = sleep
         self._backoff = Backoff(base=BACKOFF_BASE, cap=BACKOFF_CAP)
+        self._soon = asyncio.Event()
+
+    def renew_soon(self) -> None:
+        """Renew now instead of at the usual time: what the credentials should say has
+        changed (a node's addresses)."""
+        self._soon.set()
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when ``renew_soon`` is called."""
+        if not self._soon.is_set():
+            naps = [asyncio.ensure_future(self._sleep(seconds)), asyncio.ensure_future(
+                self._soon.wait())]  # fmt: skip
+            try:
+                await asyncio.wait(naps, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for nap in naps:
+                    nap.cancel()
+                await asyncio.gather(*naps, return_exceptions=True)
+        self._soon.clear()
 
     def wait_before_renewal(self) -> float:
         """Seconds from now until a third of the remaining lifetime is left, jittered."""
@@ -257,7 +276,7 @@ class Renewer(Generic[C]):
         Every other failure is retried with backoff, forever: auth may come back."""
         wait = self.wait_before_renewal()
         while True:
-            await self._sleep(wait)
+            await self._wait(wait)
             try:
                 fresh = await self._renew(self.current)
             except STOP_ERRORS as err:

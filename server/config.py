@@ -63,6 +63,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MINUTE = 60.0
 HOUR = 60 * MINUTE
@@ -124,6 +125,9 @@ class ProxyConfig:
     cert_file: Path | None  # cert_file and key_file: both or neither
     key_file: Path | None
     name: str  # a proxy-only node's name in the cluster
+    # Networks whose addresses the SSH hop dials when a node claims one; any other node
+    # is dialled on the address auth saw it connect from (server/proxy/node_dial.py).
+    node_dial_allow: tuple[IPNetwork, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +287,19 @@ def _tls_names(value: object, text: bool) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def _networks(value: object, text: bool) -> tuple[IPNetwork, ...]:
+    nets = []
+    for item in _string_items(value, text, '["10.0.0.0/8", "fd00::/8"]'):
+        try:
+            nets.append(ipaddress.ip_network(item, strict=True))
+        except ValueError as exc:
+            raise BadParameter(
+                f"{_show(item)} is not a network: {exc}",
+                hint='write a network as "10.0.0.0/8" or a single address as "10.0.0.5/32"',
+            ) from None
+    return tuple(dict.fromkeys(nets))
+
+
 def _choice(options: Iterable[str], *, upper: bool = False) -> _Parser:
     allowed = tuple(options)
 
@@ -411,6 +428,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("proxy.cert_file", _path),
     _Setting("proxy.key_file", _path),
     _Setting("proxy.name", _dns_label("proxy name"), default_factory=_default_host_name),
+    _Setting("proxy.node_dial_allow", _networks, ()),
     _Setting("backend.type", _choice(BACKEND_TYPES), "sqlite"),
     _Setting("backend.path", _path),  # None here; data_dir/backend.sqlite for sqlite
     _Setting("backend.dsn", _dsn),
@@ -600,6 +618,7 @@ def _build(layers: _Layers) -> ServerConfig:
             cert_file=layers.optional("proxy.cert_file", Path),
             key_file=layers.optional("proxy.key_file", Path),
             name=layers.get("proxy.name", str),
+            node_dial_allow=layers.get("proxy.node_dial_allow", tuple),
         ),
         auth_server=layers.optional("auth_server", HostPort),
         backend=BackendConfig(

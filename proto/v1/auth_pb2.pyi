@@ -17,7 +17,7 @@ class CertAuthority(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., public_data: _Optional[str] = ..., fingerprint: _Optional[str] = ...) -> None: ...
 
 class Node(_message.Message):
-    __slots__ = ("id", "name", "addr", "labels", "last_seen")
+    __slots__ = ("id", "name", "addr", "labels", "last_seen", "seen_from")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -30,12 +30,14 @@ class Node(_message.Message):
     ADDR_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    SEEN_FROM_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     addr: str
     labels: _containers.ScalarMap[str, str]
     last_seen: float
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., addr: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., last_seen: _Optional[float] = ...) -> None: ...
+    seen_from: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., addr: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., last_seen: _Optional[float] = ..., seen_from: _Optional[str] = ...) -> None: ...
 
 class Role(_message.Message):
     __slots__ = ("name", "allow", "deny", "options")
@@ -547,14 +549,16 @@ class RegisterUsingIAMMethodResponse(_message.Message):
     def __init__(self, challenge: _Optional[str] = ..., credentials: _Optional[_Union[AgentCredentials, _Mapping]] = ...) -> None: ...
 
 class RenewHostCertsRequest(_message.Message):
-    __slots__ = ("ssh_public_key", "tls_public_key_pem", "tls_server_public_key_pem")
+    __slots__ = ("ssh_public_key", "tls_public_key_pem", "tls_server_public_key_pem", "advertise_addrs")
     SSH_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     TLS_PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
     TLS_SERVER_PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    ADVERTISE_ADDRS_FIELD_NUMBER: _ClassVar[int]
     ssh_public_key: str
     tls_public_key_pem: str
     tls_server_public_key_pem: str
-    def __init__(self, ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ..., tls_server_public_key_pem: _Optional[str] = ...) -> None: ...
+    advertise_addrs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ..., tls_server_public_key_pem: _Optional[str] = ..., advertise_addrs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RenewHostCertsResponse(_message.Message):
     __slots__ = ("credentials",)

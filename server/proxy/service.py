@@ -56,7 +56,10 @@ async def _list_nodes(client: AsyncAuthClient) -> list[RoutedNode]:
     page = ""
     while True:
         reply = await client.rpc.ListNodes(pb.ListNodesRequest(page_token=page))
-        nodes += [RoutedNode(n.id, n.name, n.addr, dict(n.labels)) for n in reply.nodes]
+        nodes += [
+            RoutedNode(n.id, n.name, n.addr, dict(n.labels), seen_from=n.seen_from)
+            for n in reply.nodes
+        ]
         page = reply.next_page_token
         if not page:
             return nodes
@@ -132,6 +135,7 @@ class ProxyService:
         log.info("proxy web API for %s at %s", self._cluster, settings.public_origin)
 
     async def _start_ssh(self) -> None:
+        from server.proxy.node_dial import NodeDialPolicy
         from server.proxy.ssh_router import NodeDirectory, ProxySSHRouter
 
         self._audit = AuditForwarder(self.auth_client)
@@ -145,6 +149,7 @@ class ProxyService:
             directory=nodes,
             audit=self._audit.emit,
             locks=self.locks,
+            dial=NodeDialPolicy(self._config.proxy.node_dial_allow),
         )
         self._lock_watch = asyncio.create_task(watch_locks(self.auth_client, self.locks))
         listen = self._config.proxy.ssh_listen_addr

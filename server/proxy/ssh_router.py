@@ -3,9 +3,10 @@
 It authenticates users exactly as nodes do (Mezite user certificates only, checked by
 proto.sshpolicy), offers no shells, and answers ``direct-tcpip`` only for registered
 nodes, named by name, ``name.cluster`` or id. The client's destination is a *name*: the
-proxy dials the address the node registered, never a host:port the client chose, so it
-is no open relay. The user's roles (the node-access rules signed into the certificate)
-must allow the node before anything is dialed. Each route is audited.
+proxy dials the node, never a host:port the client chose, so it is no open relay; and
+where it dials is not the node's choice either (``server/proxy/node_dial.py``). The
+user's roles (the node-access rules signed into the certificate) must allow the node
+before anything is dialed. Each route is audited.
 
 Locks are enforced as on nodes, from the same lock stream: a locked user (or role, or
 incarnation) is refused at the hop, no route is opened to a locked node, and live hops
@@ -29,6 +30,7 @@ from proto.clock import Clock, SystemClock
 from proto.lockwatch import LockView, recheck_forever
 from proto.sshpolicy import AuthRefused, CertIdentity, TrustedUserCAs, check_user_certificate
 from proto.sshserver import certificate_only_options
+from server.proxy.node_dial import NodeDialPolicy
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +43,9 @@ RELAY_CHUNK = 256 * 1024
 class RoutedNode:
     id: str
     name: str
-    addr: str
+    addr: str  # what the node claims
     labels: Mapping[str, str]
+    seen_from: str = ""  # where auth saw it (see server/proxy/node_dial.py)
 
 
 ListNodes = Callable[[], Awaitable[Sequence[RoutedNode]]]
@@ -241,7 +244,8 @@ class _Handler(asyncssh.SSHServer):
         ) -> None:
             conn.routes[writer] = node.id
             try:
-                await _pipe_to_node(node.addr, reader, writer)
+                await _pipe_to_node(self._router.dial.target(node.addr, node.seen_from),
+                                    node, reader, writer)  # fmt: skip
             finally:
                 conn.routes.pop(writer, None)
 
@@ -260,13 +264,20 @@ async def _pump(read: Callable[[int], Awaitable[bytes]], write: Callable[[bytes]
 
 
 async def _pipe_to_node(
-    addr: str, reader: asyncssh.SSHReader[bytes], writer: asyncssh.SSHWriter[bytes]
+    target: HostPort | None,
+    node: RoutedNode,
+    reader: asyncssh.SSHReader[bytes],
+    writer: asyncssh.SSHWriter[bytes],
 ) -> None:
-    target = HostPort.parse(addr)
+    if target is None:
+        log.warning("node %s claims %r, seen from %r: nothing the proxy may dial",
+                    node.name, node.addr, node.seen_from)  # fmt: skip
+        writer.close()
+        return
     try:
         node_reader, node_writer = await asyncio.open_connection(target.host, target.port)
     except OSError as exc:
-        log.info("cannot reach node at %s: %s", addr, exc)
+        log.info("cannot reach node %s at %s: %s", node.name, target, exc)
         writer.close()
         return
     try:
@@ -290,9 +301,11 @@ class ProxySSHRouter:
         audit: Emit,
         clock: Clock | None = None,
         locks: LockView | None = None,
+        dial: NodeDialPolicy | None = None,
     ) -> None:
         self.trusted = TrustedUserCAs(user_ca_keys)
         self.directory = directory
+        self.dial = dial or NodeDialPolicy()
         self.audit = audit
         self.clock = clock or SystemClock()
         self.locks = locks or LockView(self.clock, "")

@@ -130,7 +130,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def join_node(auth: AuthProcess, data_dir: Path, name: str, port: int, labels: str = "") -> None:
+def join_node(
+    auth: AuthProcess,
+    data_dir: Path,
+    name: str,
+    port: int,
+    labels: str = "",
+    advertise: list[str] | None = None,
+) -> None:
+    """`mezd join` with a fresh token, advertising ``advertise`` (default: 127.0.0.1 and
+    ``port``; ``[]``: no --advertise-addr at all)."""
+    claims = [f"127.0.0.1:{port}"] if advertise is None else advertise
     made = cli(
         "mezctl",
         "tokens",
@@ -152,8 +162,7 @@ def join_node(auth: AuthProcess, data_dir: Path, name: str, port: int, labels: s
         *line[2:],
         "--name",
         name,
-        "--advertise-addr",
-        f"127.0.0.1:{port}",
+        *(["--advertise-addr", ",".join(claims)] if claims else []),
         "--data-dir",
         str(data_dir),
     )
@@ -161,7 +170,9 @@ def join_node(auth: AuthProcess, data_dir: Path, name: str, port: int, labels: s
 
 
 @contextmanager
-def mezd_start(data_dir: Path, port: int, *extra: str) -> Iterator[NodeProcess]:
+def mezd_start(
+    data_dir: Path, port: int, *extra: str, listen_host: str = "127.0.0.1"
+) -> Iterator[NodeProcess]:
     log = data_dir.parent / f"{data_dir.name}-node.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -171,7 +182,7 @@ def mezd_start(data_dir: Path, port: int, *extra: str) -> Iterator[NodeProcess]:
                 "--data-dir",
                 str(data_dir),
                 "--listen",
-                f"127.0.0.1:{port}",
+                f"{listen_host}:{port}",
                 "--heartbeat-interval",
                 "0.5",
                 *extra,

@@ -30,7 +30,9 @@ class RunningHop:
 
 @asynccontextmanager
 async def running_hop(node: RunningNode) -> AsyncIterator[RunningHop]:
-    routed = RoutedNode(HOST_ID, NODE_NAME, f"127.0.0.1:{node.port}", dict(LABELS))
+    routed = RoutedNode(
+        HOST_ID, NODE_NAME, f"127.0.0.1:{node.port}", dict(LABELS), seen_from="127.0.0.1"
+    )
 
     async def list_nodes() -> Sequence[RoutedNode]:
         return [routed]

@@ -152,7 +152,7 @@ class Beating:
         self.loop = LoopThread()
         self._stops: list[object] = []
 
-    def start(self, ident: NodeIdentity) -> Heartbeat:
+    def start(self, ident: NodeIdentity, addr: str = "127.0.0.1:3022") -> Heartbeat:
         async def go() -> Heartbeat:
             client = AsyncAuthClient(
                 self.auth.addr,
@@ -163,7 +163,7 @@ class Beating:
                     key_pem=ident.tls_key_pem.encode(),
                 ),
             )
-            beat = Heartbeat(lambda: client, ident.name, lambda: "127.0.0.1:3022", 0.05)
+            beat = Heartbeat(lambda: client, ident.name, lambda: addr, 0.05)
             task = asyncio.get_running_loop().create_task(beat.run())
             self._stops.append((task, client))
             await asyncio.wait_for(beat.connected.wait(), 10)
@@ -297,3 +297,102 @@ def test_host_certificates_are_renewed_over_mtls(auth: RunningAuth, tmp_path: Pa
         admin.rpc.RenewHostCerts(request)
     with auth.client() as anon, pytest.raises(NotAuthenticated):
         anon.rpc.RenewHostCerts(request)
+
+
+def _principals(cert_line: str) -> set[str]:
+    from cryptography.hazmat.primitives.serialization import (
+        SSHCertificate,
+        load_ssh_public_identity,
+    )
+
+    cert = load_ssh_public_identity(cert_line.encode())
+    assert isinstance(cert, SSHCertificate)
+    return {p.decode() for p in cert.valid_principals}
+
+
+def _node_client(auth: RunningAuth, ident: NodeIdentity) -> AuthClient:
+    return auth.client(
+        ClientIdentity(
+            agent_id=ident.agent_id,
+            cert_pem=ident.tls_cert_pem.encode(),
+            key_pem=ident.tls_key_pem.encode(),
+        )
+    )
+
+
+def _renewal(*addrs: str) -> pb.RenewHostCertsRequest:
+    keys = new_node_keys()
+    return pb.RenewHostCertsRequest(
+        ssh_public_key=keys.ssh_public_line,
+        tls_public_key_pem=keys.tls_public_pem,
+        advertise_addrs=list(addrs),
+    )
+
+
+def test_renewal_certifies_the_addresses_the_node_claims_now(
+    auth: RunningAuth, tmp_path: Path
+) -> None:
+    ident = join_node(auth, tmp_path / "n", "web-1")
+    own = {ident.agent_id, "web-1", "web-1.test-cluster"}
+    assert _principals(ident.ssh_host_cert) == own | {"127.0.0.1"}
+    with _node_client(auth, ident) as node:
+        moved = node.rpc.RenewHostCerts(
+            _renewal("10.0.0.5:3022", "[FD00::5]:3022", "Web-1.Corp:22")
+        )
+        assert _principals(moved.credentials.ssh_host_certificate) == own | {
+            "10.0.0.5", "fd00::5", "web-1.corp"
+        }  # fmt: skip
+        again = node.rpc.RenewHostCerts(_renewal("10.0.0.6:3022"))
+        assert _principals(again.credentials.ssh_host_certificate) == own | {"10.0.0.6"}
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        ["proxy:3022"],
+        ["web-2.test-cluster:3022"],
+        ["10.0.0.5:3022", "*.corp:22"],
+        [f"10.0.0.{i}:22" for i in range(17)],
+    ],
+)
+def test_bad_claims_are_refused_and_change_nothing(
+    auth: RunningAuth, tmp_path: Path, claims: list[str]
+) -> None:
+    from proto.errors import BadParameter
+
+    ident = join_node(auth, tmp_path / "n", "web-1")
+    record = auth.backend_call(lambda b: b.get("agents/" + ident.agent_id))
+    certs_before = len(audit_events(auth, "cert.create"))
+    with _node_client(auth, ident) as node, pytest.raises(BadParameter, match="advertised"):
+        node.rpc.RenewHostCerts(_renewal(*claims))
+    assert len(audit_events(auth, "cert.create")) == certs_before
+    (refused,) = audit_events(auth, "cert.create.failed")
+    assert "advertised" in json.loads(refused.fields_json)["reason"]
+    after = auth.backend_call(lambda b: b.get("agents/" + ident.agent_id))
+    assert after.revision == record.revision
+    # The same claims at join: refused before the token is spent, nothing registered.
+    token = new_token(auth)
+    agents = keys_under(auth, "agents/")
+    keys = new_node_keys()
+    with auth.client() as anon, pytest.raises(BadParameter, match="advertised"):
+        anon.rpc.RegisterAgent(
+            pb.RegisterAgentRequest(
+                token=token, name="web-3", advertise_addrs=claims,
+                ssh_public_key=keys.ssh_public_line, tls_public_key_pem=keys.tls_public_pem,
+            )
+        )  # fmt: skip
+    assert keys_under(auth, "agents/") == agents
+    assert audit_events(auth, "join.failed")
+    assert register(auth, token, "web-3").credentials.agent_id
+
+
+def test_auth_records_where_it_saw_a_node(auth: RunningAuth, tmp_path: Path) -> None:
+    ident = join_node(auth, tmp_path / "n", "web-1")
+    beating = Beating(auth)
+    try:
+        beating.start(ident, addr="10.9.9.9:3022")  # it claims; auth saw loopback
+        with auth.admin() as admin:
+            (node,) = admin.rpc.ListNodes(pb.ListNodesRequest()).nodes
+        assert (node.addr, node.seen_from) == ("10.9.9.9:3022", "127.0.0.1")
+    finally:
+        beating.close()

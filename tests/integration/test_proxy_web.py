@@ -233,6 +233,7 @@ def test_bearer_and_cookie_both_authenticate_reads(
                     ident.agent_id,
                     {"env": "prod"},
                 )
+                assert (node["addr"], node["seen_from"]) == ("127.0.0.1:3022", "127.0.0.1")
                 assert nodes.json()["next_page_token"] == ""
             prod = client.get("/v1/webapi/nodes?label=env=prod&limit=5", headers=bearer(session))
             assert [n["name"] for n in prod.json()["nodes"]] == ["web-proxy-1"]

@@ -58,6 +58,17 @@ async def test_a_node_online_at_one_server_is_listed_by_the_other(pair: Pair) ->
     assert set(pair.b.online()) == {"n1"}
 
 
+async def test_where_auth_saw_a_node_is_shared_and_a_change_of_it_announced(pair: Pair) -> None:
+    pair.a.beat("n1", "10.0.0.1:3022", "192.0.2.7")
+    await pair.a.reconcile()
+    await until(lambda: (p := pair.b.get("n1")) is not None and p.seen_from == "192.0.2.7")
+    first = await pair.backend.get(PRESENCE_PREFIX + "n1")
+    assert pair.a.beat("n1", "10.0.0.1:3022", "192.0.2.8")  # same claim, seen elsewhere
+    await pair.a.reconcile()
+    assert (await pair.backend.get(PRESENCE_PREFIX + "n1")).revision > first.revision
+    await until(lambda: (p := pair.b.get("n1")) is not None and p.seen_from == "192.0.2.8")
+
+
 async def test_heartbeats_do_not_write_only_changes_do(pair: Pair) -> None:
     pair.a.beat("n1", "10.0.0.1:3022")
     await pair.a.reconcile()

@@ -93,6 +93,10 @@ class AgentIssuer:
         self._clock = clock
 
     @property
+    def cluster_name(self) -> str:
+        return self._cas.cluster_name
+
+    @property
     def ca_pem(self) -> str:
         return self._cas.host_x509.cert_pem
 

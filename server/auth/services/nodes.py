@@ -3,6 +3,7 @@ EmitAuditEvent."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import uuid
@@ -12,6 +13,7 @@ from typing import Any
 from proto.clock import Clock
 from proto.errors import AccessDenied, AlreadyExists, BadParameter, MeziteError, NotFound
 from proto.event_types import known_event_type
+from proto.host_claims import parse_claims
 from proto.kinds import AgentKind
 from proto.locks import LockTarget, Subject
 from proto.v1 import auth_pb2 as pb
@@ -39,10 +41,8 @@ from server.backend import Put
 
 log = logging.getLogger(__name__)
 
-MAX_ADDRS = 8
 MAX_EVENTS_PER_CALL = 500
 _NODE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}")
-_ADDR_RE = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]{1,253}):([0-9]{1,5})")
 # What an agent may report: what happened on the node, not auth-side events.
 AGENT_EVENT_TYPES = frozenset(
     {
@@ -67,16 +67,6 @@ def validate_node_name(name: str) -> str:
             hint="use up to 63 lower-case letters, digits, '.' and '-'",
         )
     return name
-
-
-def validate_addrs(addrs: Sequence[str]) -> list[str]:
-    if len(addrs) > MAX_ADDRS:
-        raise BadParameter(f"at most {MAX_ADDRS} advertised addresses")
-    for addr in addrs:
-        match = _ADDR_RE.fullmatch(addr)
-        if match is None or not 0 < int(match.group(2)) < 65536:
-            raise BadParameter(f"invalid address {addr[:80]!r}; use HOST:PORT")
-    return list(addrs)
 
 
 class NodeService:
@@ -110,12 +100,12 @@ class NodeService:
             # Everything that can be wrong with the request is checked before the
             # one-time token is spent.
             name = validate_node_name(request.name)
-            addrs = validate_addrs(request.advertise_addrs)
             parse_public_key(request.ssh_public_key)
             load_tls_public_key(request.tls_public_key_pem)
             # Only a proxy asks for a server certificate, and only a proxy token grants
             # one: a node token cannot mint a certificate browsers would trust.
             kind = AgentKind.PROXY if request.tls_server_public_key_pem else AgentKind.NODE
+            addrs = self._claims(request.advertise_addrs, name, kind)
             if kind == AgentKind.PROXY:
                 load_tls_public_key(request.tls_server_public_key_pem)
             requested_labels = validate_labels(dict(request.labels))
@@ -157,6 +147,15 @@ class NodeService:
         )
         return pb.RegisterAgentResponse(credentials=credentials)
 
+    def _claims(self, addrs: Sequence[str], name: str, kind: AgentKind) -> list[str]:
+        """What an agent claims as its addresses, checked (``proto.host_claims``): a
+        node's hosts become principals of its host certificate. A proxy's come from an
+        admin's proxy token and may be names in the cluster's domain."""
+        return parse_claims(
+            addrs, cluster=self._issuer.cluster_name, name=name,
+            principals=kind == AgentKind.NODE,
+        )  # fmt: skip
+
     def _node(self, principal: Principal) -> AgentRecord:
         record = self._catalog.get(principal.name)
         if principal.agent_kind != AgentKind.NODE or record is None:
@@ -170,13 +169,24 @@ class NodeService:
             record = await self._agents.get(ctx.principal.name)
             if not request.tls_server_public_key_pem:
                 raise BadParameter("a proxy renews its HTTPS server certificate too")
+            if request.advertise_addrs:
+                raise BadParameter("a proxy's addresses are the ones it joined with")
             addrs: list[str] = list(record.addrs)
         else:
             record = self._node(ctx.principal)
             if request.tls_server_public_key_pem:
                 raise BadParameter("only a proxy gets an HTTPS server certificate")
+            # What the node claims now (its addresses change: DHCP, a new --listen);
+            # a node that claims nothing gets the address it heartbeats.
             presence = self._catalog.presence.get(record.id)
-            addrs = [presence.addr] if presence else []
+            claimed = list(request.advertise_addrs) or ([presence.addr] if presence else [])
+            try:
+                addrs = self._claims([a for a in claimed if a], record.name, AgentKind.NODE)
+            except BadParameter as err:
+                self._audit.emit("cert.create.failed", user=record.id, success=False,
+                                 cert_type="host", node=record.name, reason=err.message,
+                                 peer=ctx.peer_addr)  # fmt: skip
+                raise
         credentials = await self._issuer.host_credentials(
             record,
             addrs,
@@ -201,10 +211,21 @@ class NodeService:
                 return
             if beat.name != record.name:
                 raise BadParameter("a node heartbeats under its own name")
-            addr = validate_addrs([beat.addr])[0] if beat.addr else ""
-            if self._catalog.presence.beat(record.id, addr):
-                log.info("node %s (%s) online at %s", record.name, record.id, addr)
+            addr = self._dial_addr(beat.addr, record.name)
+            # Where auth saw the node: the proxy dials the node's port there (and its
+            # claimed address only where the proxy's operator allows it).
+            seen = _peer_ip(ctx.peer_addr)
+            if self._catalog.presence.beat(record.id, addr, seen):
+                log.info("node %s (%s) online at %s (seen from %s)", record.name, record.id,
+                         addr, seen or "?")  # fmt: skip
             await ctx.send(pb.HeartbeatResponse(ttl_seconds=ttl))
+
+    @staticmethod
+    def _dial_addr(addr: str, name: str) -> str:
+        if not addr:
+            return ""
+        (checked,) = parse_claims([addr], cluster="", name=name, principals=False)
+        return checked
 
     async def list_nodes(
         self, request: pb.ListNodesRequest, ctx: CallContext
@@ -238,6 +259,7 @@ class NodeService:
                     addr=v.addr,
                     labels=dict(v.record.labels),
                     last_seen=v.last_seen,
+                    seen_from=v.seen_from,
                 )
                 for v in views
             ],
@@ -356,6 +378,17 @@ class NodeService:
             **_plain(fields),
         )
         return created
+
+
+def _peer_ip(peer: str) -> str:
+    """The peer's IP as the proxy would dial it (an IPv4 peer of a dual-stack listener
+    arrives as ``::ffff:a.b.c.d``); empty when there is none."""
+    try:
+        ip = ipaddress.ip_address(peer)
+    except ValueError:
+        return ""
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return str(mapped or ip)
 
 
 JOINED_KINDS = frozenset({AgentKind.NODE, AgentKind.PROXY})

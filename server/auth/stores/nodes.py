@@ -31,6 +31,7 @@ class NodeView:
     record: AgentRecord
     addr: str
     last_seen: float
+    seen_from: str = ""
 
 
 def _page_key(name: str, agent_id: str) -> str:
@@ -132,7 +133,10 @@ class NodeCatalog:
                 continue
             if not allowed(record.labels, record.id):
                 continue
-            views.append(NodeView(record=record, addr=entry.addr, last_seen=entry.last_seen))
+            views.append(
+                NodeView(record, addr=entry.addr, last_seen=entry.last_seen,
+                         seen_from=entry.seen_from)
+            )  # fmt: skip
             if len(views) > limit:
                 break
         if len(views) > limit:

@@ -16,9 +16,10 @@ DEFAULT_PRESENCE_TTL = 90.0
 
 @dataclass
 class Presence:
-    addr: str
+    addr: str  # what the node claims to serve SSH at
     last_seen: float
     expires: float
+    seen_from: str = ""  # the IP auth saw its heartbeats come from
 
 
 class PresenceView(Protocol):
@@ -27,7 +28,7 @@ class PresenceView(Protocol):
 
     ttl: float
 
-    def beat(self, agent_id: str, addr: str) -> bool: ...
+    def beat(self, agent_id: str, addr: str, seen_from: str = "") -> bool: ...
 
     def get(self, agent_id: str) -> Presence | None: ...
 
@@ -42,12 +43,14 @@ class PresenceTable:
         self.ttl = ttl
         self._entries: dict[str, Presence] = {}
 
-    def beat(self, agent_id: str, addr: str) -> bool:
+    def beat(self, agent_id: str, addr: str, seen_from: str = "") -> bool:
         """Record a beat; True when the node was not online before (or moved)."""
         now = self._clock.now()
         old = self._entries.get(agent_id)
-        fresh = old is None or old.expires <= now or old.addr != addr
-        self._entries[agent_id] = Presence(addr=addr, last_seen=now, expires=now + self.ttl)
+        fresh = old is None or old.expires <= now or (old.addr, old.seen_from) != (addr, seen_from)
+        self._entries[agent_id] = Presence(
+            addr=addr, last_seen=now, expires=now + self.ttl, seen_from=seen_from
+        )
         return fresh
 
     def get(self, agent_id: str) -> Presence | None:

@@ -43,6 +43,7 @@ class _Remote:
     addr: str
     owner: str
     since: float
+    seen_from: str = ""
 
 
 class SharedPresence:
@@ -61,8 +62,8 @@ class SharedPresence:
 
     # --- the PresenceTable interface
 
-    def beat(self, agent_id: str, addr: str) -> bool:
-        fresh = self._local.beat(agent_id, addr)
+    def beat(self, agent_id: str, addr: str, seen_from: str = "") -> bool:
+        fresh = self._local.beat(agent_id, addr, seen_from)
         if fresh:
             self._changed.set()
         return fresh
@@ -77,7 +78,9 @@ class SharedPresence:
         lease = self._leases.get(remote.owner, 0.0)
         if lease <= self._clock.now():
             return None
-        return Presence(addr=remote.addr, last_seen=remote.since, expires=lease)
+        return Presence(
+            addr=remote.addr, last_seen=remote.since, expires=lease, seen_from=remote.seen_from
+        )
 
     def drop(self, agent_id: str) -> None:
         self._local.drop(agent_id)
@@ -153,11 +156,10 @@ class SharedPresence:
                 del self._announced[agent_id]
         for agent_id, entry in online.items():
             held = self._announced.get(agent_id)
-            if held is not None and json.loads(held.value)["addr"] == entry.addr:
+            doc = {"addr": entry.addr, "seen_from": entry.seen_from}
+            if held is not None and _where(json.loads(held.value)) == doc:
                 continue
-            value = json.dumps(
-                {"addr": entry.addr, "auth": self.server_id, "since": entry.last_seen}
-            ).encode()
+            value = json.dumps(doc | {"auth": self.server_id, "since": entry.last_seen}).encode()
             self._announced[agent_id] = await self._backend.put(
                 Item(PRESENCE_PREFIX + agent_id, value)
             )
@@ -191,7 +193,10 @@ class SharedPresence:
             return
         try:
             doc = json.loads(item.value)
-            remote = _Remote(str(doc["addr"]), str(doc["auth"]), float(doc["since"]))
+            remote = _Remote(
+                str(doc["addr"]), str(doc["auth"]), float(doc["since"]),
+                str(doc.get("seen_from", "")),
+            )  # fmt: skip
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring a malformed presence item %s", item.key[:80])
             return
@@ -202,3 +207,8 @@ class SharedPresence:
             self._leases.pop(key.removeprefix(SERVERS_PREFIX), None)
         else:
             self._remote.pop(key.removeprefix(PRESENCE_PREFIX), None)
+
+
+def _where(doc: dict[str, object]) -> dict[str, object]:
+    """Where an announced node is: what a change of makes a new announcement."""
+    return {"addr": doc.get("addr"), "seen_from": doc.get("seen_from", "")}
