@@ -124,6 +124,7 @@ class ProxyConfig:
     cert_file: Path | None  # cert_file and key_file: both or neither
     key_file: Path | None
     name: str  # a proxy-only node's name in the cluster
+    diag_listen_addr: HostPort | None = None  # Prometheus metrics, plain HTTP (not 3080)
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +412,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("proxy.cert_file", _path),
     _Setting("proxy.key_file", _path),
     _Setting("proxy.name", _dns_label("proxy name"), default_factory=_default_host_name),
+    _Setting("proxy.diag_listen_addr", _hostport(None)),
     _Setting("backend.type", _choice(BACKEND_TYPES), "sqlite"),
     _Setting("backend.path", _path),  # None here; data_dir/backend.sqlite for sqlite
     _Setting("backend.dsn", _dsn),
@@ -600,6 +602,7 @@ def _build(layers: _Layers) -> ServerConfig:
             cert_file=layers.optional("proxy.cert_file", Path),
             key_file=layers.optional("proxy.key_file", Path),
             name=layers.get("proxy.name", str),
+            diag_listen_addr=layers.optional("proxy.diag_listen_addr", HostPort),
         ),
         auth_server=layers.optional("auth_server", HostPort),
         backend=BackendConfig(
