@@ -48,3 +48,32 @@ def check_private_file(path: Path) -> Path:
             hint=f"chmod 600 {path}",
         )
     return path
+
+
+def check_strict(path: Path, *, directory: bool = False, secret: bool = False) -> None:
+    """Refuse what OpenSSH's StrictModes refuses, and symbolic links, before a file is
+    used: a file (or directory) must be what we wrote, owned by us (or root), and not
+    writable by others; a ``secret`` not readable by others either. A missing one passes:
+    what is missing is the caller's to report. Each refusal is one line naming the path."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise AccessDenied(
+            f"{path} is a symbolic link; refusing to use it",
+            hint="replace it with the file itself (or remove it and log in again)",
+        )
+    if directory != stat.S_ISDIR(st.st_mode) or not (directory or stat.S_ISREG(st.st_mode)):
+        kind = "directory" if directory else "regular file"
+        raise AccessDenied(f"{path} is not a {kind}; refusing to use it")
+    if st.st_uid not in (os.getuid(), 0):
+        raise AccessDenied(
+            f"{path} is owned by another user (uid {st.st_uid})",
+            hint=f"chown {os.getuid()} {path}",
+        )
+    loose = (stat.S_IRWXG | stat.S_IRWXO) if secret else (stat.S_IWGRP | stat.S_IWOTH)
+    if st.st_mode & loose:
+        what = "accessible" if secret else "writable"
+        mode = "700" if directory else "600" if secret else "644"
+        raise AccessDenied(f"{path} is {what} by other users", hint=f"chmod {mode} {path}")

@@ -1,7 +1,8 @@
 """The user's client state: ``~/.mezite`` (or ``$MEZITE_HOME``), and the session in the OS
 keyring.
 
-    ~/.mezite/                 0700, refused if group- or world-writable
+    ~/.mezite/                 0700; what is in it is refused as OpenSSH's StrictModes would
+                               (symbolic links, another owner, group- or world-writable)
       current                  name of the active cluster
       <cluster>/profile.json   cluster, addresses, user, CA pin
       <cluster>/key            the user's private key (0600; refused if others can read)
@@ -18,14 +19,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import ModuleType
 
-from proto.errors import AccessDenied, BadParameter, NotAuthenticated, NotFound
-from proto.files import ensure_private_dir, write_private
+from proto.errors import BadParameter, NotAuthenticated, NotFound
+from proto.files import check_strict, ensure_private_dir, write_private
 
 KEYRING_SERVICE = "mezite"
 HOME_ENV = "MEZITE_HOME"
@@ -43,9 +43,9 @@ def _checked_home(create: bool) -> Path:
         return ensure_private_dir(home)
     if not home.exists():
         raise NotAuthenticated("not logged in", hint="run `mez login`")
-    mode = home.stat().st_mode
-    if mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise AccessDenied(f"{home} is writable by other users", hint=f"chmod 700 {home}")
+    # The home itself may be a link (dotfile managers make them); where it leads is
+    # checked. Everything under it must be a file of its own.
+    check_strict(home.resolve(), directory=True)
     return home
 
 
@@ -79,6 +79,10 @@ class Profile:
         return self.dir / "ca.pem"
 
     @property
+    def profile_path(self) -> Path:
+        return self.dir / "profile.json"
+
+    @property
     def keyring_user(self) -> str:
         return f"{self.cluster}/{self.user}"
 
@@ -87,22 +91,18 @@ class Profile:
             raise BadParameter(f"the server gave an invalid cluster name {self.cluster[:80]!r}")
         home = _checked_home(create=True)
         ensure_private_dir(self.dir)
-        write_private(self.dir / "profile.json", json.dumps(asdict(self), indent=2))
+        write_private(self.profile_path, json.dumps(asdict(self), indent=2))
         write_private(home / "current", self.cluster)
 
     def check_files(self) -> None:
-        """Refuse key material that other users can read or write."""
+        """Refuse, as OpenSSH's StrictModes would, a profile whose files another user
+        could have put there or changed: symbolic links, files of another owner, group-
+        or world-writable ones, and a key (or the cluster directory) others can read."""
         _checked_home(create=False)
-        for path in (self.dir, self.key_path):
-            if not path.exists():
-                continue
-            mode = path.stat().st_mode
-            loose = stat.S_IRWXG | stat.S_IRWXO
-            if mode & loose:
-                raise AccessDenied(
-                    f"{path} is accessible by other users",
-                    hint=f"chmod {'700' if path.is_dir() else '600'} {path}",
-                )
+        check_strict(self.dir, directory=True, secret=True)
+        check_strict(self.key_path, secret=True)
+        for path in (self.cert_path, self.known_hosts_path, self.ca_path, self.profile_path):
+            check_strict(path)
 
 
 def load_profile(cluster: str | None = None) -> Profile:
@@ -111,12 +111,15 @@ def load_profile(cluster: str | None = None) -> Profile:
         current = home / "current"
         if not current.exists():
             raise NotAuthenticated("not logged in", hint="run `mez login`")
+        check_strict(current)
         cluster = current.read_text().strip()
     if not _CLUSTER_RE.fullmatch(cluster):
         raise BadParameter(f"invalid cluster name {cluster[:80]!r}")
     path = home / cluster / "profile.json"
     if not path.exists():
         raise NotFound(f"no profile for cluster {cluster!r}", hint="run `mez login`")
+    check_strict(path.parent, directory=True, secret=True)
+    check_strict(path)
     profile = Profile(**json.loads(path.read_text()))
     profile.check_files()
     return profile
@@ -124,7 +127,7 @@ def load_profile(cluster: str | None = None) -> Profile:
 
 def remove_profile(profile: Profile) -> None:
     for path in (profile.key_path, profile.cert_path, profile.known_hosts_path,
-                 profile.ca_path, profile.dir / "profile.json"):  # fmt: skip
+                 profile.ca_path, profile.profile_path):  # fmt: skip
         path.unlink(missing_ok=True)
     if profile.dir.exists() and not any(profile.dir.iterdir()):
         profile.dir.rmdir()

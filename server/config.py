@@ -128,6 +128,7 @@ class ProxyConfig:
     # Networks whose addresses the SSH hop dials when a node claims one; any other node
     # is dialled on the address auth saw it connect from (server/proxy/node_dial.py).
     node_dial_allow: tuple[IPNetwork, ...] = ()
+    diag_listen_addr: HostPort | None = None  # Prometheus metrics, plain HTTP (not 3080)
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,6 +430,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("proxy.key_file", _path),
     _Setting("proxy.name", _dns_label("proxy name"), default_factory=_default_host_name),
     _Setting("proxy.node_dial_allow", _networks, ()),
+    _Setting("proxy.diag_listen_addr", _hostport(None)),
     _Setting("backend.type", _choice(BACKEND_TYPES), "sqlite"),
     _Setting("backend.path", _path),  # None here; data_dir/backend.sqlite for sqlite
     _Setting("backend.dsn", _dsn),
@@ -619,6 +621,7 @@ def _build(layers: _Layers) -> ServerConfig:
             key_file=layers.optional("proxy.key_file", Path),
             name=layers.get("proxy.name", str),
             node_dial_allow=layers.get("proxy.node_dial_allow", tuple),
+            diag_listen_addr=layers.optional("proxy.diag_listen_addr", HostPort),
         ),
         auth_server=layers.optional("auth_server", HostPort),
         backend=BackendConfig(

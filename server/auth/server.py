@@ -14,9 +14,9 @@ import json
 import logging
 import os
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from proto.clock import Clock, SystemClock
 from proto.errors import MeziteError
@@ -58,6 +58,8 @@ from server.auth.stores.shared_presence import SharedPresence
 from server.auth.stores.users import UserStore
 from server.backend import Backend
 from server.config import ServerConfig
+from server.diagnostics import DiagnosticsServer, serve_metrics
+from server.tls import reload_cert_chain
 
 log = logging.getLogger(__name__)
 
@@ -121,15 +123,19 @@ class AuthServer:
         self.presence: PresenceView = self.shared_presence or local
         self.metrics = AuthMetrics()
         self.metrics.online_nodes.set_function(lambda: len(self.presence.online()))
-        self._diag: Any = None
+        self._diag: DiagnosticsServer | None = None
         self.catalog = NodeCatalog(backend, self.agents, self.presence)
         self._server: Server | None = None
+        self._tls: ssl.SSLContext | None = None
+        self._local_proxy_names: tuple[str, ...] = ()
         self.cas: Authorities | None = None
         self.signer: UserCertSigner | None = None
         self.issuer: AgentIssuer | None = None
         self.addr = ""
 
-    def _write_server_tls(self, issuer: AgentIssuer, tls_dir: Path) -> tuple[Path, Path]:
+    def _write_server_tls(self, issuer: AgentIssuer) -> tuple[Path, Path]:
+        """A new TLS server certificate (and key) for the listener, in ``<data dir>/tls``."""
+        tls_dir = ensure_private_dir(self.config.data_dir / "tls")
         tls = issuer.new_server_tls(AUTH_SERVER_NAME, self.config.auth.tls_names)
         chain, key = tls_dir / "server.pem", tls_dir / "server.key"
         write_private(chain, tls.cert)
@@ -149,6 +155,7 @@ class AuthServer:
         self.local_proxy = self._local(self.issuer, directory, LOCAL_PROXY_PREFIX, AgentKind.PROXY)
         await self.local_proxy.issue()
         await write_local_proxy_files(self.issuer, directory, names)
+        self._local_proxy_names = names
         return directory
 
     async def _renew_local(self, admin: LocalIdentity) -> LocalIdentity:
@@ -159,11 +166,26 @@ class AuthServer:
         """Local identities are renewed in place (same key, same files)."""
 
     async def renew_local_identities(self) -> None:
+        """Renew what this host's own components hold: the listeners' server certificates
+        (served from the next handshake on) and the local client identities."""
+        await self.renew_server_certificates()
         for identity in (self.admin_identity, self.local_proxy):
             if identity is not None:
                 await identity.renew()
         if self.local_proxy is not None and self.on_local_proxy_renewed is not None:
             await self.on_local_proxy_renewed()
+
+    async def renew_server_certificates(self) -> None:
+        """New certificates for auth's listener, in place in its SSLContext, and for the
+        in-process proxy's listeners (it reloads them in ``on_local_proxy_renewed``)."""
+        assert self.issuer is not None, "start() first"
+        chain, key = self._write_server_tls(self.issuer)
+        if self._tls is not None:
+            reload_cert_chain(self._tls, chain, key)
+        if self.local_proxy is not None:
+            await write_local_proxy_files(
+                self.issuer, self.local_proxy.directory, self._local_proxy_names
+            )
 
     def services(self, cas: Authorities) -> list[object]:
         assert self.issuer is not None and self.signer is not None
@@ -260,7 +282,7 @@ class AuthServer:
         await self.lock_cache.start()
         self.signer = UserCertSigner(cas, self.serials, self.auditor, self.clock)
         self.issuer = issuer = AgentIssuer(cas, self.serials, self.signer, self.clock)
-        chain, key = self._write_server_tls(issuer, ensure_private_dir(data_dir / "tls"))
+        chain, key = self._write_server_tls(issuer)
         admin_dir = ensure_private_dir(data_dir / ADMIN_DIR)
         admin = self._local(issuer, admin_dir, LOCAL_ADMIN_PREFIX, ADMIN_AGENT_KIND)
         await admin.issue()
@@ -285,14 +307,15 @@ class AuthServer:
         )
         server = Server([Router(mapping)])
         sock = self._bind()  # a port in use fails here, before anything needs stopping
-        await server.start(sock=sock, ssl=server_context(chain, key, cas.host_x509.cert_pem))
+        self._tls = server_context(chain, key, cas.host_x509.cert_pem)
+        await server.start(sock=sock, ssl=self._tls)
         self._server = server
         host, port = sock.getsockname()[:2]
         self.addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._write_runtime_file(port)
         diag = self.config.auth.diag_addr
         if diag is not None:
-            self._diag = self.metrics.serve(diag.host, diag.port)
+            self._diag = serve_metrics(self.metrics.registry, diag, "auth")
         log.info("auth service for cluster %s listening on %s", cas.cluster_name, self.addr)
         log.info("CA pin: %s", cas.host_x509.pin)
 
@@ -337,7 +360,6 @@ class AuthServer:
         if self.shared_presence is not None:
             await self.shared_presence.stop()
         if self._diag is not None:
-            self._diag.shutdown()
-            self._diag.server_close()
+            self._diag.close()
             self._diag = None
         (self.config.data_dir / RUNTIME_FILE).unlink(missing_ok=True)

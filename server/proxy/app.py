@@ -22,7 +22,8 @@ from server.proxy.settings import ProxySettings
 def create_app(
     settings: ProxySettings, auth: AuthGateway, *, metrics: ProxyMetrics | None = None
 ) -> Starlette:
-    """The web API over ``auth``. The caller owns ``auth`` and closes it after serving."""
+    """The web API over ``auth``. The caller owns ``auth`` and closes it after serving,
+    and serves ``metrics`` where it chooses (a diagnostics address, never this app)."""
     metrics = metrics or ProxyMetrics()
     api = WebAPI(settings, auth, metrics)
     document = build_openapi(settings.server_version)
@@ -41,7 +42,6 @@ def create_app(
         Route(OPENAPI_PATH, openapi, methods=["GET"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
-        Route("/metrics", api.metrics_text, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

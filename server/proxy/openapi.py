@@ -314,18 +314,6 @@ def _paths() -> dict[str, Doc]:
                 tag="operations",
             )
         },
-        "/metrics": {
-            "get": _operation(
-                "Prometheus metrics.",
-                {
-                    "200": {
-                        "description": "Prometheus text exposition format.",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
-                tag="operations",
-            )
-        },
     }
 
 

@@ -1,4 +1,4 @@
-"""The endpoints of ``/v1/webapi/`` plus health and metrics.
+"""The endpoints of ``/v1/webapi/`` plus health.
 
 Each handler: parse strictly, authenticate (and check CSRF for cookie-authenticated
 changes) before touching auth, make one auth call, render its reply message as JSON
@@ -250,7 +250,3 @@ class WebAPI:
             log.info("not ready: %s", err)
             return JSONResponse(error_body("ConnectionProblem", AUTH_UNAVAILABLE), status_code=503)
         return JSONResponse({"status": "ready"})
-
-    async def metrics_text(self, request: Request) -> Response:
-        body, content_type = self.metrics.render()
-        return Response(body, media_type=content_type)

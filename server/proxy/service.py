@@ -19,8 +19,10 @@ from proto.clock import SystemClock
 from proto.files import write_private
 from proto.lockwatch import LockView, watch_locks
 from server.config import ServerConfig
+from server.diagnostics import DiagnosticsServer, serve_metrics
 from server.proxy.app import create_app
 from server.proxy.gateway import RELOAD_GRACE, GrpcAuthGateway
+from server.proxy.metrics import ProxyMetrics
 from server.proxy.settings import ProxySettings
 from server.proxy.webserver import WebServerHandle, serve_web
 from server.proxy_files import ProxyCredentials
@@ -85,6 +87,8 @@ class ProxyService:
         self._cert_watch: asyncio.Task[None] | None = None
         self.locks = LockView(SystemClock(), creds.agent_id, config.data_dir / LOCKS_FILE)
         self._lock_watch: asyncio.Task[None] | None = None
+        self.metrics = ProxyMetrics()
+        self.diag: DiagnosticsServer | None = None
 
     def public_origin(self, port: int) -> str:
         public = self._config.proxy.public_addr
@@ -121,7 +125,9 @@ class ProxyService:
             server_version=__version__,
             public_origin=self.public_origin(self.web.port),
         )
-        holder["app"] = create_app(settings, self._gateway)
+        holder["app"] = create_app(settings, self._gateway, metrics=self.metrics)
+        if proxy.diag_listen_addr is not None:
+            self.diag = serve_metrics(self.metrics.registry, proxy.diag_listen_addr, "proxy")
         write_private(
             self._config.data_dir / RUNTIME_FILE,
             json.dumps(
@@ -234,6 +240,9 @@ class ProxyService:
         if self.web is not None:
             await self.web.stop()
             self.web = None
+        if self.diag is not None:
+            self.diag.close()
+            self.diag = None
         if self.ssh is not None:
             await self.ssh.stop()
             self.ssh = None

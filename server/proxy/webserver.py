@@ -19,6 +19,8 @@ from pathlib import Path
 import uvicorn
 from starlette.types import ASGIApp
 
+from server.tls import reload_cert_chain, restrict_groups
+
 log = logging.getLogger(__name__)
 
 GRACEFUL_SHUTDOWN_SECONDS = 5
@@ -32,6 +34,7 @@ def _tls_context(config: uvicorn.Config, default: Callable[[], ssl.SSLContext]) 
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     # Forward-secret AEAD suites only for TLS 1.2 (TLS 1.3 suites are all fine).
     ctx.set_ciphers("ECDHE+AESGCM:ECDHE+CHACHA20")
+    restrict_groups(ctx)
     return ctx
 
 
@@ -61,16 +64,10 @@ class WebServerHandle:
 
     def load_cert_chain(self, cert_file: Path, key_file: Path) -> None:
         """Serve a new certificate from the next handshake on (uvicorn hands its one
-        SSLContext to the listener, and a context takes a new chain in place).
-
-        The pair is tried on a scratch context first: a live context whose load failed
-        half way would hold the new certificate with the old key and fail every
-        handshake. Raises ``OSError`` or ``ssl.SSLError`` and keeps serving the old
-        pair when the new one does not load."""
-        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file)
+        SSLContext to the listener); see ``server.tls.reload_cert_chain``."""
         context = self._server.config.ssl
         assert context is not None
-        context.load_cert_chain(cert_file, key_file)
+        reload_cert_chain(context, cert_file, key_file)
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (up to a few seconds), close."""

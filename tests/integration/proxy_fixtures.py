@@ -18,9 +18,11 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from proto.addr import HostPort
 from proto.files import ensure_private_dir, write_private
 from proto.trust import spki_pin
 from server.auth.crypto.x509 import issue_server_cert
+from server.diagnostics import DiagnosticsServer, serve_metrics
 from server.proxy import (
     AuthGateway,
     GrpcAuthGateway,
@@ -97,10 +99,17 @@ class RunningProxy:
     metrics: ProxyMetrics
     tls: ProxyTLS
     loop: LoopThread
+    diag: DiagnosticsServer
 
     @property
     def base_url(self) -> str:
         return f"https://127.0.0.1:{self.handle.port}"
+
+    def metrics_text(self) -> str:
+        """What the diagnostics address serves (the metrics are not on the web port)."""
+        reply = httpx.get(f"http://127.0.0.1:{self.diag.port}/metrics", timeout=10)
+        reply.raise_for_status()
+        return reply.text
 
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.tls.ca_file))
@@ -129,9 +138,11 @@ def running_proxy(
 
     try:
         handle = loop.run(start())
+        diag = serve_metrics(metrics.registry, HostPort("127.0.0.1", 0), "proxy")
         try:
-            yield RunningProxy(handle, gateway, settings, metrics, tls, loop)
+            yield RunningProxy(handle, gateway, settings, metrics, tls, loop, diag)
         finally:
+            diag.close()
             loop.run(stop(handle))
     finally:
         loop.close()

@@ -591,7 +591,7 @@ def test_with_auth_unreachable_readyz_is_503_and_calls_are_503(
         login = client.post("/v1/webapi/login", json={"username": "a", "password": "b"})
         message = assert_error(login, 503, "ConnectionProblem")
         assert dead not in message and "127.0.0.1" not in message
-        text = client.get("/metrics").text
+        text = proxy.metrics_text()
         assert metric_value(text, "mezite_proxy_logins_total", result="error") == 1
 
 
@@ -627,9 +627,8 @@ def test_unexpected_errors_are_json_500_with_a_request_id(
 def test_metrics_move_after_a_login(auth: RunningAuth, proxy: RunningProxy) -> None:
     add_user(auth, "metered")
     with proxy.client() as client:
-        before = client.get("/metrics")
-        assert before.status_code == 200
-        assert before.headers["content-type"].startswith("text/plain")
+        assert client.get("/metrics").status_code == 404  # only on the diagnostics address
+        old = proxy.metrics_text()
         session = web_login(proxy, "metered")
         web_login_fails = client.post(
             "/v1/webapi/login", json={"username": "metered", "password": "wrong wrong"}
@@ -638,8 +637,7 @@ def test_metrics_move_after_a_login(auth: RunningAuth, proxy: RunningProxy) -> N
         client.post(
             "/v1/webapi/certs", json={"public_key": ssh_public_key()}, headers=bearer(session)
         ).raise_for_status()
-        after = client.get("/metrics").text
-    old = before.text
+        after = proxy.metrics_text()
 
     def delta(name: str, **labels: str) -> float:
         return metric_value(after, name, **labels) - metric_value(old, name, **labels)

@@ -153,6 +153,8 @@ def test_good_role_names(name: str) -> None:
         ("a\x7fb", "control characters"),
         ("a\u200bb", "control characters"),
         ("-oProxyCommand", "must not start with '-'"),
+        ("!root", "must not contain '!'"),
+        ("ro!ot", "must not contain '!'"),
     ],
 )
 def test_bad_logins(login: str, why: str) -> None:

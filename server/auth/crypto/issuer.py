@@ -38,7 +38,10 @@ from server.auth.services.certs import UserCertSigner
 from server.auth.stores.agents import AgentRecord
 
 HOST_CERT_TTL = 24 * 3600.0
-SERVER_CERT_TTL = 365 * 86400.0
+# The certificates of listeners on the auth host (auth's TLS, the in-process proxy's HTTPS
+# and SSH hop): made at every start and again with every renewal of the local identities
+# (hours apart), so a week leaves room for a renewal that keeps failing to be noticed.
+SERVER_CERT_TTL = 7 * 86400.0
 
 
 def load_tls_public_key(pem: str) -> ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey:
@@ -157,7 +160,8 @@ class AgentIssuer:
         return cert, expires
 
     def new_server_tls(self, common_name: str, names: Sequence[str]) -> KeyAndCert:
-        """A fresh key and a year-long server chain, for listeners on the auth host."""
+        """A fresh key and a server chain for ``SERVER_CERT_TTL``, for listeners on the auth
+        host."""
         key = ec.generate_private_key(ec.SECP256R1())
         chain = self.server_chain(
             key.public_key(), common_name=common_name, names=names, ttl=SERVER_CERT_TTL
@@ -165,8 +169,8 @@ class AgentIssuer:
         return KeyAndCert(key_pem=pem_key(key), cert=chain.encode())
 
     async def new_proxy_ssh_host(self, host_id: str, hosts: Sequence[str]) -> KeyAndCert:
-        """A fresh SSH host key and a year-long host certificate, for the in-process
-        proxy's SSH hop."""
+        """A fresh SSH host key and a host certificate for ``SERVER_CERT_TTL``, for the
+        in-process proxy's SSH hop."""
         key = ed25519.Ed25519PrivateKey.generate()
         principals = host_principals(
             AgentKind.PROXY, host_id, host_id, self._cas.cluster_name, hosts

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import (
 from proto import limits
 from proto.errors import AlreadyExists, BadParameter, CompareFailed, NotFound
 from server.auth.crypto.ca import SSHAuthority
+from server.auth.stores.roles import login_problem
 from server.backend import Backend, Item
 
 CertifiableKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey | rsa.RSAPublicKey
@@ -37,7 +38,6 @@ HOUR = 3600.0
 DEFAULT_CERT_TTL = 12 * HOUR
 MAX_CERT_TTL = float(limits.MAX_CERT_TTL_SECONDS)
 BACKDATE = 60.0
-MAX_PRINCIPAL_BYTES = 255
 MAX_PRINCIPALS = 256
 MAX_PUBLIC_KEY_LINE = limits.MAX_PUBLIC_KEY_LINE
 
@@ -72,12 +72,11 @@ def parse_public_key(line: str) -> CertifiableKey:
 
 
 def validate_principal(principal: str) -> str:
-    raw = principal.encode()
-    if not raw or len(raw) > MAX_PRINCIPAL_BYTES:
-        raise BadParameter("a principal must be 1 to 255 bytes")
-    bad = set(",*?!") | {" ", "\t"}
-    if any(c in bad or c.isspace() or ord(c) < 32 or ord(c) == 127 for c in principal):
-        raise BadParameter(f"principal {principal[:80]!r} contains a forbidden character")
+    """A user certificate's principal is a login, checked by the rule logins are
+    checked by everywhere (so a stored login can never block a certificate)."""
+    problem = login_problem(principal)
+    if problem is not None:
+        raise BadParameter(f"principal {principal[:80]!r} {problem}")
     return principal
 
 

@@ -1,14 +1,10 @@
 """The auth service's Prometheus metrics, on their own registry, served on the
-diagnostics address (``[auth] diag_addr``) when one is configured."""
+diagnostics address (``[auth] diag_addr``, see server/diagnostics.py) when one is
+configured."""
 
 from __future__ import annotations
 
-import logging
-from typing import Any
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
-log = logging.getLogger(__name__)
 
 
 class AuthMetrics:
@@ -36,11 +32,3 @@ class AuthMetrics:
             ["method", "status"], registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )  # fmt: skip
-
-    def serve(self, host: str, port: int) -> Any:
-        """Serve /metrics over plain HTTP (bind it to loopback or a private network)."""
-        from prometheus_client import start_http_server
-
-        server, _thread = start_http_server(port, host, registry=self.registry)
-        log.info("auth diagnostics (Prometheus metrics) on http://%s:%d/metrics", host, port)
-        return server

@@ -10,6 +10,7 @@ even unimplemented methods are default-deny.
 
 from __future__ import annotations
 
+import binascii
 import logging
 import re
 import secrets
@@ -25,6 +26,7 @@ import grpclib.server
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 from grpclib.exceptions import GRPCError
+from grpclib.metadata import decode_bin_value
 
 from proto.errors import BadParameter, LimitExceeded, MeziteError, NotImplementedYet
 from server.auth.rpc.guard import Guard, PeerCertificate, Principal
@@ -207,8 +209,39 @@ def build_mapping(
     return mapping
 
 
+Headers = list[tuple[str, str]]
+
+
+def decode_headers(raw: Sequence[tuple[bytes, bytes]]) -> Headers:
+    """Request headers as grpclib expects them, without ever failing on their bytes.
+
+    gRPC headers are ASCII; grpclib has h2 decode them as ASCII, and one byte outside it
+    raised from the connection's data handler: a traceback, and every call on that
+    connection reset. Here a byte outside ASCII becomes U+FFFD, which no name, path or
+    credential accepts, so the call is refused the ordinary way (a bad ``authorization``
+    is UNAUTHENTICATED). A ``-bin`` value that is not base64 is dropped: grpclib's
+    decoder raises on it, and no ``-bin`` header means anything to this service."""
+    headers: Headers = []
+    for name_bytes, value_bytes in raw:
+        name = name_bytes.decode("ascii", "replace")
+        value = value_bytes.decode("ascii", "replace")
+        if name.endswith("-bin") and not _decodes_as_bin(value):
+            continue
+        headers.append((name, value))
+    return headers
+
+
+def _decodes_as_bin(value: str) -> bool:
+    try:
+        decode_bin_value(value.encode("ascii"))
+    except (UnicodeEncodeError, binascii.Error):
+        return False
+    return True
+
+
 class Server(grpclib.server.Server):
-    """grpclib's server, closing its accepted connections when it closes.
+    """grpclib's server, closing its accepted connections when it closes, and decoding
+    request headers itself (``decode_headers``).
 
     grpclib's ``close`` cancels the handlers but leaves every accepted connection open
     (asyncio's ``Server.close`` does not close them before Python 3.13), so a node's
@@ -219,18 +252,26 @@ class Server(grpclib.server.Server):
     def __init__(self, handlers: Sequence[Any]) -> None:
         super().__init__(handlers)
         self._protocols: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._h2_config.header_encoding = None  # bytes: decode_headers decodes them
 
     def _protocol_factory(self) -> Any:
         protocol = super()._protocol_factory()
+        handler = protocol.handler
+        accept = handler.accept
+
+        def accept_decoded(stream: Any, headers: Any, release_stream: Any) -> None:
+            accept(stream, decode_headers(headers), release_stream)
+
+        handler.accept = accept_decoded  # type: ignore[method-assign]  # one instance only
         self._protocols.add(protocol)
         return protocol
 
     def close(self) -> None:
         super().close()
         for protocol in list(self._protocols):
-            connection = getattr(protocol, "connection", None)
-            if connection is not None:
-                connection._transport.abort()
+            transport = getattr(getattr(protocol, "connection", None), "_transport", None)
+            if transport is not None:
+                transport.abort()
 
 
 class Router:

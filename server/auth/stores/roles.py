@@ -45,6 +45,7 @@ __all__ = [
     "RoleOptions",
     "RoleStore",
     "is_valid_login",
+    "login_problem",
     "role_from_json",
     "role_from_proto",
     "role_to_json",
@@ -150,8 +151,10 @@ def validate_role_name(name: object) -> str:
     return name
 
 
-def _login_problem(login: object) -> str | None:
-    """Why ``login`` is not a valid OS login, or None if it is."""
+def login_problem(login: object) -> str | None:
+    """Why ``login`` is not a valid OS login, or None if it is: the one rule for every
+    login Mezite takes (users, roles, agent identities, locks) and for the principals of
+    the user certificates made from them, so a login accepted anywhere can be signed."""
     if not isinstance(login, str):
         return "must be a string"
     if "{{" in login or "}}" in login:
@@ -171,6 +174,8 @@ def _login_problem(login: object) -> str | None:
             return "must not contain ','"
         if ch in "*?":
             return f"must not contain the wildcard {ch!r}"
+        if ch == "!":  # negation in OpenSSH pattern lists
+            return "must not contain '!'"
         if ch.isspace():
             return "must not contain whitespace"
         if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
@@ -180,11 +185,11 @@ def _login_problem(login: object) -> str | None:
 
 def is_valid_login(login: object) -> bool:
     """Whether ``login`` is a concrete OS login (templates are not)."""
-    return _login_problem(login) is None
+    return login_problem(login) is None
 
 
 def validate_login(login: object) -> str:
-    problem = _login_problem(login)
+    problem = login_problem(login)
     if problem is not None:
         raise BadParameter(f"invalid login {_show(login)}: {problem}")
     assert isinstance(login, str)
@@ -206,7 +211,7 @@ def _validate_conditions(conditions: RoleConditions, where: str) -> None:
                 f"{where}.logins: unsupported template {_show(login)}; "
                 f"the only template is {INTERNAL_LOGINS}"
             )
-        problem = _login_problem(login)
+        problem = login_problem(login)
         if problem is not None:
             raise BadParameter(f"{where}.logins: invalid login {_show(login)}: {problem}")
 
