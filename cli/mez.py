@@ -194,25 +194,23 @@ def ls(
 )
 def ssh(
     args: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
-            help="[OPTIONS] [LOGIN@]NODE [COMMAND...]: OpenSSH's options (-l, -o, -v, -q, "
-            "-4/-6, -t/-T, -L/-R/-D, -N, -A, -C, ...) before the destination; NODE is a "
-            "node name, id, or k=v selector (runs everywhere it matches).",
-            metavar="[OPTIONS] DESTINATION [COMMAND]...",
+            help="[OPTIONS] [LOGIN@]NODE [COMMAND...], read as OpenSSH's ssh reads them "
+            "(so rsync -e 'mez ssh', GIT_SSH_COMMAND and Ansible work): -l, -o, -v, -q, -4/-6, "
+            "-t/-T, -L/-R/-D, -N, -A, -C and the rest go to ssh; -p and -i are ignored (nodes "
+            "are found by name, the Mezite certificate is the identity); -F and -J are "
+            "refused. NODE is a node name, id, or k=v selector (runs everywhere it matches).",
+            metavar="ARGS",
         ),
-    ],
+    ] = None,
 ) -> None:
-    """SSH to a node (OpenSSH does the session); exit code is the remote command's.
-
-    Reads its options as OpenSSH's ssh does, so `rsync -e 'mez ssh'`, GIT_SSH_COMMAND
-    and Ansible's ssh_executable work. -p and -i are ignored (nodes are found by name, the
-    Mezite certificate is the identity); -F and -J are refused."""
+    """SSH to a node (OpenSSH does the session); exit code is the remote command's."""
     from cli import mez_client
     from cli.sshargs import parse
     from proto.profile import load_profile
 
-    call = parse(args)
+    call = parse(args or [])
     if "-v" in call.flags:
         for note in call.notes:
             typer.echo(f"mez ssh: {note}", err=True)
