@@ -29,6 +29,7 @@ from proto.errors import AccessDenied
 from proto.files import ensure_private_dir, write_private
 from proto.keys import NodeKeys, new_node_keys
 from proto.lifecycle import IdentityDir, Renewer, join_by_pin
+from proto.sshconfig import SSHIdentity, certificate_logins, host_block, render
 
 log = logging.getLogger(__name__)
 
@@ -175,30 +176,22 @@ def write_outputs(dest: Path, state: BotState) -> None:
 
 
 def ssh_config(dest: Path, state: BotState, nodes: list[tuple[str, str, str]]) -> str:
+    """Each node by name (and name.cluster) at its address; every host with the
+    identity's key and certificate, as its first login."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    lines = [
-        f"# Mezite agent identity {state.name} on cluster {state.cluster_name}",
-        f"# written by `mezd identity` at {stamp}",
+    header = [
+        f"Mezite agent identity {state.name} on cluster {state.cluster_name}",
+        f"written by `mezd identity` at {stamp}",
     ]
+    blocks = []
     for name, addr, node_id in nodes:
         target = HostPort.parse(addr)
-        lines += [
-            f"Host {name} {name}.{state.cluster_name}",
-            f"    HostName {target.host}",
-            f"    Port {target.port}",
-            f"    HostKeyAlias {node_id}",
-        ]
-    lines += [
-        "Host *",
-        f"    IdentityFile {dest / 'key'}",
-        f"    CertificateFile {dest / 'key-cert.pub'}",
-        "    IdentitiesOnly yes",
-        f"    UserKnownHostsFile {dest / 'known_hosts'}",
-        "    GlobalKnownHostsFile /dev/null",
-        "    StrictHostKeyChecking yes",
-        "",
-    ]
-    return "\n".join(lines)
+        where = [("HostName", target.host), ("Port", str(target.port)), ("HostKeyAlias", node_id)]
+        blocks.append(host_block([name, f"{name}.{state.cluster_name}"], None, *where))
+    logins = certificate_logins(state.ssh_cert.encode())
+    identity = SSHIdentity(dest / "key", dest / "key-cert.pub", dest / "known_hosts")
+    blocks.append(host_block(["*"], identity, *([("User", logins[0])] if logins else [])))
+    return render(header, blocks)
 
 
 def renewer(data_dir: Path, dest: Path, state: BotState, clock: Clock) -> Renewer[BotState]:

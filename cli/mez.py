@@ -193,43 +193,39 @@ def ls(
     context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
 )
 def ssh(
-    target: Annotated[str, typer.Argument(help="[LOGIN@]NODE, node id, or k=v selector.")],
-    command: Annotated[list[str] | None, typer.Argument(help="Remote command.")] = None,
-    port: Annotated[
-        int | None, typer.Option("-p", help="Ignored: nodes are found by name.")
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="[OPTIONS] [LOGIN@]NODE [COMMAND...], read as OpenSSH's ssh reads them "
+            "(so rsync -e 'mez ssh', GIT_SSH_COMMAND and Ansible work): -l, -o, -v, -q, -4/-6, "
+            "-t/-T, -L/-R/-D, -N, -A, -C and the rest go to ssh; -p and -i are ignored (nodes "
+            "are found by name, the Mezite certificate is the identity); -F and -J are "
+            "refused. NODE is a node name, id, or k=v selector (runs everywhere it matches).",
+            metavar="ARGS",
+        ),
     ] = None,
-    local: Annotated[list[str] | None, typer.Option("-L", help="Local port forward.")] = None,
-    remote: Annotated[list[str] | None, typer.Option("-R", help="Remote port forward.")] = None,
-    no_command: Annotated[bool, typer.Option("-N", help="No remote command.")] = False,
-    tty: Annotated[bool, typer.Option("-t", help="Force a PTY.")] = False,
-    no_tty: Annotated[bool, typer.Option("-T", help="Disable the PTY.")] = False,
-    agent: Annotated[bool, typer.Option("-A", help="Forward the SSH agent.")] = False,
 ) -> None:
     """SSH to a node (OpenSSH does the session); exit code is the remote command's."""
     from cli import mez_client
+    from cli.sshargs import parse
     from proto.profile import load_profile
 
-    if command and command[0] == "--":
-        command = command[1:]  # `mez ssh NODE -- CMD`: the separator is ours, not the node's
+    call = parse(args or [])
+    if "-v" in call.flags:
+        for note in call.notes:
+            typer.echo(f"mez ssh: {note}", err=True)
     profile = load_profile()
     mez_client.ensure_certs(profile)
-    login_name, host = mez_client.split_login(target, "")
-    login_name = login_name or mez_client.default_login(profile)
+    at_login, host = mez_client.split_login(call.target, "")
+    login_name = call.login or at_login or mez_client.default_login(profile)
     nodes = mez_client.resolve_targets(profile, host)
-    flags: list[str] = []
-    for spec in local or []:
-        flags += ["-L", spec]
-    for spec in remote or []:
-        flags += ["-R", spec]
-    flags += [flag for flag, on in (("-N", no_command), ("-t", tty), ("-T", no_tty),
-                                     ("-A", agent)) if on]  # fmt: skip
     if len(nodes) == 1 and mez_client.parse_selector(host) is None:
-        argv = mez_client.ssh_argv(profile, nodes[0], login_name, flags, command or [])
+        argv = mez_client.ssh_argv(profile, nodes[0], login_name, call.flags, call.command)
         sys.stdout.flush()
         os.execv(argv[0], argv)  # noqa: S606 - OpenSSH's ssh, with our pinned options
     from cli.fanout import run_everywhere
 
-    raise typer.Exit(run_everywhere(profile, nodes, login_name, flags, command or []))
+    raise typer.Exit(run_everywhere(profile, nodes, login_name, call.flags, call.command))
 
 
 @app.command()

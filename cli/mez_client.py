@@ -22,20 +22,19 @@ from proto.profile import (
     forget_session,
     store_session,
 )
+from proto.sshconfig import (
+    DEFAULTS,
+    HostBlock,
+    SSHIdentity,
+    certificate_logins,
+    command_line,
+    host_block,
+    render,
+)
 
 if TYPE_CHECKING:
     from proto.cluster_api import ClusterAPI
     from proto.v1 import auth_pb2 as pb
-
-# AES-GCM first: with AES-NI it moves bulk data about twice as fast as chacha20, which
-# OpenSSH prefers by default.
-CIPHERS = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com"
-SSH_OPTIONS_LOCKED = (
-    "StrictHostKeyChecking=yes",
-    "IdentitiesOnly=yes",
-    "BatchMode=no",
-    f"Ciphers={CIPHERS}",
-)
 
 
 def _trust(
@@ -237,16 +236,25 @@ def ssh_binary(name: str = "ssh") -> str:
     return path
 
 
-def _identity_lines(profile: Profile) -> list[str]:
-    return [
-        f"    IdentityFile {profile.key_path}",
-        f"    CertificateFile {profile.cert_path}",
-        "    IdentitiesOnly yes",
-        f"    UserKnownHostsFile {profile.known_hosts_path}",
-        "    GlobalKnownHostsFile /dev/null",
-        "    StrictHostKeyChecking yes",
-        f"    Ciphers {CIPHERS}",
-    ]
+def identity(profile: Profile) -> SSHIdentity:
+    return SSHIdentity(profile.key_path, profile.cert_path, profile.known_hosts_path)
+
+
+def proxy_alias(profile: Profile) -> str:
+    return f"mezite-proxy.{profile.cluster}"
+
+
+def proxy_block(profile: Profile) -> HostBlock:
+    """The cluster's proxy as a jump host, logging in as the default login."""
+    proxy = HostPort.parse(profile.proxy_addr)
+    return host_block(
+        [proxy_alias(profile)],
+        identity(profile),
+        ("HostName", proxy.host),
+        ("Port", str(proxy.port)),
+        ("User", default_login(profile)),
+        ("HostKeyAlias", "proxy"),
+    )
 
 
 def proxy_ssh_config(profile: Profile) -> Path:
@@ -254,43 +262,34 @@ def proxy_ssh_config(profile: Profile) -> Path:
     command-line options to the destination only, so the jump host's identity has to be
     in a config file."""
     path = profile.dir / "ssh_config"
-    proxy = HostPort.parse(profile.proxy_addr)
-    lines = [
-        f"# Written by mez for cluster {profile.cluster}; rewritten at every login.",
-        f"Host mezite-proxy.{profile.cluster}",
-        f"    HostName {proxy.host}",
-        f"    Port {proxy.port}",
-        f"    User {default_login(profile)}",
-        "    HostKeyAlias proxy",
-        *_identity_lines(profile),
-        f"Host * !mezite-proxy.{profile.cluster}",
-        *_identity_lines(profile),
-        f"    ProxyJump mezite-proxy.{profile.cluster}",
-        "",
-    ]
-    write_private(path, "\n".join(lines), mode=0o644)
+    text = render(
+        [f"Written by mez for cluster {profile.cluster}; rewritten at every login."],
+        [
+            proxy_block(profile),
+            host_block([f"* !{proxy_alias(profile)}"], identity(profile),
+                       ("ProxyJump", proxy_alias(profile))),
+        ],
+    )  # fmt: skip
+    write_private(path, text, mode=0o644)
     return path
 
 
-def ssh_options(profile: Profile, node: pb.Node) -> list[str]:
-    """The options that pin a connection to Mezite's identity and host CA."""
+def ssh_options(profile: Profile, node: pb.Node, extra: Sequence[str] = ()) -> list[str]:
+    """The options that pin a connection to Mezite's identity and host CA; ``extra``
+    (a caller's own ssh options) goes after the pinned ones, so that it cannot change
+    them, and before the defaults, so that it can change those."""
     if profile.proxy_addr:
-        return ["-F", str(proxy_ssh_config(profile)), "-o", f"HostKeyAlias={node.id}"]
+        # The config file pins the rest; a command-line option would beat it, so the
+        # caller's options are vetted before they get here (cli/sshargs.py).
+        return ["-F", str(proxy_ssh_config(profile)), "-o", f"HostKeyAlias={node.id}",
+                *extra]  # fmt: skip
     addr = HostPort.parse(node.addr)
-    options = [
-        f"HostName={addr.host}",
-        f"Port={addr.port}",
-        f"HostKeyAlias={node.id}",
-        f"IdentityFile={profile.key_path}",
-        f"CertificateFile={profile.cert_path}",
-        f"UserKnownHostsFile={profile.known_hosts_path}",
-        "GlobalKnownHostsFile=/dev/null",
-        *SSH_OPTIONS_LOCKED,
+    where = [("HostName", addr.host), ("Port", str(addr.port)), ("HostKeyAlias", node.id)]
+    return [
+        *command_line([*where, *identity(profile).pinned()]),
+        *extra,
+        *command_line([("BatchMode", "no"), *DEFAULTS]),
     ]
-    args: list[str] = []
-    for option in options:
-        args += ["-o", option]
-    return args
 
 
 def ssh_argv(
@@ -298,20 +297,13 @@ def ssh_argv(
 ) -> list[str]:
     # "--" before the host: OpenSSH would otherwise parse options again after the host,
     # and a remote command starting with "-" must stay a command.
-    return [ssh_binary(), *ssh_options(profile, node), *flags, "-l", login, "--", node.name,
+    return [ssh_binary(), *ssh_options(profile, node, flags), "-l", login, "--", node.name,
             *command]  # fmt: skip
 
 
 def default_login(profile: Profile) -> str:
     """The first login the certificate allows (its principals), else the user name."""
-    from cryptography.hazmat.primitives.serialization import (
-        SSHCertificate,
-        load_ssh_public_identity,
-    )
-
-    cert = load_ssh_public_identity(profile.cert_path.read_bytes())
-    principals = cert.valid_principals if isinstance(cert, SSHCertificate) else []
-    logins = [p.decode() for p in principals]
+    logins = certificate_logins(profile.cert_path.read_bytes())
     if profile.user in logins or not logins:
         return profile.user
     return logins[0]

@@ -12,46 +12,24 @@ from pathlib import Path
 from proto.addr import HostPort
 from proto.errors import ConnectionProblem
 from proto.profile import Profile
+from proto.sshconfig import host_block, render
 
 
 def config_block(profile: Profile, mez: Path) -> str:
     """Hosts are reached as NODE.CLUSTER (a principal of every node's host certificate),
-    through the proxy when the profile has one."""
-    if profile.proxy_addr:
-        from cli.mez_client import _identity_lines, default_login
+    through the proxy when the profile has one, as the login `mez ssh` would use."""
+    from cli.mez_client import default_login, identity, proxy_alias, proxy_block
 
-        proxy = HostPort.parse(profile.proxy_addr)
-        return "\n".join(
-            [
-                f"# Mezite cluster {profile.cluster}: `ssh LOGIN@NODE.{profile.cluster}`",
-                f"Host mezite-proxy.{profile.cluster}",
-                f"    HostName {proxy.host}",
-                f"    Port {proxy.port}",
-                f"    User {default_login(profile)}",
-                "    HostKeyAlias proxy",
-                *_identity_lines(profile),
-                f"Host *.{profile.cluster} !mezite-proxy.{profile.cluster}",
-                f"    User {profile.user}",
-                *_identity_lines(profile),
-                f"    ProxyJump mezite-proxy.{profile.cluster}",
-                "",
-            ]
-        )
-    return "\n".join(
-        [
-            f"# Mezite cluster {profile.cluster}: `ssh LOGIN@NODE.{profile.cluster}`",
-            f"Host *.{profile.cluster}",
-            f"    User {profile.user}",
-            f"    IdentityFile {profile.key_path}",
-            f"    CertificateFile {profile.cert_path}",
-            "    IdentitiesOnly yes",
-            f"    UserKnownHostsFile {profile.known_hosts_path}",
-            "    GlobalKnownHostsFile /dev/null",
-            "    StrictHostKeyChecking yes",
-            f"    ProxyCommand {shlex.quote(str(mez))} proxy-connect %h %p",
-            "",
-        ]
-    )
+    header = [f"Mezite cluster {profile.cluster}: `ssh NODE.{profile.cluster}`"]
+    login = ("User", default_login(profile))
+    if profile.proxy_addr:
+        alias = proxy_alias(profile)
+        nodes = host_block([f"*.{profile.cluster}", f"!{alias}"], identity(profile), login,
+                           ("ProxyJump", alias))  # fmt: skip
+        return render(header, [proxy_block(profile), nodes])
+    proxy_command = ("ProxyCommand", f"{shlex.quote(str(mez))} proxy-connect %h %p")
+    return render(header, [host_block([f"*.{profile.cluster}"], identity(profile), login,
+                                      proxy_command)])  # fmt: skip
 
 
 def pipe_stdio(addr: str) -> None:

@@ -14,6 +14,9 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 command -v ssh >/dev/null || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+# Programs that run `mez ssh` as their ssh, tested end to end.
+command -v rsync >/dev/null || need+=(rsync)
+command -v git >/dev/null || need+=(git)
 # The PostgreSQL backend's tests run a throwaway server (initdb + pg_ctl; as root, as
 # the postgres user the package creates).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncssh
+from asyncssh.stream import SSHTCPStreamSession
 
 from proto.access import node_access_allows
 from proto.addr import HostPort
@@ -35,6 +36,9 @@ from server.proxy.node_dial import NodeDialPolicy
 log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL = 2.0
+MISS_REFRESH_GAP = 0.5  # seconds between refreshes that route misses ask for
+MISS_WAIT = 5.0  # how long a route request waits for that refresh
+MISS_WAITERS = 256
 CUT_GRACE = 2.0  # seconds a locked hop gets for the node to end its sessions first
 RELAY_CHUNK = 256 * 1024
 
@@ -49,26 +53,42 @@ class RoutedNode:
 
 
 ListNodes = Callable[[], Awaitable[Sequence[RoutedNode]]]
+Relay = Callable[[asyncssh.SSHReader[bytes], asyncssh.SSHWriter[bytes]], Awaitable[None]]
 Emit = Callable[..., None]
 
 
 class NodeDirectory:
     """Registered, online nodes, refreshed from auth in the background, so that routing
-    decisions are synchronous (asyncssh asks for them synchronously)."""
+    decisions are synchronous (asyncssh asks for them synchronously).
+
+    A name the table does not have may be a node that came online since the last
+    refresh (`mez ls` already lists it), so a miss asks auth again before it is refused
+    (``refresh_for_miss``): all misses share the next refresh, which starts at least
+    ``MISS_REFRESH_GAP`` after the previous one, so misses cannot become a flood of
+    auth RPCs, and at most ``MISS_WAITERS`` wait at once."""
 
     def __init__(self, list_nodes: ListNodes, cluster: str) -> None:
         self._list_nodes = list_nodes
         self._cluster = cluster
         self._by_key: dict[str, RoutedNode] = {}
         self.ready = asyncio.Event()
+        self._started = 0  # refreshes started, so that an older one never wins
+        self._applied = 0
+        self._next: asyncio.Future[None] | None = None  # the refresh misses wait for
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_miss_refresh = -MISS_REFRESH_GAP
+        self._waiting = 0
 
     async def refresh(self) -> None:
+        self._started += 1
+        number = self._started
         nodes = await self._list_nodes()
         table: dict[str, RoutedNode] = {}
         for node in nodes:
             for key in (node.id, node.name, f"{node.name}.{self._cluster}"):
                 table[key] = node
-        self._by_key = table
+        if number > self._applied:
+            self._by_key, self._applied = table, number
         self.ready.set()
 
     async def run(self) -> None:
@@ -81,6 +101,45 @@ class NodeDirectory:
 
     def resolve(self, host: str) -> RoutedNode | None:
         return self._by_key.get(host)
+
+    async def refresh_for_miss(self) -> None:
+        """Wait (bounded) for a refresh that starts after this call."""
+        if self._waiting >= MISS_WAITERS:
+            return
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(self._refresh_next(self._next))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._waiting += 1
+        try:
+            await asyncio.wait_for(asyncio.shield(self._next), MISS_WAIT)
+        except TimeoutError:
+            log.info("no node refresh within %.0fs for a route request", MISS_WAIT)
+        finally:
+            self._waiting -= 1
+
+    async def _refresh_next(self, done: asyncio.Future[None]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.sleep(self._last_miss_refresh + MISS_REFRESH_GAP - loop.time())
+            # From here on a miss needs the refresh after this one: this may not see it.
+            self._next = None
+            self._last_miss_refresh = loop.time()
+            await self.refresh()
+        except Exception as exc:
+            log.warning("cannot refresh nodes for routing: %s", exc)
+        finally:
+            if self._next is done:
+                self._next = None
+            if not done.done():
+                done.set_result(None)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 class _Connection(asyncssh.SSHServerConnection):
@@ -215,7 +274,20 @@ class _Handler(asyncssh.SSHServer):
 
     def connection_requested(
         self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
-    ) -> Callable[[asyncssh.SSHReader[bytes], asyncssh.SSHWriter[bytes]], Awaitable[None]]:
+    ) -> Relay | Awaitable[SSHTCPStreamSession[bytes]]:
+        if self._router.directory.resolve(dest_host) is None:
+            # Perhaps a node that came online since the last refresh: asyncssh awaits
+            # this, and an open failure raised in it reaches the client as usual.
+            return self._route_after_refresh(dest_host, dest_port, orig_host, orig_port)
+        return self._route(dest_host, dest_port, orig_host, orig_port)
+
+    async def _route_after_refresh(
+        self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+    ) -> SSHTCPStreamSession[bytes]:
+        await self._router.directory.refresh_for_miss()
+        return SSHTCPStreamSession(self._route(dest_host, dest_port, orig_host, orig_port))
+
+    def _route(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> Relay:
         assert self._conn is not None and self._conn.identity is not None
         identity = self._conn.identity
         node = self._router.directory.resolve(dest_host)
@@ -365,3 +437,4 @@ class ProxySSHRouter:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        await self.directory.stop()

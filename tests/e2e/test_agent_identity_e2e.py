@@ -52,10 +52,11 @@ def test_agent_identity_journey(tmp_path: Path) -> None:
                 str(tmp_path / "out" / "ssh_config"),
                 "-o",
                 "BatchMode=yes",
-                f"{LOGIN}@web-1",
+                "web-1",  # as the identity's first login: its ssh_config says User
                 "id",
                 "-un",
             ]
+            assert f"    User {LOGIN}\n" in (tmp_path / "out" / "ssh_config").read_text()
             done = subprocess.run(ssh, capture_output=True, text=True, timeout=60, check=False)
             assert done.returncode == 0, done.stderr
             assert done.stdout.strip() == LOGIN

@@ -212,7 +212,8 @@ def test_ssh_config_block_works_with_plain_ssh(world: World, tmp_path: Path) -> 
     config.write_text(block.stdout)
     env = {**os.environ, **world.env}
     done = subprocess.run(
-        ["ssh", "-F", str(config), "-o", "BatchMode=yes", f"{LOGIN}@web-1.e2e", "id", "-un"],
+        # No LOGIN@: the block's User is the login, not the Mezite user (alice).
+        ["ssh", "-F", str(config), "-o", "BatchMode=yes", "web-1.e2e", "id", "-un"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -97,11 +97,10 @@ def hop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hop]:
             )
             _add_user(auth, "dana", "dev-only")
             env = _login(auth, "alice", tmp)
-            deadline = time.monotonic() + 10  # the proxy refreshes its node table
+            deadline = time.monotonic() + 10
             while "web-1" not in cli("mez", "ls", env=env).stdout:
                 assert time.monotonic() < deadline
                 time.sleep(0.2)
-            time.sleep(2.5)
             yield Hop(auth, env, Path(env["MEZITE_HOME"]) / "e2e")
 
 
