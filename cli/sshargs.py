@@ -4,8 +4,9 @@ can run `mez ssh`.
 
 Options come before the destination (``-lLOGIN`` and ``-l LOGIN``, bundled flags like
 ``-tt`` or ``-46C``, ``--`` ends them); the destination is ``[LOGIN@]NODE``, a node id or a
-``k=v`` selector; everything after it is the remote command (one ``--`` right after the
-destination is dropped, as ssh does). What each option means for mez:
+``k=v`` selector. As in ssh, options may follow the destination too (``ssh host -l root
+cmd``) until the first word that is not one, or a ``--``; the rest is the remote command.
+What each option means for mez:
 
 - passed to OpenSSH's ssh as given: the flags in ``FLAGS`` and the options in
   ``WITH_VALUE`` (``-v``, ``-q``, ``-4/-6``, ``-t/-T``, ``-C``, ``-L/-R/-D``, ``-E``, ...),
@@ -132,10 +133,9 @@ class _Reader:
             self.flags += ["-o", option]
 
 
-def parse(args: Sequence[str]) -> SSHCall:
-    """``args`` (what follows `mez ssh`) as OpenSSH's getopt would read them."""
-    reader = _Reader()
-    i = 0
+def _read_options(args: Sequence[str], i: int, reader: _Reader) -> int:
+    """Read options from ``args[i]`` on, up to the first that is not one (or just past
+    ``--``); returns where they ended."""
     while i < len(args) and args[i].startswith("-") and args[i] != "-":
         arg = args[i]
         i += 1
@@ -158,9 +158,17 @@ def parse(args: Sequence[str]) -> SSHCall:
                 i += 1
             reader.option(letter, value)
             break
+    return i
+
+
+def parse(args: Sequence[str]) -> SSHCall:
+    """``args`` (what follows `mez ssh`) as OpenSSH's getopt would read them: options,
+    the destination, then options again (ssh restarts getopt after the host) up to the
+    first word that is not one or a ``--``; the rest is the remote command."""
+    reader = _Reader()
+    i = _read_options(args, 0, reader)
     if i >= len(args):
         raise BadParameter("mez ssh: give a destination: [LOGIN@]NODE [COMMAND...]")
-    target, rest = args[i], list(args[i + 1 :])
-    if rest[:1] == ["--"]:
-        rest = rest[1:]  # `mez ssh NODE -- CMD`: ssh reads "--" after the host as its own
-    return SSHCall(target, reader.login, tuple(reader.flags), tuple(rest), tuple(reader.notes))
+    target = args[i]
+    i = _read_options(args, i + 1, reader)
+    return SSHCall(target, reader.login, tuple(reader.flags), tuple(args[i:]), tuple(reader.notes))

@@ -14,9 +14,14 @@ def test_a_destination_and_a_command() -> None:
     assert parse(["alice@web-1"]) == SSHCall("alice@web-1")
 
 
-def test_everything_after_the_destination_is_the_command() -> None:
-    call = parse(["web-1", "-l", "root", "-p", "22"])
-    assert call == SSHCall("web-1", command=("-l", "root", "-p", "22"))
+def test_options_after_the_destination_are_read_as_ssh_reads_them() -> None:
+    # OpenSSH restarts getopt after the host: `ssh -G web-1 -l root` shows `user root`.
+    call = parse(["web-1", "-l", "root", "-p", "22", "ls", "-l", "/tmp"])
+    assert (call.target, call.login, call.command) == ("web-1", "root", ("ls", "-l", "/tmp"))
+    assert parse(["web-1", "-tt", "top"]).flags == ("-t", "-t")
+    with pytest.raises(BadParameter, match="-J is not supported"):
+        parse(["web-1", "-J", "other", "cmd"])
+    assert parse(["web-1", "--", "-l", "root"]).command == ("-l", "root")
 
 
 def test_one_double_dash_after_the_destination_is_ssh_s_own() -> None:
