@@ -16,7 +16,7 @@ from tests.integration.sshd_fixtures import HOST_ID, LABELS, NODE_NAME, SSH_BIN,
 from tests.integration.sshd_fixtures import running_node as start_node
 from tests.integration.test_proxy_ssh_locks import Hop
 
-OTHER = RoutedNode("other-id", "other", "127.0.0.1:9", {})
+OTHER = RoutedNode("other-id", "other", "127.0.0.1:9", {}, seen_from="127.0.0.1")
 
 
 class Auth:
@@ -69,7 +69,10 @@ async def late_hop(
 async def test_a_node_auth_lists_is_routable_at_once(late_hop: tuple[Hop, Auth]) -> None:
     hop, auth = late_hop
     assert auth.calls == 1  # the start: an empty cluster
-    auth.nodes.append(RoutedNode(HOST_ID, NODE_NAME, f"127.0.0.1:{hop.node.port}", dict(LABELS)))
+    node = RoutedNode(
+        HOST_ID, NODE_NAME, f"127.0.0.1:{hop.node.port}", dict(LABELS), seen_from="127.0.0.1"
+    )
+    auth.nodes.append(node)
     result = await hop.ssh(hop.node.certs.issue("alice"), "echo routed")
     assert (result.returncode, result.out) == (0, "routed\n"), result.stderr
     assert auth.calls == 2
