@@ -93,7 +93,8 @@ def login(
         from proto.web_client import ping
 
         doc = ping(web)
-        addr, proxy_ssh = doc.auth_addr, doc.proxy_ssh_addr
+        known = previous.proxy_addr if previous and previous.web_addr == web else ""
+        addr, proxy_ssh = doc.auth_addr, mez_client.proxy_ssh_addrs(web, doc, known)
         if previous and previous.web_addr == web and not ca_pin:
             ca_pem, pin = previous.ca_path.read_text(), previous.ca_pin  # trusted before
         else:
