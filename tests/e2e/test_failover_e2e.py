@@ -132,3 +132,15 @@ def test_kill_either_server_and_everything_is_served_by_the_other(
         _served(env)
         _log_in(env, proxies, pin)  # alice, made before both kills, is still there
         _until("the live server lists the node online", lambda: _online_on(a))
+
+
+def test_ping_advertises_the_public_name_not_the_listener(tmp_path: Path) -> None:
+    """A proxy listening on every interface behind the name users reach: its ping names
+    that name (with the SSH port), never 0.0.0.0 or loopback."""
+    from proto.web_client import ping
+
+    port = free_port()
+    env = {"MEZITE_PROXY_PUBLIC_ADDR": "proxies.example.test:443"}
+    with mezctl_start(tmp_path / "d", "--proxy-ssh-listen", f"0.0.0.0:{port}", env=env) as s:
+        doc = ping(s.web_addr)
+    assert doc.proxy_ssh_addr == f"proxies.example.test:{port}"
