@@ -58,12 +58,19 @@ def _confirm_pin(addr: str) -> Callable[[str], bool] | None:
 
 @app.command()
 def login(
-    auth: Annotated[
-        str | None, typer.Option("--auth", help="Auth service HOST:PORT (default: last used).")
+    auth_given: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--auth",
+            help="Auth service HOST:PORT (default: last used); several as A,B or repeated.",
+        ),
     ] = None,
-    proxy: Annotated[
-        str | None,
-        typer.Option("--proxy", help="Proxy HOST:PORT (web); SSH then goes through it."),
+    proxy_given: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--proxy",
+            help="Proxy HOST:PORT (web); SSH then goes through it. Several as A,B or repeated.",
+        ),
     ] = None,
     user: Annotated[str | None, typer.Option("--user", help="User name.")] = None,
     ttl: Annotated[str, typer.Option("--ttl", help="Certificate lifetime, e.g. 8h.")] = "0",
@@ -76,10 +83,12 @@ def login(
     import getpass
 
     from cli import mez_client
+    from cli.common import joined
     from proto.errors import BadParameter
     from proto.profile import load_profile
     from proto.resources import parse_duration
 
+    auth, proxy = joined(auth_given), joined(proxy_given)
     previous = None
     try:
         previous = load_profile()

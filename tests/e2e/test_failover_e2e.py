@@ -111,7 +111,7 @@ def test_kill_either_server_and_everything_is_served_by_the_other(
     token = json.loads(made.stdout)["token"]
     port = free_port()
     joined = cli(
-        "mezd", "join", "--token", token, "--auth-server", f"{a.auth},{b.auth}",
+        "mezd", "join", "--token", token, "--auth-server", a.auth, "--auth-server", b.auth,
         "--ca-pin", pin, "--name", "web-1", "--advertise-addr", f"127.0.0.1:{port}",
         "--data-dir", str(tmp_path / "node"),
     )  # fmt: skip
