@@ -118,18 +118,30 @@ def test_kill_either_server_and_everything_is_served_by_the_other(
     assert joined.returncode == 0, joined.stderr
     env = mez_env(tmp_path / "user")
     proxies = f"{a.web},{b.web}"
-    with mezd_start(tmp_path / "node", port):
+    made = cli("mezctl", "tokens", "add", "--type", "proxy", "--format", "json",
+               "--data-dir", str(a.data_dir))  # fmt: skip
+    proxy_token = json.loads(made.stdout)["token"]
+    lone_flags = ("--token", proxy_token, "--ca-pin", pin, "--auth-server", f"{a.auth},{b.auth}")
+    lone_user = mez_env(tmp_path / "lone-user")
+    with (
+        mezd_start(tmp_path / "node", port),
+        mezctl_start(tmp_path / "lone", *lone_flags, roles="proxy") as lone,
+    ):
         _log_in(env, proxies, pin)
         _served(env)
+        _log_in(lone_user, lone.web_addr, pin)  # a lone proxy given both auth servers
+        _served(lone_user)
 
         a.kill()
         _served(env)
+        _served(lone_user)
         _log_in(env, proxies, pin)  # a session and certificates from the live server
         _until("the live server lists the node online", lambda: _online_on(b))
 
         a.start()
         b.kill()
         _served(env)
+        _served(lone_user)
         _log_in(env, proxies, pin)  # alice, made before both kills, is still there
         _until("the live server lists the node online", lambda: _online_on(a))
 

@@ -311,7 +311,7 @@ def test_roles_from_each_layer(tmp_path: Path) -> None:
     flags = {"roles": "proxy", "auth_server": "auth.example.com"}
     config = resolve(file, {"MEZITE_ROLES": "auth,proxy"}, flags)
     assert config.roles == {"proxy"}
-    assert config.auth_server == HostPort("auth.example.com", 3025)
+    assert config.auth_server == (HostPort("auth.example.com", 3025),)
     assert resolve(flags={"roles": ["AUTH"]}).roles == {"auth"}
 
 
@@ -494,7 +494,7 @@ def test_proxy_only_requires_auth_server() -> None:
     assert "flag roles" in err.message
     assert err.hint is not None and "MEZITE_AUTH_SERVER" in err.hint
     config = resolve(env={"MEZITE_ROLES": "proxy", "MEZITE_AUTH_SERVER": "10.0.0.5:4000"})
-    assert config.auth_server == HostPort("10.0.0.5", 4000)
+    assert config.auth_server == (HostPort("10.0.0.5", 4000),)
 
 
 def test_auth_server_on_an_auth_node_is_an_error() -> None:
