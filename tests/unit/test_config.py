@@ -704,3 +704,13 @@ def test_hostport_rejects_bad_ports(port: int) -> None:
 def test_hostport_str_round_trips(value: HostPort, text: str) -> None:
     assert str(value) == text
     assert HostPort.parse(str(value)) == value
+
+
+def test_a_proxy_only_node_takes_several_auth_servers(tmp_path: Path) -> None:
+    both = (HostPort("a.example", 3025), HostPort("10.0.0.2", 4000))
+    flags = {"roles": "proxy", "auth_server": "a.example,10.0.0.2:4000"}
+    assert resolve(flags=flags).auth_server == both
+    toml = write(tmp_path, 'roles = ["proxy"]\nauth_server = ["a.example", "10.0.0.2:4000"]\n')
+    assert resolve(toml).auth_server == both
+    err = bad(env={"MEZITE_ROLES": "proxy", "MEZITE_AUTH_SERVER": "a:1,,b"})
+    assert err.message == 'MEZITE_AUTH_SERVER: invalid address list "a:1,,b": item 2 is empty'
