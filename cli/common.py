@@ -111,3 +111,9 @@ def _report_unexpected(prog: str, exc: Exception) -> int:
     else:
         typer.secho(f"{what}; details in {path}", fg=typer.colors.RED, err=True)
     return 1
+
+
+def joined(values: list[str] | None) -> str | None:
+    """A repeated address flag (``--auth-server a --auth-server b``) as the one list
+    ``a,b`` that the client layer parses (``proto.addr.parse_addr_list``)."""
+    return ",".join(values) if values else None

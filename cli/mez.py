@@ -58,12 +58,19 @@ def _confirm_pin(addr: str) -> Callable[[str], bool] | None:
 
 @app.command()
 def login(
-    auth: Annotated[
-        str | None, typer.Option("--auth", help="Auth service HOST:PORT (default: last used).")
+    auth_given: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--auth",
+            help="Auth service HOST:PORT (default: last used); several as A,B or repeated.",
+        ),
     ] = None,
-    proxy: Annotated[
-        str | None,
-        typer.Option("--proxy", help="Proxy HOST:PORT (web); SSH then goes through it."),
+    proxy_given: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--proxy",
+            help="Proxy HOST:PORT (web); SSH then goes through it. Several as A,B or repeated.",
+        ),
     ] = None,
     user: Annotated[str | None, typer.Option("--user", help="User name.")] = None,
     ttl: Annotated[str, typer.Option("--ttl", help="Certificate lifetime, e.g. 8h.")] = "0",
@@ -76,10 +83,12 @@ def login(
     import getpass
 
     from cli import mez_client
+    from cli.common import joined
     from proto.errors import BadParameter
     from proto.profile import load_profile
     from proto.resources import parse_duration
 
+    auth, proxy = joined(auth_given), joined(proxy_given)
     previous = None
     try:
         previous = load_profile()
@@ -93,7 +102,8 @@ def login(
         from proto.web_client import ping
 
         doc = ping(web)
-        addr, proxy_ssh = doc.auth_addr, doc.proxy_ssh_addr
+        known = previous.proxy_addr if previous and previous.web_addr == web else ""
+        addr, proxy_ssh = doc.auth_addr, mez_client.proxy_ssh_addrs(web, doc, known)
         if previous and previous.web_addr == web and not ca_pin:
             ca_pem, pin = previous.ca_path.read_text(), previous.ca_pin  # trusted before
         else:

@@ -244,9 +244,45 @@ def proxy_alias(profile: Profile) -> str:
     return f"mezite-proxy.{profile.cluster}"
 
 
+def proxy_ssh_addrs(web_addrs: str, first: pb.ProxyPingResponse, known: str = "") -> str:
+    """The SSH hops of every proxy in ``web_addrs`` that answers now (``first`` is the
+    ping already made) and those ``known`` from the last login through the same proxies
+    (one may be down now), joined with commas, for `mez ssh` to fail over between."""
+    from proto.addr import parse_addr_list
+    from proto.web_client import ping
+
+    found = [first.proxy_ssh_addr]
+    for web in parse_addr_list(web_addrs, 443)[1:]:
+        try:
+            found.append(ping(str(web)).proxy_ssh_addr)
+        except ConnectionProblem:
+            continue  # down at login: the others still serve
+    found += known.split(",")
+    return ",".join(dict.fromkeys(a for a in found if a))
+
+
+def reachable_proxy(addrs: str, timeout: float = 2.0) -> HostPort:
+    """The first of the proxy SSH hops ``addrs`` that takes a TCP connection (else the
+    first): OpenSSH's ProxyJump names one host, so mez chooses it at each run."""
+    import socket
+
+    from proto.addr import parse_addr_list
+
+    hops = parse_addr_list(addrs)
+    if len(hops) == 1:
+        return hops[0]
+    for hop in hops:
+        try:
+            socket.create_connection((hop.host, hop.port), timeout=timeout).close()
+        except OSError:
+            continue
+        return hop
+    return hops[0]
+
+
 def proxy_block(profile: Profile) -> HostBlock:
     """The cluster's proxy as a jump host, logging in as the default login."""
-    proxy = HostPort.parse(profile.proxy_addr)
+    proxy = reachable_proxy(profile.proxy_addr)
     return host_block(
         [proxy_alias(profile)],
         identity(profile),

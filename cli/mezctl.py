@@ -78,7 +78,7 @@ def start(
     log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG..ERROR.")] = None,
     auth_server: Annotated[
         str | None,
-        typer.Option("--auth-server", help="Proxy only: the auth service's host:port."),
+        typer.Option("--auth-server", help="Proxy only: auth's host:port; several as A,B."),
     ] = None,
     token: Annotated[
         str | None,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DebugOpt, run, setup_logging, version_callback
+from cli.common import DebugOpt, joined, run, setup_logging, version_callback
 from cli.render import parse_labels, split_list
 
 app = typer.Typer(
@@ -22,7 +22,13 @@ DataDirOpt = Annotated[
     Path | None, typer.Option("--data-dir", help="Node state (default: the platform's data dir).")
 ]
 TokenOpt = Annotated[str | None, typer.Option("--token", help="One-time join token.")]
-AuthOpt = Annotated[str | None, typer.Option("--auth-server", help="Auth service HOST:PORT.")]
+AuthOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--auth-server",
+        help="Auth service HOST:PORT; several as A,B or the flag repeated (tried in order).",
+    ),
+]
 PinOpt = Annotated[str | None, typer.Option("--ca-pin", help="sha256:... from `mezctl status`.")]
 NameOpt = Annotated[str | None, typer.Option("--name", help="Node name (default: hostname).")]
 LabelsOpt = Annotated[str | None, typer.Option("--labels", help="k=v,... labels.")]
@@ -107,7 +113,7 @@ def join_cmd(
 ) -> None:
     """Join a cluster with a one-time token, verifying the auth server by its CA pin."""
     setup_logging("WARNING")
-    _join(_data_dir(data_dir), token, auth_server, ca_pin, name, labels, advertise_addr)
+    _join(_data_dir(data_dir), token, joined(auth_server), ca_pin, name, labels, advertise_addr)
     typer.echo("Start serving with `mezd start`.")
 
 
@@ -148,7 +154,7 @@ def start_cmd(
     setup_logging(log_level)
     directory = _data_dir(data_dir)
     if not (directory / IDENTITY_FILE).exists() and token:
-        _join(directory, token, auth_server, ca_pin, name, labels, advertise_addr)
+        _join(directory, token, joined(auth_server), ca_pin, name, labels, advertise_addr)
     addr = HostPort.parse(listen, 3022)
     run_node(NodeSettings(data_dir=directory, listen_host=addr.host, listen_port=addr.port,
                           heartbeat_interval=heartbeat, sftp_server=sftp_server))  # fmt: skip
@@ -195,7 +201,7 @@ def identity_start(
                     "the first run needs --token, --auth-server and --ca-pin",
                     hint="`mezctl agent-identities add` prints the whole line",
                 )
-            state = bot.bootstrap(data_dir, token, auth_server, ca_pin)
+            state = bot.bootstrap(data_dir, token, joined(auth_server) or "", ca_pin)
         elif oneshot:
             state = bot.renew(data_dir, state)
         bot.write_outputs(dest, state)

@@ -132,3 +132,22 @@ def _check_host(host: object) -> None:
     except ValueError:
         if not is_dns_name(host):
             raise BadParameter(f"{_show(host)} is not a host name or IP address") from None
+
+
+def parse_addr_list(text: str, default_port: int | None = None) -> list[HostPort]:
+    """Several addresses as one option value: ``a:3025,b:3025`` (the flag repeated joins
+    its values with commas). An empty item or a bad one is refused, naming it."""
+    items = text.split(",")
+    if not text.strip():
+        raise BadParameter("empty address list", hint='use "host:port[,host:port...]"')
+    found: list[HostPort] = []
+    for number, item in enumerate(items, 1):
+        if not item.strip():
+            raise BadParameter(
+                f"invalid address list {_show(text)}: item {number} is empty",
+                hint='separate addresses with single commas: "a:3025,b:3025"',
+            )
+        parsed = HostPort.parse(item, default_port)
+        if parsed not in found:
+            found.append(parsed)
+    return found

@@ -49,7 +49,21 @@ async def _fetch_bundle(addr: str) -> str:
     return "".join(bundle)
 
 
-def _fetch(addr: str) -> str:
+def _fetch(addrs: str) -> str:
+    """The bundle from the first of ``addrs`` (``a:3025,b:3025``) that answers."""
+    from proto.addr import parse_addr_list
+
+    problem: ConnectionProblem | None = None
+    for addr in parse_addr_list(addrs):
+        try:
+            return _fetch_one(str(addr))
+        except ConnectionProblem as err:
+            problem = err
+    assert problem is not None
+    raise problem
+
+
+def _fetch_one(addr: str) -> str:
     try:
         return asyncio.run(asyncio.wait_for(_fetch_bundle(addr), BOOTSTRAP_TIMEOUT))
     except TrustFailure:

@@ -205,6 +205,40 @@ def _aio_interceptors(policy: _Policy) -> list[Any]:
     return [UnaryUnary(), StreamUnary(), UnaryStream(), StreamStream()]
 
 
+RECONNECT_BACKOFF_MS = 1000  # a dead server's address is tried again this often, at most
+
+
+def grpc_target(addrs: str) -> str:
+    """The gRPC target for one address or several (``a:3025,b:3025``). One address is
+    dialled as given (a DNS name with several records gives grpc every record, tried in
+    order). Several are resolved here and handed to grpc as one list: a call goes to the
+    first that answers, so a dead server is passed over and a restarted one used again.
+    TLS is unaffected: every auth certificate is verified against the cluster CA under
+    ``AUTH_SERVER_NAME`` whichever address answered."""
+    import socket
+
+    from proto.addr import is_ipv6, parse_addr_list
+
+    parsed = parse_addr_list(addrs)
+    if len(parsed) == 1:
+        return str(parsed[0])
+    ips: list[tuple[str, int]] = []
+    for hp in parsed:
+        try:
+            infos = socket.getaddrinfo(hp.host, hp.port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise ConnectionProblem(f"cannot resolve {hp.host}: {exc}") from exc
+        for info in infos:
+            entry = (str(info[4][0]), hp.port)
+            if entry not in ips:
+                ips.append(entry)
+    if not any(is_ipv6(host) for host, _ in ips):
+        return "ipv4:" + ",".join(f"{host}:{port}" for host, port in ips)
+    # One scheme per target: IPv4 addresses join an IPv6 list as v4-mapped ones.
+    mapped = [(host if is_ipv6(host) else f"::ffff:{host}", port) for host, port in ips]
+    return "ipv6:" + ",".join(f"[{host}]:{port}" for host, port in mapped)
+
+
 def _channel_args(
     ca_pem: bytes, identity: ClientIdentity
 ) -> tuple[grpc.ChannelCredentials, list[tuple[str, Any]]]:
@@ -219,6 +253,9 @@ def _channel_args(
         ("grpc.ssl_target_name_override", AUTH_SERVER_NAME),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.lb_policy_name", "pick_first"),
+        ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS),
+        ("grpc.max_reconnect_backoff_ms", RECONNECT_BACKOFF_MS),
     ]
     return creds, options
 
@@ -229,7 +266,7 @@ def secure_channel(addr: str, ca_pem: bytes, identity: ClientIdentity) -> grpc.C
     import grpc
 
     creds, options = _channel_args(ca_pem, identity)
-    return grpc.secure_channel(addr, creds, options=options)
+    return grpc.secure_channel(grpc_target(addr), creds, options=options)
 
 
 class AuthClient:
@@ -281,7 +318,7 @@ class AsyncAuthClient:
         self.identity = identity
         creds, options = _channel_args(ca_pem, identity)
         self._channel = grpc.aio.secure_channel(
-            addr,
+            grpc_target(addr),
             creds,
             options=options,
             interceptors=_aio_interceptors(_Policy(addr, identity, timeout)),

@@ -40,6 +40,39 @@ def _connect(web_addr: str, context: ssl.SSLContext) -> http.client.HTTPSConnect
     return http.client.HTTPSConnection(addr.host, addr.port, context=context, timeout=TIMEOUT)
 
 
+def _each(web_addrs: str) -> list[str]:
+    """The proxies of ``a:3080,b:3080`` in the order they are tried."""
+    from proto.addr import parse_addr_list
+
+    return [str(addr) for addr in parse_addr_list(web_addrs, 443)]
+
+
+def _first_answer(
+    web_addrs: str,
+    context: ssl.SSLContext,
+    method: str,
+    path: str,
+    body: bytes | None,
+    headers: Mapping[str, str],
+) -> tuple[str, int, object]:
+    """The exchange with the first proxy that takes the connection: a proxy that cannot
+    be reached is passed over, one that fails verification is not (that is refused)."""
+    failure: OSError | None = None
+    for web_addr in _each(web_addrs):
+        try:
+            status, doc = _exchange(_connect(web_addr, context), method, path, body, headers)
+        except ssl.SSLCertVerificationError as exc:
+            raise TrustFailure(
+                f"the proxy at {web_addr} is not verified by the cluster CA: {exc.verify_message}",
+                hint="check --proxy: the proxy's certificate must name that address",
+            ) from exc
+        except OSError as exc:
+            failure = exc
+            continue
+        return web_addr, status, doc
+    raise ConnectionProblem(f"cannot reach the proxy at {web_addrs}: {failure}")
+
+
 def _exchange(
     conn: http.client.HTTPSConnection,
     method: str,
@@ -70,10 +103,7 @@ def ping(web_addr: str) -> pb.ProxyPingResponse:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    try:
-        status, doc = _exchange(_connect(web_addr, context), "GET", PREFIX + "ping", None, {})
-    except OSError as exc:
-        raise ConnectionProblem(f"cannot reach the proxy at {web_addr}: {exc}") from exc
+    web_addr, status, doc = _first_answer(web_addr, context, "GET", PREFIX + "ping", None, {})
     if status != 200 or not isinstance(doc, dict):
         raise ConnectionProblem(f"{web_addr} did not answer like a Mezite proxy (HTTP {status})")
     return _parse(doc, pb.ProxyPingResponse, web_addr)
@@ -136,18 +166,10 @@ class WebTransport:
             payload = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         target = PREFIX + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
-        try:
-            return _exchange(
-                _connect(self.web_addr, self._context), method, target, payload, headers
-            )
-        except ssl.SSLCertVerificationError as exc:
-            raise TrustFailure(
-                f"the proxy at {self.web_addr} is not verified by the cluster CA: "
-                f"{exc.verify_message}",
-                hint="check --proxy: the proxy's certificate must name that address",
-            ) from exc
-        except OSError as exc:
-            raise ConnectionProblem(f"cannot reach the proxy at {self.web_addr}: {exc}") from exc
+        _, status, doc = _first_answer(
+            self.web_addr, self._context, method, target, payload, headers
+        )
+        return status, doc
 
 
 def _error(status: int, doc: object) -> MeziteError:

@@ -146,7 +146,8 @@ class ServerConfig:
     log_level: str
     auth: AuthConfig
     proxy: ProxyConfig
-    auth_server: HostPort | None  # where a proxy-only node finds the auth server
+    # Where a proxy-only node finds auth: one server or several, tried in order.
+    auth_server: tuple[HostPort, ...] | None
     backend: BackendConfig
     ca_pin: str | None = None  # a proxy-only node checks the cluster by this pin at join
     join_token: str | None = field(default=None, repr=False)  # spent at a proxy's first start
@@ -201,6 +202,22 @@ def _hostport(default_port: int | None) -> _Parser:
         if isinstance(value, HostPort):
             return value
         return HostPort.parse(_text(value, 'an address string "host:port"'), default_port)
+
+    return parse
+
+
+def _hostports(default_port: int) -> _Parser:
+    """``a:3025,b:3025`` (or a TOML list of such strings) as the addresses in order."""
+
+    def parse(value: object, text: bool) -> tuple[HostPort, ...]:
+        from proto.addr import parse_addr_list
+
+        if isinstance(value, tuple) and all(isinstance(v, HostPort) for v in value):
+            return value
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            value = ",".join(value)
+        return tuple(parse_addr_list(_text(value, 'addresses "host:port[,host:port]"'),
+                                     default_port))  # fmt: skip
 
     return parse
 
@@ -403,7 +420,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("cluster_name", _dns_label("cluster name"), default_factory=_default_host_name),
     _Setting("roles", _roles, ROLES),
     _Setting("log_level", _choice(LOG_LEVELS, upper=True), "INFO"),
-    _Setting("auth_server", _hostport(DEFAULT_AUTH_PORT)),
+    _Setting("auth_server", _hostports(DEFAULT_AUTH_PORT)),
     _Setting("ca_pin", _ca_pin),
     _Setting("join_token", _join_token),
     _Setting(
@@ -623,7 +640,7 @@ def _build(layers: _Layers) -> ServerConfig:
             node_dial_allow=layers.get("proxy.node_dial_allow", tuple),
             diag_listen_addr=layers.optional("proxy.diag_listen_addr", HostPort),
         ),
-        auth_server=layers.optional("auth_server", HostPort),
+        auth_server=layers.optional("auth_server", tuple),
         backend=BackendConfig(
             type=backend_type, path=backend_path, dsn=layers.optional("backend.dsn", str)
         ),

@@ -57,6 +57,12 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def auth_addrs(config: ServerConfig) -> str:
+    """The auth servers a lone proxy talks to, as the client layer's ``a,b`` list."""
+    assert config.auth_server is not None
+    return ",".join(str(addr) for addr in config.auth_server)
+
+
 def _join(config: ServerConfig) -> ProxyIdentity:
     from proto.v1 import auth_pb2 as pb
 
@@ -71,7 +77,7 @@ def _join(config: ServerConfig) -> ProxyIdentity:
         tls_server_public_key_pem=keys.web.public_pem,
     )
     joined = join_by_pin(
-        str(config.auth_server),
+        auth_addrs(config),
         config.ca_pin,
         lambda rpc: rpc.RegisterAgent(request),
         hint="a proxy joins with a token from `mezctl tokens add --type proxy`, "
@@ -179,7 +185,7 @@ async def start(config: ServerConfig) -> tuple[ProxyService, ProxyIdentity]:
     assert config.auth_server is not None
     proxy = ProxyService(
         config,
-        str(config.auth_server),
+        auth_addrs(config),
         credentials(identity),
         identity.cluster_name,
         identity.ca_pin,

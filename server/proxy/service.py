@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from proto import __version__
-from proto.addr import listen_errors
+from proto.addr import HostPort, listen_errors
 from proto.audit_forwarder import AuditForwarder
 from proto.client import AsyncAuthClient
 from proto.clock import SystemClock
@@ -119,7 +119,7 @@ class ProxyService:
         settings = ProxySettings(
             cluster_name=self._cluster,
             auth_addr=self._auth_addr,
-            proxy_ssh_addr=self.ssh_addr,
+            proxy_ssh_addr=self.advertised_ssh_addr,
             ca_pins=[self._pin],
             ca_pem=self._creds.ca_pem.decode(),
             server_version=__version__,
@@ -224,6 +224,17 @@ class ProxyService:
     def ssh_addr(self) -> str:
         assert self.ssh is not None
         return _dial(self._config.proxy.ssh_listen_addr.host, self.ssh.port)
+
+    @property
+    def advertised_ssh_addr(self) -> str:
+        """The SSH hop as ping tells clients: on the host of ``proxy.public_addr`` (the
+        name users reach this proxy by, maybe one of several behind it), else the
+        listener's own address."""
+        public = self._config.proxy.public_addr
+        if not public:
+            return self.ssh_addr
+        assert self.ssh is not None
+        return str(HostPort(HostPort.parse(public, 443).host, self.ssh.port))
 
     @property
     def web_addr(self) -> str:

@@ -311,7 +311,7 @@ def test_roles_from_each_layer(tmp_path: Path) -> None:
     flags = {"roles": "proxy", "auth_server": "auth.example.com"}
     config = resolve(file, {"MEZITE_ROLES": "auth,proxy"}, flags)
     assert config.roles == {"proxy"}
-    assert config.auth_server == HostPort("auth.example.com", 3025)
+    assert config.auth_server == (HostPort("auth.example.com", 3025),)
     assert resolve(flags={"roles": ["AUTH"]}).roles == {"auth"}
 
 
@@ -494,7 +494,7 @@ def test_proxy_only_requires_auth_server() -> None:
     assert "flag roles" in err.message
     assert err.hint is not None and "MEZITE_AUTH_SERVER" in err.hint
     config = resolve(env={"MEZITE_ROLES": "proxy", "MEZITE_AUTH_SERVER": "10.0.0.5:4000"})
-    assert config.auth_server == HostPort("10.0.0.5", 4000)
+    assert config.auth_server == (HostPort("10.0.0.5", 4000),)
 
 
 def test_auth_server_on_an_auth_node_is_an_error() -> None:
@@ -704,3 +704,13 @@ def test_hostport_rejects_bad_ports(port: int) -> None:
 def test_hostport_str_round_trips(value: HostPort, text: str) -> None:
     assert str(value) == text
     assert HostPort.parse(str(value)) == value
+
+
+def test_a_proxy_only_node_takes_several_auth_servers(tmp_path: Path) -> None:
+    both = (HostPort("a.example", 3025), HostPort("10.0.0.2", 4000))
+    flags = {"roles": "proxy", "auth_server": "a.example,10.0.0.2:4000"}
+    assert resolve(flags=flags).auth_server == both
+    toml = write(tmp_path, 'roles = ["proxy"]\nauth_server = ["a.example", "10.0.0.2:4000"]\n')
+    assert resolve(toml).auth_server == both
+    err = bad(env={"MEZITE_ROLES": "proxy", "MEZITE_AUTH_SERVER": "a:1,,b"})
+    assert err.message == 'MEZITE_AUTH_SERVER: invalid address list "a:1,,b": item 2 is empty'
