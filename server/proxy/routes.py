@@ -10,6 +10,7 @@ auth's refusal, so the two can never disagree about who may do what.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from google.protobuf.message import Message
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from proto.addr import HostPort
 from proto.client import Metadata
 from proto.errors import BadParameter, MeziteError, NotAuthenticated
 from proto.v1 import auth_pb2 as pb
@@ -46,6 +48,38 @@ def _client_ip(request: Request) -> str:
     # The TCP peer as uvicorn saw it; X-Forwarded-For from clients is not trusted
     # (serve_web turns uvicorn's proxy-header support off).
     return request.client.host if request.client else ""
+
+
+def _is_local(host: str) -> bool:
+    if host in ("", "localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_unspecified
+
+
+def as_seen_by(addrs: str, client_host: str | None) -> str:
+    """``addrs`` (HOST:PORT,...) as ping gives them to a client that reached this proxy
+    by ``client_host``: a loopback or wildcard host is this machine's own view, useless
+    to a client elsewhere, so it becomes the host the client used (a client on this
+    machine, or one whose host is not an address, keeps them as they are)."""
+    if not client_host or _is_local(client_host):
+        return addrs
+    try:
+        HostPort.parse(f"[{client_host}]:1" if ":" in client_host else f"{client_host}:1")
+    except BadParameter:
+        return addrs
+    seen = []
+    for item in addrs.split(","):
+        try:
+            addr = HostPort.parse(item)
+        except BadParameter:
+            seen.append(item)
+            continue
+        seen.append(str(HostPort(client_host, addr.port)) if _is_local(addr.host) else item)
+    return ",".join(dict.fromkeys(seen))
 
 
 def _reply(message: Message) -> JSONResponse:
@@ -115,8 +149,8 @@ class WebAPI:
         return _reply(
             pb.ProxyPingResponse(
                 cluster_name=s.cluster_name,
-                auth_addr=s.auth_addr,
-                proxy_ssh_addr=s.proxy_ssh_addr,
+                auth_addr=as_seen_by(s.auth_addr, request.url.hostname),
+                proxy_ssh_addr=as_seen_by(s.proxy_ssh_addr, request.url.hostname),
                 ca_pins=s.ca_pins,
                 ca_pem=s.ca_pem,
                 server_version=s.server_version,

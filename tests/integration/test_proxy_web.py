@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import SSHCertificate, load_ssh_public_identity
 
+from proto.addr import HostPort
 from proto.client import ClientIdentity
 from proto.errors import BadParameter, NotAuthenticated
 from proto.v1 import auth_pb2 as pb
@@ -107,6 +108,25 @@ def wait_for_events(auth: RunningAuth, type_: str, user: str, count: int) -> lis
 
 
 # --- ping, login ---------------------------------------------------------------------
+
+
+def test_ping_gives_a_remote_client_addresses_it_can_reach(
+    auth: RunningAuth, proxy: RunningProxy
+) -> None:
+    # auth listens on 127.0.0.1 here: a client that reached the proxy by another name is
+    # told that name, never this machine's loopback address; a local client keeps it.
+    port = HostPort.parse(auth.addr).port
+    with proxy.client() as client:
+        far = client.get("/v1/webapi/ping", headers={"host": "proxy.example.test:3080"})
+        assert far.json()["auth_addr"] == f"proxy.example.test:{port}"
+        v6 = client.get("/v1/webapi/ping", headers={"host": "[fd00::5]:3080"})
+        assert v6.json()["auth_addr"] == f"[fd00::5]:{port}"
+        near = client.get("/v1/webapi/ping")
+        assert near.json()["auth_addr"] == auth.addr
+        odd = client.get("/v1/webapi/ping", headers={"host": "a b:3080"})
+        assert odd.status_code in (200, 400)
+        if odd.status_code == 200:
+            assert odd.json()["auth_addr"] == auth.addr
 
 
 def test_ping_describes_the_cluster_with_security_headers(
