@@ -192,8 +192,7 @@ class Node:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             if self.ssh is not None:
-                self.ssh.close()
-                await self.ssh.wait_closed()
+                await self.ssh.shut_down()
             await self.audit.flush()
             if self._client is not None:
                 await self._client.close()

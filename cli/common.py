@@ -77,6 +77,9 @@ def report(err: MeziteError) -> None:
         typer.echo(f"hint: {err.hint}", err=True)
 
 
+OPEN_FILES_CAP = 1_048_576  # where the hard limit is unlimited
+
+
 def run(
     app: typer.Typer, prog: str, default_hints: dict[type[MeziteError], str] | None = None
 ) -> None:
@@ -117,3 +120,15 @@ def joined(values: list[str] | None) -> str | None:
     """A repeated address flag (``--auth-server a --auth-server b``) as the one list
     ``a,b`` that the client layer parses (``proto.addr.parse_addr_list``)."""
     return ",".join(values) if values else None
+
+
+def raise_open_file_limit() -> None:
+    """Lift the soft descriptor limit to the hard one (a cap where the hard limit is
+    unlimited): every node keeps a connection to auth, and every SSH client one to a
+    node, so 1,024 soft would cap a server near a thousand peers."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, OPEN_FILES_CAP)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))

@@ -18,7 +18,14 @@ from cli.admin import (
     connect,
     connection,
 )
-from cli.common import DebugOpt, print_json, run, setup_logging, version_callback
+from cli.common import (
+    DebugOpt,
+    print_json,
+    raise_open_file_limit,
+    run,
+    setup_logging,
+    version_callback,
+)
 from cli.render import FormatOpt
 
 app = typer.Typer(
@@ -117,19 +124,8 @@ def start(
         },
     )
     setup_logging(cfg.log_level)
-    _raise_open_file_limit()
+    raise_open_file_limit()
     run_server(cfg)
-
-
-def _raise_open_file_limit() -> None:
-    """Every node keeps a connection to auth: lift the soft descriptor limit to the hard
-    one (1,024 soft would cap a cluster near a thousand nodes)."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 @app.command()

@@ -9,7 +9,14 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DebugOpt, joined, run, setup_logging, version_callback
+from cli.common import (
+    DebugOpt,
+    joined,
+    raise_open_file_limit,
+    run,
+    setup_logging,
+    version_callback,
+)
 from cli.render import parse_labels, split_list
 
 app = typer.Typer(
@@ -152,6 +159,7 @@ def start_cmd(
     # abort those children, and they only exec, so they need none. Set before grpc loads.
     os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
     setup_logging(log_level)
+    raise_open_file_limit()
     directory = _data_dir(data_dir)
     if not (directory / IDENTITY_FILE).exists() and token:
         _join(directory, token, joined(auth_server), ca_pin, name, labels, advertise_addr)

@@ -2,7 +2,8 @@
 
 asyncssh's ``listen()`` builds its own connection objects; the node needs its own
 connection class (see connection.py), so the listener is created here with the same
-two steps ``listen()`` takes: options, then ``loop.create_server``. New connections
+two steps ``listen()`` takes: options, then a listener (proto/listener.py rather than
+``loop.create_server``, whose accept loop floods the log when out of descriptors). New connections
 read the current options, which is how renewed host credentials apply without a
 restart."""
 
@@ -18,13 +19,14 @@ from collections.abc import Sequence
 import asyncssh
 
 from agent.sshd.config import AuditSink, NodeSSHConfig
-from agent.sshd.connection import NodeServerConnection
+from agent.sshd.connection import TERMINATE_GRACE, NodeServerConnection
 from agent.sshd.context import NodeContext
 from agent.sshd.handler import NodeSSHHandler
 from agent.sshd.policy import TrustedUserCAs
 from agent.sshd.sftp import resolve_sftp
 from agent.sshd.users import SystemUserLookup, UserLookup
 from proto.clock import Clock, SystemClock
+from proto.listener import Listener, bind_tcp
 from proto.lockwatch import LockView, recheck_forever
 from proto.sshserver import certificate_only_options
 
@@ -33,6 +35,7 @@ logger = logging.getLogger(__name__)
 SERVER_VERSION = "Mezite"
 SETSID_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
 CLOSE_GRACE_SECONDS = 5.0
+SHUTDOWN_REASON = "node is shutting down"
 
 
 def server_options(
@@ -60,7 +63,7 @@ class NodeSSHServer:
         self._node = node
         config = node.config
         self._options = server_options(node, config.host_key, config.host_cert)
-        self._server: asyncio.Server | None = None
+        self._server: Listener | None = None
         self._recheck: asyncio.Task[None] | None = None
         node.locks.on_change(self.enforce_locks)
 
@@ -71,9 +74,8 @@ class NodeSSHServer:
         def new_connection() -> NodeServerConnection:
             return NodeServerConnection(loop, self._options, self._node)
 
-        self._server = await loop.create_server(
-            new_connection, config.listen_host, config.listen_port
-        )
+        sockets = bind_tcp(config.listen_host, config.listen_port)
+        self._server = Listener("node SSH server", sockets, new_connection)
         self._recheck = asyncio.create_task(recheck_forever(self.enforce_locks))
         logger.info("node SSH server listening on %s:%d", config.listen_host, self.port)
 
@@ -91,7 +93,7 @@ class NodeSSHServer:
     @property
     def port(self) -> int:
         assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
+        return self._server.port
 
     def set_host_credentials(self, key: asyncssh.SSHKey, cert: asyncssh.SSHCertificate) -> None:
         """A renewed host key and certificate, used from the next connection on."""
@@ -102,6 +104,23 @@ class NodeSSHServer:
         """The user CA keys to trust, from the next authentication attempt on."""
         self._node.trusted.replace(lines)
         logger.info("node SSH server trusts %d user CA key(s)", len(lines))
+
+    async def shut_down(self, reason: str = SHUTDOWN_REASON) -> None:
+        """Stop listening, tell every open session why it ends (a last line on its
+        stderr, exit status 255), give those lines a moment to reach the clients, then
+        close everything and wait for the session processes."""
+        if self._server is not None:
+            self._server.close()
+        told = 0
+        for conn in list(self._node.connections):
+            for session in list(conn.sessions):
+                session.end(reason)
+                told += 1
+        if told:
+            logger.info("told %d open session(s): %s", told, reason)
+            await asyncio.sleep(TERMINATE_GRACE)
+        self.close()
+        await self.wait_closed()
 
     def close(self) -> None:
         """Stop listening, close every connection and hang up every session."""

@@ -169,10 +169,22 @@ def join_node(
     assert done.returncode == 0, done.stderr
 
 
+def _limit_files(limit: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+
 @contextmanager
 def mezd_start(
-    data_dir: Path, port: int, *extra: str, listen_host: str = "127.0.0.1"
+    data_dir: Path,
+    port: int,
+    *extra: str,
+    listen_host: str = "127.0.0.1",
+    open_files: int | None = None,
 ) -> Iterator[NodeProcess]:
+    """`mezd start`; with ``open_files``, under that descriptor limit, soft and hard (so
+    raising its soft limit cannot help it)."""
     log = data_dir.parent / f"{data_dir.name}-node.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -190,6 +202,7 @@ def mezd_start(
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=None if open_files is None else lambda: _limit_files(open_files),
         )
     node = NodeProcess(proc, data_dir, log, port)
     try:
