@@ -25,8 +25,9 @@ from agent.sshd.policy import TrustedUserCAs
 from agent.sshd.sftp import resolve_sftp
 from agent.sshd.users import SystemUserLookup, UserLookup
 from proto.clock import Clock, SystemClock
+from proto.connlimit import Admission
 from proto.lockwatch import LockView, recheck_forever
-from proto.sshserver import certificate_only_options
+from proto.sshserver import certificate_only_options, listen_counted
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def server_options(
         # Sessions are byte streams between the client and the login's own programs.
         line_editor=False,
         encoding=None,
+        login_timeout=node.config.login_timeout,
     )
 
 
@@ -68,12 +70,13 @@ class NodeSSHServer:
         loop = asyncio.get_running_loop()
         config = self._node.config
 
-        def new_connection() -> NodeServerConnection:
-            return NodeServerConnection(loop, self._options, self._node)
+        def new_connection(admission: Admission) -> NodeServerConnection:
+            return NodeServerConnection(loop, self._options, self._node, admission)
 
-        self._server = await loop.create_server(
-            new_connection, config.listen_host, config.listen_port
-        )
+        self._server = await listen_counted(
+            new_connection, config.listen_host, config.listen_port, what="node SSH server",
+            unauthenticated_per_address=config.unauthenticated_per_address,
+        )  # fmt: skip
         self._recheck = asyncio.create_task(recheck_forever(self.enforce_locks))
         logger.info("node SSH server listening on %s:%d", config.listen_host, self.port)
 
