@@ -15,6 +15,7 @@ proto.sshpolicy.check_user_certificate refuses it on both listeners."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import asyncssh
@@ -27,7 +28,9 @@ from cryptography.hazmat.primitives.serialization import (
     load_ssh_public_identity,
 )
 
+from proto.connlimit import AddressLimiter, Admission, Gate
 from proto.errors import BadParameter
+from proto.listener import Listener, bind_tcp
 
 # Hybrid post-quantum first, then OpenSSH's own order of preference. No finite-field
 # Diffie-Hellman: it is what the DHEat denial of service (CVE-2002-20001) makes servers
@@ -68,7 +71,13 @@ SIGNATURE_ALGS = (
 # Mezite's host keys are Ed25519 (nodes and proxies alike); an RSA host key would make
 # asyncssh offer SHA-1 ``ssh-rsa`` host signatures, so no other kind is served.
 HOST_KEY_ALGORITHM = "ssh-ed25519"
-LOGIN_TIMEOUT_SECONDS = 60
+# Pre-authentication state is bounded in time and per client address, on both
+# listeners: a connection has this long from accept to a successful login (version
+# exchange, key exchange and authentication), and one address may have this many
+# connections that have not logged in yet (over it: closed at accept, see
+# proto.connlimit). Logged-in connections are not counted.
+LOGIN_TIMEOUT_SECONDS = 20.0
+UNAUTHENTICATED_PER_ADDRESS = 64
 
 
 def available(wanted: tuple[str, ...], supported: list[bytes]) -> list[str]:
@@ -107,6 +116,7 @@ def certificate_only_options(
     agent_forwarding: bool,
     line_editor: bool = True,
     encoding: str | None = "utf-8",
+    login_timeout: float = LOGIN_TIMEOUT_SECONDS,
 ) -> asyncssh.SSHServerConnectionOptions:
     """Connection options for a listener that authenticates Mezite user certificates
     only, with Mezite's algorithm lists and no compression. The last four are the
@@ -132,10 +142,49 @@ def certificate_only_options(
         gss_host=None,
         gss_kex=False,
         gss_auth=False,
-        login_timeout=LOGIN_TIMEOUT_SECONDS,
+        login_timeout=login_timeout,
         allow_pty=allow_pty,
         x11_forwarding=False,
         agent_forwarding=agent_forwarding,
         line_editor=line_editor,
         encoding=encoding,
     )
+
+
+class CountedServerConnection(asyncssh.SSHServerConnection):
+    """A server connection counted against its client address until it has logged in
+    (both listeners' connection classes derive from it)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        options: asyncssh.SSHServerConnectionOptions,
+        admission: Admission | None = None,
+    ) -> None:
+        super().__init__(loop, options)
+        self._admission = admission
+
+    async def send_userauth_success(self) -> None:
+        if self._admission is not None:
+            self._admission.release()
+        await super().send_userauth_success()
+
+    def connection_lost(self, exc: Exception | None = None) -> None:
+        if self._admission is not None:
+            self._admission.release()
+        super().connection_lost(exc)
+
+
+async def listen_counted(
+    make: Callable[[Admission], CountedServerConnection],
+    host: str,
+    port: int,
+    *,
+    unauthenticated_per_address: int = UNAUTHENTICATED_PER_ADDRESS,
+    what: str,
+) -> Listener:
+    """An SSH listener whose connections pass the per-address gate first, accepted by
+    proto.listener (which pauses instead of flooding the log when out of descriptors).
+    OSError as bind raised it."""
+    limiter = AddressLimiter(unauthenticated_per_address, what=what)
+    return Listener(what, bind_tcp(host, port), lambda: Gate(limiter, make))

@@ -115,6 +115,10 @@ class AuthConfig:
     # everyone ("strict").
     locking_mode: str = "best_effort"
     lock_max_staleness: float = 300.0  # seconds
+    # A connection's TLS handshake and first call must be done this many seconds after
+    # it was accepted; at most max_handshakes_per_address such connections per address.
+    handshake_timeout: float = 10.0
+    max_handshakes_per_address: int = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +133,9 @@ class ProxyConfig:
     # is dialled on the address auth saw it connect from (server/proxy/node_dial.py).
     node_dial_allow: tuple[IPNetwork, ...] = ()
     diag_listen_addr: HostPort | None = None  # Prometheus metrics, plain HTTP (not 3080)
+    request_head_timeout: float = 10.0  # seconds for the TLS handshake, then for each head
+    request_body_timeout: float = 30.0  # seconds from a request's head to its body's end
+    max_connections_per_address: int = 128  # open web connections per client address
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,6 +443,8 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("auth.diag_addr", _hostport(None)),
     _Setting("auth.locking_mode", _choice(LOCKING_MODES), "best_effort"),
     _Setting("auth.lock_max_staleness", _duration(1, DAY), 5 * MINUTE),
+    _Setting("auth.handshake_timeout", _duration(1, 10 * MINUTE), 10.0),
+    _Setting("auth.max_handshakes_per_address", _integer(1, 100_000), 64),
     _Setting(
         "proxy.web_listen_addr", _hostport(DEFAULT_WEB_PORT), HostPort(ANY_HOST, DEFAULT_WEB_PORT)
     ),
@@ -448,6 +457,9 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("proxy.name", _dns_label("proxy name"), default_factory=_default_host_name),
     _Setting("proxy.node_dial_allow", _networks, ()),
     _Setting("proxy.diag_listen_addr", _hostport(None)),
+    _Setting("proxy.request_head_timeout", _duration(1, 10 * MINUTE), 10.0),
+    _Setting("proxy.request_body_timeout", _duration(1, HOUR), 30.0),
+    _Setting("proxy.max_connections_per_address", _integer(1, 100_000), 128),
     _Setting("backend.type", _choice(BACKEND_TYPES), "sqlite"),
     _Setting("backend.path", _path),  # None here; data_dir/backend.sqlite for sqlite
     _Setting("backend.dsn", _dsn),
@@ -629,6 +641,8 @@ def _build(layers: _Layers) -> ServerConfig:
             diag_addr=layers.optional("auth.diag_addr", HostPort),
             locking_mode=layers.get("auth.locking_mode", str),
             lock_max_staleness=layers.get("auth.lock_max_staleness", float),
+            handshake_timeout=layers.get("auth.handshake_timeout", float),
+            max_handshakes_per_address=layers.get("auth.max_handshakes_per_address", int),
         ),
         proxy=ProxyConfig(
             web_listen_addr=layers.get("proxy.web_listen_addr", HostPort),
@@ -639,6 +653,9 @@ def _build(layers: _Layers) -> ServerConfig:
             name=layers.get("proxy.name", str),
             node_dial_allow=layers.get("proxy.node_dial_allow", tuple),
             diag_listen_addr=layers.optional("proxy.diag_listen_addr", HostPort),
+            request_head_timeout=layers.get("proxy.request_head_timeout", float),
+            request_body_timeout=layers.get("proxy.request_body_timeout", float),
+            max_connections_per_address=layers.get("proxy.max_connections_per_address", int),
         ),
         auth_server=layers.optional("auth_server", tuple),
         backend=BackendConfig(

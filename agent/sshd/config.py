@@ -10,6 +10,7 @@ import asyncssh
 
 from agent.sshd.sftp import SFTP_AUTO, SFTP_SERVER_PATHS
 from proto.event_types import EventType
+from proto.sshserver import LOGIN_TIMEOUT_SECONDS, UNAUTHENTICATED_PER_ADDRESS
 
 AuditValue = str | int | float | bool | None | list[str]
 
@@ -31,6 +32,9 @@ class NodeSSHConfig:
     sftp_server: str = SFTP_AUTO
     # Where "auto" looks for the system's sftp-server (tests point it at nothing).
     sftp_search: Sequence[str] = field(default=SFTP_SERVER_PATHS, compare=False)
+    # Pre-authentication bounds (see proto.sshserver).
+    login_timeout: float = LOGIN_TIMEOUT_SECONDS
+    unauthenticated_per_address: int = UNAUTHENTICATED_PER_ADDRESS
 
 
 class AuditSink(Protocol):

@@ -19,6 +19,8 @@ import asyncssh
 from agent.sshd.context import AuthorizedLogin, NodeContext, Peer, emit_login_event
 from agent.sshd.policy import AuthRefused, check_user_certificate
 from agent.sshd.users import login_refusal
+from proto.connlimit import Admission
+from proto.sshserver import CountedServerConnection
 
 logger = logging.getLogger(__name__)
 
@@ -35,14 +37,15 @@ if TYPE_CHECKING:
     from agent.sshd.session import NodeSession
 
 
-class NodeServerConnection(asyncssh.SSHServerConnection):
+class NodeServerConnection(CountedServerConnection):
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         options: asyncssh.SSHServerConnectionOptions,
         node: NodeContext,
+        admission: Admission | None = None,
     ) -> None:
-        super().__init__(loop, options)
+        super().__init__(loop, options, admission)
         self._node = node
         self.authorized: AuthorizedLogin | None = None
         self.auth_failures = 0

@@ -2,10 +2,10 @@
 
 asyncssh's ``listen()`` builds its own connection objects; the node needs its own
 connection class (see connection.py), so the listener is created here with the same
-two steps ``listen()`` takes: options, then a listener (proto/listener.py rather than
-``loop.create_server``, whose accept loop floods the log when out of descriptors). New connections
-read the current options, which is how renewed host credentials apply without a
-restart."""
+two steps ``listen()`` takes: options, then a listener (``proto.sshserver.listen_counted``:
+the per-address gate, and proto/listener.py rather than ``loop.create_server``, whose
+accept loop floods the log when out of descriptors). New connections read the current
+options, which is how renewed host credentials apply without a restart."""
 
 from __future__ import annotations
 
@@ -26,9 +26,10 @@ from agent.sshd.policy import TrustedUserCAs
 from agent.sshd.sftp import resolve_sftp
 from agent.sshd.users import SystemUserLookup, UserLookup
 from proto.clock import Clock, SystemClock
-from proto.listener import Listener, bind_tcp
+from proto.connlimit import Admission
+from proto.listener import Listener
 from proto.lockwatch import LockView, recheck_forever
-from proto.sshserver import certificate_only_options
+from proto.sshserver import certificate_only_options, listen_counted
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def server_options(
         # Sessions are byte streams between the client and the login's own programs.
         line_editor=False,
         encoding=None,
+        login_timeout=node.config.login_timeout,
     )
 
 
@@ -71,11 +73,13 @@ class NodeSSHServer:
         loop = asyncio.get_running_loop()
         config = self._node.config
 
-        def new_connection() -> NodeServerConnection:
-            return NodeServerConnection(loop, self._options, self._node)
+        def new_connection(admission: Admission) -> NodeServerConnection:
+            return NodeServerConnection(loop, self._options, self._node, admission)
 
-        sockets = bind_tcp(config.listen_host, config.listen_port)
-        self._server = Listener("node SSH server", sockets, new_connection)
+        self._server = await listen_counted(
+            new_connection, config.listen_host, config.listen_port, what="node SSH server",
+            unauthenticated_per_address=config.unauthenticated_per_address,
+        )  # fmt: skip
         self._recheck = asyncio.create_task(recheck_forever(self.enforce_locks))
         logger.info("node SSH server listening on %s:%d", config.listen_host, self.port)
 

@@ -305,10 +305,14 @@ class AuthServer:
             on_denied=self._audit_denial,
             on_timing=self._observe,
         )
-        server = Server([Router(mapping)])
         sock = self._bind()  # a port in use fails here, before anything needs stopping
         self._tls = server_context(chain, key, cas.host_x509.cert_pem)
-        await server.start(sock=sock, ssl=self._tls)
+        auth = self.config.auth
+        server = Server(
+            [Router(mapping)], self._tls, handshake_timeout=auth.handshake_timeout,
+            handshakes_per_address=auth.max_handshakes_per_address,
+        )  # fmt: skip
+        await server.start(sock=sock)
         self._server = server
         host, port = sock.getsockname()[:2]
         self.addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -45,7 +45,9 @@ def create_app(
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(EdgeMiddleware, metrics=metrics)],
+        middleware=[
+            Middleware(EdgeMiddleware, metrics=metrics, body_timeout=settings.request_body_timeout)
+        ],
         exception_handlers={
             MeziteError: handle_mezite_error,
             HTTPException: handle_http_exception,

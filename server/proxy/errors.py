@@ -3,7 +3,7 @@
     {"error": {"type": "<a class of proto.errors>", "message": "..."}}
 
 The HTTP status is the class's ``http_status`` except for the few HTTP-only refinements
-below (413, 415, 405), which keep the vocabulary's type name so that clients need to
+below (413, 415, 408, 405), which keep the vocabulary's type name so that clients need to
 know only one list. Messages from auth are passed through (auth writes them for end
 users and keeps them generic where it matters, e.g. logins); two kinds are replaced:
 ``ConnectionProblem`` (its text names internal addresses and transport details) and
@@ -45,6 +45,10 @@ class UnsupportedMediaType(BadParameter):
     http_status = 415
 
 
+class RequestTimeout(LimitExceeded):
+    http_status = 408
+
+
 def new_request_id() -> str:
     return secrets.token_hex(8)
 
@@ -84,7 +88,7 @@ def error_response(
         log.warning("auth unreachable (request id %s): %s", request_id, err.message)
         message = AUTH_UNAVAILABLE
     all_headers = dict(headers or {})
-    if isinstance(err, ContentTooLarge):
+    if isinstance(err, ContentTooLarge | RequestTimeout):
         # The rest of the body is unread: close rather than wait for it to drain.
         all_headers["Connection"] = "close"
     if isinstance(err, NotAuthenticated):

@@ -1,16 +1,18 @@
 """The outer edge of every request: a request id, security headers, the request
-counter, and the last line of defence that turns an unexpected exception into a JSON 500
-naming the request id (the traceback goes to the log, never to the client)."""
+counter, a deadline on reading the body, and the last line of defence that turns an
+unexpected exception into a JSON 500 naming the request id (the traceback goes to the
+log, never to the client)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from starlette.datastructures import MutableHeaders
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.proxy.errors import internal_error_response, new_request_id
+from server.proxy.errors import RequestTimeout, internal_error_response, new_request_id
 from server.proxy.metrics import ProxyMetrics
 
 log = logging.getLogger(__name__)
@@ -37,10 +39,35 @@ def route_label(route: object) -> str:
     return "unmatched"
 
 
+def body_deadline(receive: Receive, seconds: float) -> Receive:
+    """``receive`` that raises RequestTimeout (408, and the connection is closed) when
+    the body has not all arrived ``seconds`` after the head; past the body's end it is
+    ``receive`` itself (a wait for the client to disconnect is no body read)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    body_done = False
+
+    async def bounded() -> Message:
+        nonlocal body_done
+        if body_done:
+            return await receive()
+        left = deadline - asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(max(left, 0.0)):
+                message = await receive()
+        except TimeoutError:
+            raise RequestTimeout(f"the request body did not arrive within {seconds:g}s") from None
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            body_done = True
+        return message
+
+    return bounded
+
+
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, metrics: ProxyMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: ProxyMetrics, body_timeout: float) -> None:
         self.app = app
         self.metrics = metrics
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,7 +90,7 @@ class EdgeMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, body_deadline(receive, self.body_timeout), send_with_headers)
         except Exception:
             log.exception("unhandled error (request id %s)", request_id)
             if not started:

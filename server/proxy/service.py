@@ -24,7 +24,7 @@ from server.proxy.app import create_app
 from server.proxy.gateway import RELOAD_GRACE, GrpcAuthGateway
 from server.proxy.metrics import ProxyMetrics
 from server.proxy.settings import ProxySettings
-from server.proxy.webserver import WebServerHandle, serve_web
+from server.proxy.webserver import WebLimits, WebServerHandle, serve_web
 from server.proxy_files import ProxyCredentials
 
 if TYPE_CHECKING:
@@ -112,7 +112,8 @@ class ProxyService:
             await holder["app"](scope, receive, send)
 
         with listen_errors(listen):
-            self.web = await serve_web(app, listen.host, listen.port, cert_file, key_file)
+            limits = WebLimits(proxy.request_head_timeout, proxy.max_connections_per_address)
+            self.web = await serve_web(app, listen.host, listen.port, cert_file, key_file, limits)
         if proxy.cert_file is not None:
             self._operator_stamp = _stamp(cert_file, key_file)
             self._cert_watch = asyncio.create_task(self._watch_operator_cert())
@@ -124,6 +125,7 @@ class ProxyService:
             ca_pem=self._creds.ca_pem.decode(),
             server_version=__version__,
             public_origin=self.public_origin(self.web.port),
+            request_body_timeout=proxy.request_body_timeout,
         )
         holder["app"] = create_app(settings, self._gateway, metrics=self.metrics)
         if proxy.diag_listen_addr is not None:

@@ -55,6 +55,8 @@ class ProxySettings:
     # from it and then verifies this proxy's certificate with it.
     ca_pem: str = ""
     session_cookie_max_age: int = 12 * 3600
+    # Seconds from a request's head to the end of its body (a slow body gets 408).
+    request_body_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         # A tuple keeps the frozen object hashable and immune to the caller's list.
@@ -62,5 +64,7 @@ class ProxySettings:
         validate_origin(self.public_origin)
         if not 1 <= self.max_body_bytes <= 16 * 1024 * 1024:
             raise BadParameter("max_body_bytes must be between 1 byte and 16 MiB")
+        if not 0 < self.request_body_timeout <= 3600:
+            raise BadParameter("request_body_timeout must be between 0 and 3600 seconds")
         if not 1 <= self.session_cookie_max_age <= MAX_COOKIE_AGE:
             raise BadParameter(f"session_cookie_max_age must be 1..{MAX_COOKIE_AGE} seconds")

@@ -28,9 +28,17 @@ from asyncssh.stream import SSHTCPStreamSession
 from proto.access import node_access_allows
 from proto.addr import HostPort
 from proto.clock import Clock, SystemClock
+from proto.connlimit import Admission
+from proto.listener import Listener
 from proto.lockwatch import LockView, recheck_forever
 from proto.sshpolicy import AuthRefused, CertIdentity, TrustedUserCAs, check_user_certificate
-from proto.sshserver import certificate_only_options
+from proto.sshserver import (
+    LOGIN_TIMEOUT_SECONDS,
+    UNAUTHENTICATED_PER_ADDRESS,
+    CountedServerConnection,
+    certificate_only_options,
+    listen_counted,
+)
 from server.proxy.node_dial import NodeDialPolicy
 
 log = logging.getLogger(__name__)
@@ -142,11 +150,14 @@ class NodeDirectory:
                 await task
 
 
-class _Connection(asyncssh.SSHServerConnection):
+class _Connection(CountedServerConnection):
     """Mezite's certificate policy in front of asyncssh's own checks (as on nodes)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, options: Any, router: ProxySSHRouter):
-        super().__init__(loop, options)
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, options: Any, router: ProxySSHRouter,
+        admission: Admission | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(loop, options, admission)
         self.router = router
         self.identity: CertIdentity | None = None
         # Open relays, by the node they reach, so a lock on that node can end them.
@@ -374,7 +385,11 @@ class ProxySSHRouter:
         clock: Clock | None = None,
         locks: LockView | None = None,
         dial: NodeDialPolicy | None = None,
+        login_timeout: float = LOGIN_TIMEOUT_SECONDS,
+        unauthenticated_per_address: int = UNAUTHENTICATED_PER_ADDRESS,
     ) -> None:
+        self._login_timeout = login_timeout
+        self._unauthenticated_per_address = unauthenticated_per_address
         self.trusted = TrustedUserCAs(user_ca_keys)
         self.directory = directory
         self.dial = dial or NodeDialPolicy()
@@ -386,7 +401,7 @@ class ProxySSHRouter:
         self._recheck: asyncio.Task[None] | None = None
         self._host_key = host_key
         self._host_cert = host_cert
-        self._server: asyncio.AbstractServer | None = None
+        self._server: Listener | None = None
         self._refresher: asyncio.Task[None] | None = None
         self._current: asyncssh.SSHServerConnectionOptions | None = None
         self.port = 0
@@ -400,6 +415,7 @@ class ProxySSHRouter:
             server_version="MeziteProxy",
             allow_pty=False,
             agent_forwarding=False,
+            login_timeout=self._login_timeout,
         )
 
     def set_host_credentials(self, key: asyncssh.SSHKey, cert: asyncssh.SSHCertificate) -> None:
@@ -415,12 +431,15 @@ class ProxySSHRouter:
         loop = asyncio.get_running_loop()
         self._current = self._options()
 
-        def factory() -> _Connection:
-            return _Connection(loop, self._current, self)
+        def factory(admission: Admission) -> _Connection:
+            return _Connection(loop, self._current, self, admission)
 
-        self._server = await loop.create_server(factory, host, port)
+        self._server = await listen_counted(
+            factory, host, port, what="proxy SSH hop",
+            unauthenticated_per_address=self._unauthenticated_per_address,
+        )  # fmt: skip
         self._recheck = asyncio.create_task(recheck_forever(self.enforce_locks))
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        self.port = self._server.port
         log.info("proxy SSH routing on %s:%d", host, self.port)
 
     def enforce_locks(self) -> None:

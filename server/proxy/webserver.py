@@ -15,20 +15,35 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from proto.connlimit import AddressLimiter, Admission, CountedTLS, Gate
+from server.proxy.h11_limits import HeadDeadlineH11
 from server.tls import reload_cert_chain, restrict_groups
 
 log = logging.getLogger(__name__)
 
 GRACEFUL_SHUTDOWN_SECONDS = 5
 MAX_CONNECTIONS = 1000
+HEAD_TIMEOUT = 10.0  # seconds for a TLS handshake, then for each request head
+CONNECTIONS_PER_ADDRESS = 128
 
 
-def _tls_context(config: uvicorn.Config, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
-    ctx = default()
+@dataclass(frozen=True)
+class WebLimits:
+    """What one client may hold: ``head_timeout`` bounds the TLS handshake and every
+    request head; ``per_address`` caps a client address's open connections."""
+
+    head_timeout: float = HEAD_TIMEOUT
+    per_address: int = CONNECTIONS_PER_ADDRESS
+
+
+def _tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert_file, key_file)
     # Browsers need TLS 1.2 still; nothing older.
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
@@ -61,13 +76,13 @@ class WebServerHandle:
     _server: uvicorn.Server = field(repr=False)
     _task: asyncio.Task[None] = field(repr=False)
     _sock: socket.socket = field(repr=False)
+    _tls: ssl.SSLContext = field(repr=False)
+    _limiter: AddressLimiter = field(repr=False)
 
     def load_cert_chain(self, cert_file: Path, key_file: Path) -> None:
-        """Serve a new certificate from the next handshake on (uvicorn hands its one
-        SSLContext to the listener); see ``server.tls.reload_cert_chain``."""
-        context = self._server.config.ssl
-        assert context is not None
-        reload_cert_chain(context, cert_file, key_file)
+        """Serve a new certificate from the next handshake on (every connection's TLS
+        uses the one context); see ``server.tls.reload_cert_chain``."""
+        reload_cert_chain(self._tls, cert_file, key_file)
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (up to a few seconds), close."""
@@ -75,20 +90,39 @@ class WebServerHandle:
         try:
             await self._task
         finally:
+            self._limiter.abort_all()  # handshakes still under way: uvicorn never saw them
             self._sock.close()
 
 
+def _protocol_factory(
+    tls: ssl.SSLContext, limits: WebLimits, limiter: AddressLimiter
+) -> Callable[..., asyncio.Protocol]:
+    """What uvicorn calls per accepted connection (its ``http`` class): the address gate,
+    then TLS done here rather than by uvicorn (so that refused connections cost no
+    handshake and handshakes are bounded), then h11 with a deadline on each head."""
+
+    def create(**kwargs: Any) -> asyncio.Protocol:
+        def make(admission: Admission) -> CountedTLS:
+            http = HeadDeadlineH11(head_timeout=limits.head_timeout, **kwargs)
+            return CountedTLS(http, tls, admission, handshake_timeout=limits.head_timeout)
+
+        return Gate(limiter, make)
+
+    return create
+
+
 async def serve_web(
-    app: ASGIApp, host: str, port: int, cert_file: Path, key_file: Path
-) -> WebServerHandle:
+    app: ASGIApp, host: str, port: int, cert_file: Path, key_file: Path,
+    limits: WebLimits | None = None,
+) -> WebServerHandle:  # fmt: skip
     """Serve ``app`` over HTTPS on host:port (0 picks a free port) until ``stop()``."""
+    limits = limits or WebLimits()
+    tls = _tls_context(cert_file, key_file)
+    limiter = AddressLimiter(limits.per_address, what="proxy web API")
     config = uvicorn.Config(
         app,
-        ssl_certfile=cert_file,
-        ssl_keyfile=key_file,
-        ssl_context_factory=_tls_context,
         # Pure-Python h11 on purpose: its header and line limits are the ones we document.
-        http="h11",
+        http=cast(Any, _protocol_factory(tls, limits, limiter)),
         ws="none",
         lifespan="off",
         # Clients' X-Forwarded-For would otherwise be trusted from loopback peers.
@@ -116,4 +150,7 @@ async def serve_web(
 
     task = asyncio.create_task(run(), name=f"mezite-web-{bound_port}")
     log.info("proxy web API listening on https://%s:%d", host, bound_port)
-    return WebServerHandle(host=host, port=bound_port, _server=server, _task=task, _sock=sock)
+    return WebServerHandle(
+        host=host, port=bound_port, _server=server, _task=task, _sock=sock, _tls=tls,
+        _limiter=limiter,
+    )  # fmt: skip

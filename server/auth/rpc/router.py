@@ -14,6 +14,7 @@ import binascii
 import logging
 import re
 import secrets
+import ssl
 import struct
 import time
 import weakref
@@ -28,12 +29,15 @@ from google.protobuf.message import DecodeError, Message
 from grpclib.exceptions import GRPCError
 from grpclib.metadata import decode_bin_value
 
+from proto.connlimit import AddressLimiter, Admission, CountedTLS, Gate
 from proto.errors import BadParameter, LimitExceeded, MeziteError, NotImplementedYet
 from server.auth.rpc.guard import Guard, PeerCertificate, Principal
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+HANDSHAKE_TIMEOUT = 10.0  # seconds from accept to the first call's headers
+HANDSHAKES_PER_ADDRESS = 64
 
 
 @dataclass(frozen=True)
@@ -240,8 +244,13 @@ def _decodes_as_bin(value: str) -> bool:
 
 
 class Server(grpclib.server.Server):
-    """grpclib's server, closing its accepted connections when it closes, and decoding
-    request headers itself (``decode_headers``).
+    """grpclib's server, closing its accepted connections when it closes, decoding
+    request headers itself (``decode_headers``), and bounding what a connection may do
+    before its first call: the TLS handshake is done here (start with ``ssl=None``),
+    behind a per-address gate (proto.connlimit), and a connection with no call's
+    headers ``handshake_timeout`` seconds after it was accepted is aborted. Only such
+    unfinished connections count against the address: nodes behind one NAT keep their
+    streams.
 
     grpclib's ``close`` cancels the handlers but leaves every accepted connection open
     (asyncio's ``Server.close`` does not close them before Python 3.13), so a node's
@@ -249,25 +258,42 @@ class Server(grpclib.server.Server):
     it. The protocols are tracked here, weakly, and their transports aborted: a TLS
     close waits for the peer's close_notify, which a stopping server cannot wait for."""
 
-    def __init__(self, handlers: Sequence[Any]) -> None:
+    def __init__(
+        self,
+        handlers: Sequence[Any],
+        tls: ssl.SSLContext,
+        *,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        handshakes_per_address: int = HANDSHAKES_PER_ADDRESS,
+    ) -> None:
         super().__init__(handlers)
         self._protocols: weakref.WeakSet[Any] = weakref.WeakSet()
         self._h2_config.header_encoding = None  # bytes: decode_headers decodes them
+        self._tls = tls
+        self._handshake_timeout = handshake_timeout
+        self._handshakes = AddressLimiter(handshakes_per_address, what="auth gRPC listener")
 
     def _protocol_factory(self) -> Any:
+        return Gate(self._handshakes, self._admitted)
+
+    def _admitted(self, admission: Admission) -> CountedTLS:
         protocol = super()._protocol_factory()
         handler = protocol.handler
         accept = handler.accept
+        admission.abort_after(self._handshake_timeout)
 
         def accept_decoded(stream: Any, headers: Any, release_stream: Any) -> None:
+            # The first call: the connection is set up, and no longer counted.
+            admission.release()
             accept(stream, decode_headers(headers), release_stream)
 
         handler.accept = accept_decoded  # type: ignore[method-assign]  # one instance only
         self._protocols.add(protocol)
-        return protocol
+        return CountedTLS(protocol, self._tls, admission, handshake_timeout=self._handshake_timeout)
 
     def close(self) -> None:
         super().close()
+        self._handshakes.abort_all()
         for protocol in list(self._protocols):
             transport = getattr(getattr(protocol, "connection", None), "_transport", None)
             if transport is not None:
