@@ -152,9 +152,16 @@ def test_a_connection_flood_at_the_descriptor_limit_costs_a_few_log_lines(
     with mezd_start(data_dir, port, open_files=256) as node:
         flood: list[socket.socket] = []
         try:
-            for _ in range(FLOOD):
+            for i in range(FLOOD):
+                # From ten loopback addresses, each under the per-address cap on logins
+                # in progress, so it is the descriptor limit that the flood reaches.
+                source = (f"127.0.1.{i % 10 + 1}", 0)
                 try:
-                    flood.append(socket.create_connection(("127.0.0.1", port), timeout=4))
+                    flood.append(
+                        socket.create_connection(
+                            ("127.0.0.1", port), timeout=4, source_address=source
+                        )
+                    )
                 except TimeoutError:
                     break  # the listen backlog is full: the node stopped accepting
             until(lambda: "not accepted" in node.log.read_text(), "the node to run out")
