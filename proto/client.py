@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from proto.backoff import HEARTBEAT
 from proto.errors import ConnectionProblem, MeziteError, from_grpc_status
 from proto.trust import AUTH_SERVER_NAME
 
@@ -219,6 +220,9 @@ def _channel_args(
         ("grpc.ssl_target_name_override", AUTH_SERVER_NAME),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        # grpc's own reconnect backoff grows to 120 s; capped with the heartbeat's so a
+        # node is back soon after an outage of any length.
+        ("grpc.max_reconnect_backoff_ms", int(HEARTBEAT.cap * 1000)),
     ]
     return creds, options
 
