@@ -77,4 +77,5 @@ def test_node_is_listed_again_after_every_auth_restart(tmp_path: Path) -> None:
                     f"(earlier restarts: {waits})\n{node.log.read_text()[-3000:]}"
                 )
                 waits.append(round(waited, 1))
+        print(f"seconds until listed after each restart: {waits}")
         assert node.proc.poll() is None
