@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 
-from proto.backoff import Backoff, jittered
+from proto.backoff import HEARTBEAT, BackoffPolicy, StreamBackoff, jittered
 from proto.client import AsyncAuthClient
 from proto.v1 import auth_pb2 as pb
 
@@ -23,6 +23,7 @@ class Heartbeat:
         name: str,
         addr: Callable[[], str],
         interval: float = DEFAULT_INTERVAL,
+        policy: BackoffPolicy = HEARTBEAT,
     ) -> None:
         self._client = client
         self._name = name
@@ -30,6 +31,7 @@ class Heartbeat:
         self.interval = interval
         self.acks = 0
         self.connected = asyncio.Event()
+        self.schedule = StreamBackoff(policy)
 
     async def _beats(self) -> AsyncIterator[pb.HeartbeatRequest]:
         while True:
@@ -41,18 +43,20 @@ class Heartbeat:
         call = client.rpc.Heartbeat(self._beats())
         async for _ack in call:
             self.acks += 1
+            self.schedule.acknowledged()
             self.connected.set()
 
     async def run(self) -> None:
-        backoff = Backoff()
         while True:
+            self.schedule.opened()
             try:
                 await self._stream_once()
-                backoff.reset()
+                why = "ended"
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # grpc's AioRpcError and transport errors alike
-                self.connected.clear()
-                delay = backoff.next()
-                log.warning("heartbeat stream failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
+                why = f"failed ({exc})"
+            self.connected.clear()
+            delay = self.schedule.ended()
+            log.warning("heartbeat stream %s; retrying in %.1fs", why, delay)
+            await asyncio.sleep(delay)

@@ -65,16 +65,18 @@ def mezctl_start(
     cluster: str = "e2e",
     roles: str = "auth,proxy",
     env: dict[str, str] | None = None,
+    listen: str = "127.0.0.1:0",
 ) -> Iterator[AuthProcess]:
-    """`mezctl start` on 127.0.0.1 port 0. With roles "proxy", ``extra`` carries what the
-    lone proxy needs (--auth-server, and --token and --ca-pin at its first start)."""
+    """`mezctl start` with auth on ``listen`` (default 127.0.0.1 port 0). With roles
+    "proxy", ``extra`` carries what the lone proxy needs (--auth-server, and --token and
+    --ca-pin at its first start)."""
     log = data_dir.parent / f"{data_dir.name}-{roles.replace(',', '-')}.log"
-    listen = ["--web-listen", "127.0.0.1:0", "--proxy-ssh-listen", "127.0.0.1:0"]
+    flags = ["--web-listen", "127.0.0.1:0", "--proxy-ssh-listen", "127.0.0.1:0"]
     if "auth" in roles:
-        listen += ["--listen", "127.0.0.1:0", "--cluster-name", cluster]
+        flags += ["--listen", listen, "--cluster-name", cluster]
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [BIN / "mezctl", "start", "--data-dir", data_dir, "--roles", roles, *listen, *extra],
+            [BIN / "mezctl", "start", "--data-dir", data_dir, "--roles", roles, *flags, *extra],
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
