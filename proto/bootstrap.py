@@ -13,7 +13,7 @@ import asyncio
 import ssl
 
 from proto.addr import HostPort
-from proto.errors import ConnectionProblem, TrustFailure
+from proto.errors import ConnectionProblem, LimitExceeded, TrustFailure, from_grpc_status
 from proto.trust import parse_pin, select_pinned_ca
 
 BOOTSTRAP_TIMEOUT = 15.0
@@ -71,7 +71,25 @@ def _fetch_one(addr: str) -> str:
     except (OSError, TimeoutError, ssl.SSLError) as exc:
         raise ConnectionProblem(f"cannot reach the auth service at {addr}: {exc}") from exc
     except Exception as exc:  # grpclib's own errors: the peer is not a Mezite auth service
+        refused = _refusal(exc)
+        if refused is not None:
+            raise LimitExceeded(
+                f"the auth service at {addr} refused the call: {refused.message}",
+                hint="this address made too many unauthenticated calls; wait a minute and retry",
+            ) from exc
         raise ConnectionProblem(f"{addr} did not answer as a Mezite auth service: {exc}") from exc
+
+
+def _refusal(exc: Exception) -> LimitExceeded | None:
+    """The rate limit's refusal, when ``exc`` is one (a status a Mezite auth service
+    sends before it answers anything else); None for everything else."""
+    from grpclib.exceptions import GRPCError
+
+    if isinstance(exc, GRPCError):
+        err = from_grpc_status(exc.status.name, exc.message or exc.status.name)
+        if isinstance(err, LimitExceeded):
+            return err
+    return None
 
 
 def fetch_unverified_ca(addr: str) -> tuple[str, str]:

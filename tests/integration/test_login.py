@@ -145,6 +145,25 @@ def test_unauthenticated_calls_are_rate_limited_per_peer(tmp_path: Path, clock: 
                 admin.rpc.ListUsers(pb.ListUsersRequest())
 
 
+def test_a_rate_limited_first_contact_says_so(tmp_path: Path, clock: FakeClock) -> None:
+    # `mez login` / `mezd join` fetch the CA first (grpclib, before any trust): the
+    # limit's refusal is named as one, not as "did not answer as a Mezite auth service".
+    from proto.bootstrap import fetch_ca_by_pin, fetch_unverified_ca
+
+    with running_auth(tmp_path / "d", clock=clock, **{"auth.rate_limit_per_minute": 3}) as auth:
+        _, pin = fetch_unverified_ca(auth.addr)
+        for _ in range(2):
+            fetch_ca_by_pin(auth.addr, pin)
+        with pytest.raises(LimitExceeded) as refused:
+            fetch_ca_by_pin(auth.addr, pin)
+        assert refused.value.message == (
+            f"the auth service at {auth.addr} refused the call: too many requests from this address"
+        )
+        assert "wait a minute" in (refused.value.hint or "")
+        clock.advance(60)
+        assert fetch_ca_by_pin(auth.addr, pin).startswith("-----BEGIN CERTIFICATE-----")
+
+
 def test_logout_kills_the_session(auth: RunningAuth) -> None:
     add_user(auth, "alice")
     client = login(auth, "alice")
