@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from proto.errors import ConnectionProblem, Internal, MeziteError
+from proto.errors import ConnectionProblem, Internal, LimitExceeded, MeziteError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,13 +33,20 @@ _UNAVAILABLE_CODES = frozenset(
         sqlite3.SQLITE_LOCKED,
         sqlite3.SQLITE_CANTOPEN,
         sqlite3.SQLITE_IOERR,
-        sqlite3.SQLITE_FULL,
         sqlite3.SQLITE_READONLY,
     }
 )
 
 
-def translate(exc: sqlite3.Error, what: str) -> MeziteError:
+def translate(exc: sqlite3.Error, what: str, path: Path | None = None) -> MeziteError:
+    if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_FULL:
+        # Said as what it is: the server was reached, and refused for want of space
+        # (RESOURCE_EXHAUSTED), not "cannot reach the auth service".
+        log.error("%s at %s is full: %s", what, path or "?", exc)
+        return LimitExceeded(
+            f"the auth service's {what} is full: its disk has no space left",
+            hint="free space on the auth server's data disk",
+        )
     if exc.sqlite_errorcode & 0xFF in _UNAVAILABLE_CODES:
         return ConnectionProblem(f"{what} unavailable: {exc}")
     ref = uuid.uuid4().hex[:12]
@@ -122,7 +129,7 @@ class SQLiteWorker:
                 )  # fmt: skip
             return fn(self._db)
         except sqlite3.Error as exc:
-            raise translate(exc, self._what) from exc
+            raise translate(exc, self._what, self.path) from exc
         except OSError as exc:
             raise ConnectionProblem(f"cannot open {self._what} at {self.path}: {exc}") from exc
 

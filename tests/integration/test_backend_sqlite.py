@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from proto.clock import Clock, FakeClock
-from proto.errors import CompareFailed, ConnectionProblem
+from proto.errors import CompareFailed, ConnectionProblem, LimitExceeded, NotFound
 from server.backend import Item, SQLiteBackend
 from tests.backend_suite import RACERS, BackendComplianceSuite, split_outcomes
 
@@ -101,3 +101,26 @@ async def test_existing_file_keeps_its_data_and_mode(tmp_path: Path) -> None:
     async with SQLiteBackend(path) as backend:
         assert (await backend.get("k")).value == b"v"
     assert mode(path) == 0o600
+
+
+async def test_a_full_disk_is_said_as_one_and_loses_nothing_stored(tmp_path: Path) -> None:
+    # SQLite's own "database or disk is full" (max_page_count stands in for the disk):
+    # the caller hears that storage is full (RESOURCE_EXHAUSTED), not that auth is
+    # unreachable, and what was stored before stays readable.
+    async with SQLiteBackend(tmp_path / "mezite.db") as backend:
+        await backend.put(Item("kept", b"v"))
+
+        def cap(db: sqlite3.Connection) -> None:
+            (pages,) = db.execute("PRAGMA page_count").fetchone()
+            db.execute(f"PRAGMA max_page_count = {pages}")
+
+        await backend._worker.run(cap)
+        with pytest.raises(LimitExceeded) as full:
+            await backend.put(Item("big", b"x" * 1_000_000))
+        assert (
+            full.value.message == "the auth service's storage is full: its disk has no space left"
+        )
+        assert full.value.grpc_status == "RESOURCE_EXHAUSTED"
+        assert (await backend.get("kept")).value == b"v"
+        with pytest.raises(NotFound):
+            await backend.get("big")
