@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from agent.identity import NodeIdentity
-from proto.keys import new_node_keys
-from proto.lifecycle import join_by_pin
+from proto.keys import NodeKeys, new_node_keys
+from proto.lifecycle import JoinKeys, join_by_pin
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,8 @@ def join(request: JoinRequest, data_dir: Path) -> NodeIdentity:
     from proto.v1 import auth_pb2 as pb
 
     NodeIdentity.refuse_rejoin(data_dir)
-    keys = new_node_keys()
+    pending = JoinKeys(data_dir, request.name)
+    keys = NodeKeys(**pending.get(lambda: asdict(new_node_keys())))
     register = pb.RegisterAgentRequest(
         token=request.token,
         name=request.name,
@@ -45,6 +46,7 @@ def join(request: JoinRequest, data_dir: Path) -> NodeIdentity:
         lambda rpc: rpc.RegisterAgent(register),
         hint="a node joins with a token from `mezctl tokens add --type node`, "
         "and each token works once",
+        rerun=True,
     )
     creds = joined.reply.credentials
     # Blank key material, filled in by the one mapping renewals use too.
@@ -66,5 +68,6 @@ def join(request: JoinRequest, data_dir: Path) -> NodeIdentity:
         expires=0.0,
     ).renewed(keys, creds)
     identity.save(data_dir)
+    pending.discard()
     log.info("joined cluster %s as %s (%s)", joined.cluster_name, request.name, creds.agent_id)
     return identity

@@ -8,6 +8,8 @@ on disk, the renewal RPC, and how it puts fresh credentials into use (``adopt``)
 
 - ``join_by_pin``: the CA is fetched and checked against the pin before the one-time
   token is sent, so a server that is not the pinned cluster never sees the token.
+  ``JoinKeys`` keeps a join's keys until its identity is saved, so that a join whose
+  reply was lost can be run again and answered again.
 - ``IdentityDir`` and ``Generations``: a private directory (0700) holding a JSON document
   and private files (0600), each written atomically; the document is written last, so it
   only ever names a complete set. ``Generations`` keeps whole sets side by side and
@@ -34,7 +36,14 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from proto.backoff import Backoff, jittered
 from proto.clock import Clock
-from proto.errors import AccessDenied, MeziteError, NotAuthenticated, NotFound
+from proto.errors import (
+    AccessDenied,
+    ConnectionProblem,
+    MeziteError,
+    NotAuthenticated,
+    NotFound,
+)
+from proto.failpoint import failpoint
 from proto.files import check_private_file, ensure_private_dir, write_private
 
 if TYPE_CHECKING:
@@ -57,11 +66,18 @@ class Joined(Generic[R]):
 
 
 def join_by_pin(
-    auth_server: str, ca_pin: str, register: Callable[[AuthServiceStub], R], *, hint: str
+    auth_server: str,
+    ca_pin: str,
+    register: Callable[[AuthServiceStub], R],
+    *,
+    hint: str,
+    rerun: bool = False,
 ) -> Joined[R]:
     """Fetch the cluster CA by ``ca_pin``, then make the kind's ``register`` call over a
     channel verified against it. A refused token is re-raised with ``hint`` (where such
-    tokens come from), since the server's message cannot know which kind was joining."""
+    tokens come from), since the server's message cannot know which kind was joining.
+    ``rerun``: the kind keeps its keys (``JoinKeys``), so a lost reply is answered again
+    when the same join is run again, and a broken call says so."""
     from proto.bootstrap import fetch_ca_by_pin
     from proto.client import AuthClient
     from proto.trust import parse_pin
@@ -75,7 +91,60 @@ def join_by_pin(
             reply = register(client.rpc)
         except NotAuthenticated as err:
             raise NotAuthenticated(err.message, hint=hint) from err
+        except ConnectionProblem as err:
+            if not rerun:
+                raise
+            # The call may have been committed and its reply lost: with the keys kept
+            # (``JoinKeys``), the same command completes it rather than being refused.
+            raise ConnectionProblem(
+                err.message,
+                hint="once the auth service answers again, run the same command again: "
+                "it completes this join",
+            ) from err
+    failpoint("join.replied")
     return Joined(cluster_name=cluster, ca_pin=pin, reply=reply)
+
+
+JOIN_KEYS_FILE = "join-keys.json"
+
+
+class JoinKeys:
+    """The private keys a join asks auth to certify, kept (0600) from before the call
+    until the identity they belong to is saved. When a join's reply is lost (auth
+    committed it, then the connection or this process died), running the join again
+    sends the same keys, and auth answers it for the record it made instead of refusing
+    the name as taken. Keys kept for another name, or unreadable, are replaced."""
+
+    def __init__(self, directory: Path, name: str) -> None:
+        self.path = directory / JOIN_KEYS_FILE
+        self._name = name
+
+    def get(self, new: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        kept = self._kept()
+        if kept is not None:
+            log.info("joining again with the keys kept in %s", self.path)
+            return kept
+        keys = new()
+        ensure_private_dir(self.path.parent)
+        write_private(self.path, json.dumps({"name": self._name, "keys": keys}))
+        return keys
+
+    def _kept(self) -> dict[str, Any] | None:
+        try:
+            doc = json.loads(check_private_file(self.path).read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, MeziteError) as exc:
+            log.warning("not reusing the join keys in %s: %s", self.path, exc)
+            return None
+        if not isinstance(doc, dict) or doc.get("name") != self._name:
+            return None
+        keys = doc.get("keys")
+        return keys if isinstance(keys, dict) else None
+
+    def discard(self) -> None:
+        """The identity is saved: the keys live on in it, and a join is not retried."""
+        self.path.unlink(missing_ok=True)
 
 
 # --- the identity on disk -----------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from proto.errors import BadParameter, NotFound
 from proto.keys import NodeKeys, TLSKey
-from proto.lifecycle import Generations, IdentityDir
+from proto.lifecycle import Generations, IdentityDir, JoinKeys
 from server import proxy_files as files
 
 if TYPE_CHECKING:
@@ -65,6 +65,14 @@ def new_keys() -> IssuedKeys:
     from proto.keys import new_node_keys, new_tls_key
 
     return IssuedKeys(node=new_node_keys(), web=new_tls_key())
+
+
+def join_keys(data_dir: Path, name: str) -> tuple[IssuedKeys, JoinKeys]:
+    """The keys a join sends: those an earlier, unfinished join of ``name`` kept, or
+    fresh ones, kept until ``save`` (``proto.lifecycle.JoinKeys``)."""
+    pending = JoinKeys(identity_root(data_dir), name)
+    doc = pending.get(lambda: asdict(new_keys()))
+    return IssuedKeys(node=NodeKeys(**doc["node"]), web=TLSKey(**doc["web"])), pending
 
 
 def identity_root(data_dir: Path) -> Path:

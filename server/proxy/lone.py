@@ -67,7 +67,7 @@ def _join(config: ServerConfig) -> ProxyIdentity:
     from proto.v1 import auth_pb2 as pb
 
     assert config.auth_server is not None and config.join_token and config.ca_pin
-    keys = store.new_keys()
+    keys, pending = store.join_keys(config.data_dir, config.proxy.name)
     request = pb.RegisterAgentRequest(
         token=config.join_token,
         name=config.proxy.name,
@@ -82,6 +82,7 @@ def _join(config: ServerConfig) -> ProxyIdentity:
         lambda rpc: rpc.RegisterAgent(request),
         hint="a proxy joins with a token from `mezctl tokens add --type proxy`, "
         "and each token works once",
+        rerun=True,
     )
     identity = store.save(
         config.data_dir,
@@ -91,6 +92,7 @@ def _join(config: ServerConfig) -> ProxyIdentity:
         cluster_name=joined.cluster_name,
         ca_pin=config.ca_pin,
     )
+    pending.discard()
     log.info("proxy %s joined cluster %s (%s)", identity.name, identity.cluster_name,
              identity.agent_id)  # fmt: skip
     return identity

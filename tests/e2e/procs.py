@@ -71,6 +71,9 @@ def mezctl_start(
     "proxy", ``extra`` carries what the lone proxy needs (--auth-server, and --token and
     --ca-pin at its first start)."""
     log = data_dir.parent / f"{data_dir.name}-{roles.replace(',', '-')}.log"
+    ready = [data_dir / f"{role}.json" for role in roles.split(",")]
+    for left in ready:  # by a process that was SIGKILLed: not this one's readiness
+        left.unlink(missing_ok=True)
     flags = ["--web-listen", "127.0.0.1:0", "--proxy-ssh-listen", "127.0.0.1:0"]
     if "auth" in roles:
         flags += ["--listen", listen, "--cluster-name", cluster]
@@ -83,10 +86,9 @@ def mezctl_start(
             env={**os.environ, **(env or {})},
         )
     running = AuthProcess(proc, data_dir, log)
-    ready = [f"{role}.json" for role in roles.split(",")]
     try:
         deadline = time.monotonic() + 30
-        while not all((data_dir / f).exists() for f in ready):
+        while not all(f.exists() for f in ready):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"mezctl start failed:\n{log.read_text()}")
             time.sleep(0.05)

@@ -418,3 +418,31 @@ def test_an_operator_certificate_is_served_and_reloaded_when_replaced(
 
 async def _async(fn: Callable[[], bool]) -> bool:
     return fn()  # on the proxy's loop, where its TLS context lives
+
+
+def test_a_join_whose_reply_was_lost_completes_at_the_next_start(
+    auth: RunningAuth, tmp_path: Path
+) -> None:
+    """The lone proxy keeps its join keys until its identity is saved: auth committed
+    the join, the reply never arrived, and the next start with the same token completes
+    it for the same agent instead of failing on a spent token."""
+    config = joined_config(auth, tmp_path / "proxy")
+    keys, _ = store.join_keys(config.data_dir, "edge-1")
+    assert config.join_token is not None
+    with auth.client() as anon:
+        lost = anon.rpc.RegisterAgent(
+            pb.RegisterAgentRequest(
+                token=config.join_token,
+                name="edge-1",
+                advertise_addrs=lone.advertised(config),
+                ssh_public_key=keys.node.ssh_public_line,
+                tls_public_key_pem=keys.node.tls_public_pem,
+                tls_server_public_key_pem=keys.web.public_pem,
+            )
+        )
+    with lone_proxy(auth, config) as proxy:
+        assert proxy.identity.agent_id == lost.credentials.agent_id
+    root = store.identity_root(config.data_dir)
+    assert not (root / "join-keys.json").exists()
+    proxies = [k for k in keys_under(auth, "agents/") if not k.startswith("agents/local-admin")]
+    assert proxies == [f"agents/{lost.credentials.agent_id}"]

@@ -3,6 +3,8 @@ EmitAuditEvent."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import logging
 import re
@@ -10,9 +12,19 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+
 from proto.clock import Clock
-from proto.errors import AccessDenied, AlreadyExists, BadParameter, MeziteError, NotFound
+from proto.errors import (
+    AccessDenied,
+    AlreadyExists,
+    BadParameter,
+    MeziteError,
+    NotAuthenticated,
+    NotFound,
+)
 from proto.event_types import known_event_type
+from proto.failpoint import failpoint
 from proto.host_claims import parse_claims
 from proto.kinds import AgentKind
 from proto.locks import LockTarget, Subject
@@ -25,7 +37,7 @@ from server.auth.rbac import AccessChecker, load_checker
 from server.auth.rpc.guard import Principal, PrincipalKind
 from server.auth.rpc.router import CallContext
 from server.auth.stores.agents import AgentRecord, AgentStore
-from server.auth.stores.join_tokens import JoinTokens, validate_labels
+from server.auth.stores.join_tokens import TOKEN_FAILED, JoinTokens, validate_labels
 from server.auth.stores.locks import (
     CLOCK_SKEW,
     SYSTEM,
@@ -36,8 +48,9 @@ from server.auth.stores.locks import (
 )
 from server.auth.stores.nodes import NodeCatalog
 from server.auth.stores.roles import RoleStore
+from server.auth.stores.secret_tokens import PendingToken, parse_token
 from server.auth.stores.users import UserStore
-from server.backend import Put
+from server.backend import Condition, Put
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +71,21 @@ AGENT_EVENT_TYPES = frozenset(
 )
 
 PROXY_EVENT_TYPES = frozenset({"proxy.route", "auth.failed", "session.terminated"})
+
+
+def join_keys_fingerprint(request: pb.RegisterAgentRequest) -> str:
+    """The public keys a join asks auth to certify, as one SHA-256: what makes a retried
+    join the same join. Comments and PEM line breaks do not count."""
+    digest = hashlib.sha256()
+    digest.update(b" ".join(request.ssh_public_key.encode().split()[:2]))
+    for pem in (request.tls_public_key_pem, request.tls_server_public_key_pem):
+        der = b""
+        if pem:
+            der = load_tls_public_key(pem).public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        digest.update(len(der).to_bytes(4, "big") + der)
+    return digest.hexdigest()
 
 
 def validate_node_name(name: str) -> str:
@@ -96,6 +124,10 @@ class NodeService:
     async def register_agent(
         self, request: pb.RegisterAgentRequest, ctx: CallContext
     ) -> pb.RegisterAgentResponse:
+        """Redeem a join token. The token is spent in the same transaction that records
+        the agent, so a crash leaves either both or neither; and a retry of a join whose
+        reply was lost (the same name and keys, within the first token's lifetime) is
+        answered again for the record it made, rather than refused for its name."""
         try:
             # Everything that can be wrong with the request is checked before the
             # one-time token is spent.
@@ -109,43 +141,119 @@ class NodeService:
             if kind == AgentKind.PROXY:
                 load_tls_public_key(request.tls_server_public_key_pem)
             requested_labels = validate_labels(dict(request.labels))
+            keys = join_keys_fingerprint(request)
+            earlier = await self._earlier_join(name, kind, keys)
+            if earlier is not None:
+                return await self._join_again(earlier, request, addrs, ctx)
             if kind == AgentKind.NODE and self._catalog.by_name(name) is not None:
                 raise AlreadyExists(
                     f"a node named {name!r} is already registered",
                     hint="pick another --name",
                 )
-            token = await self._tokens.consume(request.token, kind)
+            try:
+                token = await self._tokens.check(request.token, kind)
+            except NotAuthenticated:
+                # A retry that reached another auth server before its watch delivered
+                # the record: the store itself has the last word.
+                earlier = await self._earlier_join(name, kind, keys, from_store=True)
+                if earlier is None:
+                    raise
+                return await self._join_again(earlier, request, addrs, ctx)
+            record = AgentRecord(
+                id=str(uuid.uuid4()),
+                kind=AgentKind(token.token.type),  # what the admin made the token for
+                name=name,
+                created=self._clock.now(),
+                labels={**requested_labels, **token.token.labels},  # the token's labels win
+                addrs=tuple(addrs) if kind == AgentKind.PROXY else (),
+                join_token=token.token.name,
+                join_hash=token.secret_hash,
+                join_until=token.token.expires,
+                join_keys=keys,
+            )
+            credentials = await self._credentials(record, request, addrs)
+            failpoint("join.issued")
+            await self._tokens.redeem(token, [Put(record.item())])
         except MeziteError as err:
             self._audit.emit(
                 "join.failed", reason=err.message, peer=ctx.peer_addr, node=request.name[:64]
             )
             raise
-        record = AgentRecord(
-            id=str(uuid.uuid4()),
-            kind=AgentKind(token.type),  # what the admin made the token for
-            name=name,
-            created=self._clock.now(),
-            labels={**requested_labels, **token.labels},  # the token's labels win
-            addrs=tuple(addrs) if kind == AgentKind.PROXY else (),
-        )
-        credentials = await self._issuer.host_credentials(
-            record,
-            addrs,
-            request.ssh_public_key,
-            request.tls_public_key_pem,
-            request.tls_server_public_key_pem,
-        )
-        await self._agents.create(record)
+        failpoint("join.committed")
         self._audit.emit(
             "join",
             user=record.id,
             node=name,
             kind=kind,
             method="token",
-            token_name=token.name,
+            token_name=token.token.name,
             peer=ctx.peer_addr,
         )
         return pb.RegisterAgentResponse(credentials=credentials)
+
+    async def _earlier_join(
+        self, name: str, kind: AgentKind, keys: str, *, from_store: bool = False
+    ) -> AgentRecord | None:
+        """The record an earlier join of these very keys under ``name`` made, while that
+        join's token would still be live: the only record a retry may be answered for."""
+        if kind == AgentKind.NODE and not from_store:
+            candidates = [r for r in [self._catalog.by_name(name)] if r is not None]
+        else:
+            candidates = [r for r in await self._agents.list() if r.kind == kind and r.name == name]
+        now = self._clock.now()
+        for record in candidates:
+            same_keys = record.join_keys and hmac.compare_digest(record.join_keys, keys)
+            if same_keys and now < record.join_until:
+                return record
+        return None
+
+    async def _join_again(
+        self,
+        record: AgentRecord,
+        request: pb.RegisterAgentRequest,
+        addrs: list[str],
+        ctx: CallContext,
+    ) -> pb.RegisterAgentResponse:
+        """Answer a retried join for the record it made. With the token that made the
+        record nothing more is spent; a fresh token is spent (each token works once).
+        Either way the record stays as it was (a second token cannot relabel a node)."""
+        if self._locks.find(Subject(record.kind, record.id)) is not None:
+            raise AccessDenied(f"{record.kind} {record.name!r} is locked")
+        first = PendingToken(record.join_token, record.join_hash, record.join_until)
+        try:
+            same = first.redeemable(parse_token(request.token, "join token"), self._clock.now())
+        except NotAuthenticated:
+            raise NotAuthenticated(TOKEN_FAILED) from None
+        spent = record.join_token
+        if not same:
+            token = await self._tokens.check(request.token, record.kind)
+            await self._tokens.redeem(token, [], [Condition(record.item().key)])
+            spent = token.token.name
+        if record.kind == AgentKind.PROXY:
+            addrs = list(record.addrs)  # what its renewals certify too
+        credentials = await self._credentials(record, request, addrs)
+        self._audit.emit(
+            "join",
+            user=record.id,
+            node=record.name,
+            kind=record.kind,
+            method="token",
+            token_name=spent,
+            retry=True,
+            peer=ctx.peer_addr,
+        )
+        return pb.RegisterAgentResponse(credentials=credentials)
+
+    async def _credentials(
+        self, record: AgentRecord, request: pb.RegisterAgentRequest, addrs: list[str]
+    ) -> pb.AgentCredentials:
+        return await self._issuer.host_credentials(
+            record,
+            addrs,
+            request.ssh_public_key,
+            request.tls_public_key_pem,
+            request.tls_server_public_key_pem,
+        )
 
     def _claims(self, addrs: Sequence[str], name: str, kind: AgentKind) -> list[str]:
         """What an agent claims as its addresses, checked (``proto.host_claims``): a

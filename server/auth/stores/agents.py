@@ -32,6 +32,13 @@ class AgentRecord:
     addrs: tuple[str, ...] = ()
     # An agent identity's incarnation (a node's or proxy's id is its own incarnation).
     incarnation: str = ""
+    # How a node or proxy joined, so that a retry of that very join (auth committed it,
+    # then the reply was lost) is answered again rather than refused: the join token's
+    # name, its secret's hash and expiry, and a fingerprint of the keys it certified.
+    join_token: str = ""
+    join_hash: str = ""
+    join_until: float = 0.0
+    join_keys: str = ""
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()

@@ -1,18 +1,21 @@
 """Join tokens for nodes and proxies: one-time, expiring, stored hashed. Redeeming one is
-a conditional delete, so of any number of concurrent redemptions exactly one wins."""
+a conditional delete in the same transaction as what it grants, so of any number of
+concurrent redemptions exactly one wins, and a token is spent only by a join that
+committed."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from proto import limits
 from proto.clock import Clock
 from proto.errors import BadParameter, CompareFailed, NotAuthenticated, NotFound
 from server.auth.stores.secret_tokens import SecretToken, new_token, parse_token, secret_matches
-from server.backend import Backend, Item, prefix_range
+from server.backend import Backend, Condition, Delete, Item, prefix_range
+from server.backend.atomic import Action
 
 TOKENS_PREFIX = "tokens/"
 TOKEN_TYPES = frozenset({"node", "proxy"})
@@ -40,6 +43,15 @@ class JoinToken:
     type: str
     expires: float
     labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Redeemable:
+    """A checked, unspent token: what it grants, the item to spend, its secret's hash."""
+
+    token: JoinToken
+    item: Item
+    secret_hash: str = field(repr=False)
 
 
 class JoinTokens:
@@ -76,25 +88,35 @@ class JoinTokens:
         except NotFound:
             raise NotFound(f"token {name!r} not found") from None
 
-    async def consume(self, text: str, expected_type: str | frozenset[str]) -> JoinToken:
-        """Spend a token of ``expected_type`` (or one of several types)."""
+    async def check(self, text: str, expected_type: str | frozenset[str]) -> Redeemable:
+        """The token ``text`` if it is live, of ``expected_type`` (or one of several
+        types) and its secret matches; nothing is spent until ``redeem``."""
         allowed = {expected_type} if isinstance(expected_type, str) else expected_type
         # One error for every way a token can fail (wrong kind included): which way
         # would tell a guesser that a token name exists.
-        failed = NotAuthenticated(TOKEN_FAILED)
         try:
-            token = parse_token(text, "join token")
-            item = await self._backend.get(TOKENS_PREFIX + token.name)
+            secret = parse_token(text, "join token")
+            item = await self._backend.get(TOKENS_PREFIX + secret.name)
         except (NotFound, NotAuthenticated):
-            raise failed from None
+            raise NotAuthenticated(TOKEN_FAILED) from None
         doc = json.loads(item.value)
-        if not secret_matches(token, doc["hash"]) or doc["type"] not in allowed:
-            raise failed
+        if not secret_matches(secret, doc["hash"]) or doc["type"] not in allowed:
+            raise NotAuthenticated(TOKEN_FAILED)
+        return Redeemable(self._decode(item), item, doc["hash"])
+
+    async def redeem(
+        self, token: Redeemable, actions: Sequence[Action], conditions: Sequence[Condition] = ()
+    ) -> None:
+        """Spend ``token`` and write ``actions`` in one transaction: of any number of
+        concurrent redemptions exactly one commits, and a crash leaves either both the
+        token unspent and nothing written, or neither."""
         try:
-            await self._backend.compare_and_delete(item)
-        except (CompareFailed, NotFound):
-            raise failed from None
-        return self._decode(item)
+            await self._backend.atomic_write(
+                [Condition.unchanged(token.item), *conditions],
+                [Delete(token.item.key), *actions],
+            )
+        except CompareFailed:
+            raise NotAuthenticated(TOKEN_FAILED) from None
 
     @staticmethod
     def _decode(item: Item) -> JoinToken:
