@@ -64,11 +64,16 @@ def main_options(
 
 
 def _data_dir(data_dir: Path | None) -> Path:
-    if data_dir is not None:
-        return data_dir.expanduser()
-    import platformdirs
+    from proto.files import refuse_read_only
 
-    return Path(platformdirs.user_data_dir("mezite-node"))
+    if data_dir is not None:
+        path = data_dir.expanduser()
+    else:
+        import platformdirs
+
+        path = Path(platformdirs.user_data_dir("mezite-node"))
+    refuse_read_only(path)
+    return path
 
 
 def _join(

@@ -8,7 +8,23 @@ import stat
 import tempfile
 from pathlib import Path
 
-from proto.errors import AccessDenied
+from proto.errors import AccessDenied, BadParameter
+
+
+def refuse_read_only(path: Path) -> None:
+    """Refuse a data dir on a read-only file system up front, by name, rather than with
+    whatever the first write fails with ("unable to open database file"). A file system
+    the kernel remounted read-only after disk errors is the usual way to get one."""
+    try:
+        read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return  # missing or unreadable: whoever opens it says which
+    if read_only:
+        raise BadParameter(
+            f"the data dir {path} is on a read-only file system",
+            hint="remount it read-write (check the disk if the kernel made it read-only), "
+            "or choose another --data-dir",
+        )
 
 
 def ensure_private_dir(path: Path) -> Path:

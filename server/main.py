@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from proto.addr import HostPort, listen_errors
 from proto.errors import BadParameter, ConnectionProblem
-from proto.files import ensure_private_dir
+from proto.files import ensure_private_dir, refuse_read_only
 from server.config import ServerConfig
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ def _make_data_dir(path: Path) -> None:
             f"cannot create the data dir {path}: {exc.strerror or exc}",
             hint="choose a data dir this user can write (--data-dir)",
         ) from None
+    refuse_read_only(path)
 
 
 def _backend(config: ServerConfig) -> Backend:

@@ -8,14 +8,16 @@ identity) or an address it cannot listen on."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import socket
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.procs import cli, free_port, join_node, mezctl_start
+from tests.e2e.procs import BIN, cli, free_port, join_node, mezctl_start
 
 pytestmark = pytest.mark.e2e
 
@@ -70,6 +72,50 @@ def test_a_damaged_backend_file(tmp_path: Path, content: bytes) -> None:
     assert done.returncode != 0
     assert_one_clear_line(done.stderr, str(store))
     assert snapshot(data) == before
+
+
+def test_a_busy_auth_port(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        listen = [*LISTEN]
+        listen[1] = f"127.0.0.1:{port}"
+        done = cli("mezctl", "start", "--data-dir", str(tmp_path / "data"), *listen)
+    assert done.returncode != 0
+    assert_one_clear_line(done.stderr, f"127.0.0.1:{port}", "in use")
+    assert not (tmp_path / "data" / "auth.json").exists()
+
+
+def read_only(directory: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """``command`` with ``directory`` bind-mounted read-only over itself, in a mount
+    namespace of its own (as root; otherwise in a user namespace as well)."""
+    script = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && exec "$@"'
+    unshare = ["unshare", "--mount"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
+    return subprocess.run(
+        [*unshare, "sh", "-c", script, str(directory), *command],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_a_data_dir_on_a_read_only_file_system(tmp_path: Path, joined: Path) -> None:
+    """The usual way: a disk the kernel remounted read-only after errors, under a data
+    dir that worked yesterday. Said by name, for auth and for a node, before anything
+    else fails with SQLite's "unable to open database file"."""
+    data = tmp_path / "auth"
+    with mezctl_start(data):
+        pass
+    node = tmp_path / "node"
+    shutil.copytree(joined, node)
+    before = snapshot(tmp_path)
+    for command in (
+        [str(BIN / "mezctl"), "start", "--data-dir", str(data), *LISTEN],
+        [str(BIN / "mezd"), "start", "--data-dir", str(node), "--listen", "127.0.0.1:0"],
+    ):
+        done = read_only(tmp_path, *command)
+        assert done.returncode != 0
+        assert_one_clear_line(done.stderr, str(command[3]), "read-only file system")
+    assert snapshot(tmp_path) == before
 
 
 def test_a_listen_address_that_does_not_resolve(tmp_path: Path) -> None:
