@@ -5,25 +5,48 @@ channel verified against the pinned CA, so a wrong server never sees it)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.identity import NodeIdentity
 from proto.keys import NodeKeys, new_node_keys
 from proto.lifecycle import JoinKeys, join_by_pin
 
+if TYPE_CHECKING:
+    from proto.v1 import auth_pb2 as pb
+    from proto.v1.auth_pb2_grpc import AuthServiceStub
+
 log = logging.getLogger(__name__)
+
+
+JOIN_METHODS = ("token", "iam")
 
 
 @dataclass(frozen=True)
 class JoinRequest:
-    token: str
+    token: str  # the one-time token, or the iam token's name
     auth_server: str
     ca_pin: str
     name: str
     labels: Mapping[str, str]
     advertise_addrs: Sequence[str]
+    join_method: str = "token"
+    aws_region: str | None = None
+
+
+def _register_call(
+    request: JoinRequest, register: pb.RegisterAgentRequest
+) -> Callable[[AuthServiceStub], pb.RegisterAgentResponse]:
+    """RegisterAgent with a token; RegisterUsingIAMMethod with this machine's AWS
+    identity, found (and botocore loaded) before anything is sent."""
+    if request.join_method != "iam":
+        return lambda rpc: rpc.RegisterAgent(register)
+    from proto.aws_join import aws_signer, register_by_iam
+
+    signer = aws_signer(request.aws_region)
+    return lambda rpc: register_by_iam(rpc, register, signer)
 
 
 def join(request: JoinRequest, data_dir: Path) -> NodeIdentity:
@@ -43,8 +66,10 @@ def join(request: JoinRequest, data_dir: Path) -> NodeIdentity:
     joined = join_by_pin(
         request.auth_server,
         request.ca_pin,
-        lambda rpc: rpc.RegisterAgent(register),
-        hint="a node joins with a token from `mezctl tokens add --type node`, "
+        _register_call(request, register),
+        hint="an IAM join names a token from `mezctl tokens add --join-method iam`"
+        if request.join_method == "iam"
+        else "a node joins with a token from `mezctl tokens add --type node`, "
         "and each token works once",
         rerun=True,
     )

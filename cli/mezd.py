@@ -28,7 +28,27 @@ app = typer.Typer(
 DataDirOpt = Annotated[
     Path | None, typer.Option("--data-dir", help="Node state (default: the platform's data dir).")
 ]
-TokenOpt = Annotated[str | None, typer.Option("--token", help="One-time join token.")]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--token", help="One-time join token, or an IAM token's name (--join-method iam)."
+    ),
+]
+JoinMethodOpt = Annotated[
+    str,
+    typer.Option(
+        "--join-method",
+        help="token (a one-time token) or iam (prove this machine's AWS identity).",
+    ),
+]
+RegionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--aws-region",
+        help="AWS region for --join-method iam (default: AWS_REGION, the AWS config, "
+        "or the instance's).",
+    ),
+]
 AuthOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -84,8 +104,10 @@ def _join(
     name: str | None,
     labels: str | None,
     advertise_addr: str | None,
+    join_method: str = "token",
+    aws_region: str | None = None,
 ) -> None:
-    from agent.join import JoinRequest, join
+    from agent.join import JOIN_METHODS, JoinRequest, join
     from proto.errors import BadParameter
 
     missing = [flag for flag, value in (("--token", token), ("--auth-server", auth_server),
@@ -96,8 +118,12 @@ def _join(
             hint="`mezctl tokens add --type node` prints the whole line",
         )
     assert token and auth_server and ca_pin
+    if join_method not in JOIN_METHODS:
+        raise BadParameter(f"unknown --join-method {join_method[:32]!r}; use token or iam")
     identity = join(
         JoinRequest(
+            join_method=join_method,
+            aws_region=aws_region,
             token=token,
             auth_server=auth_server,
             ca_pin=ca_pin,
@@ -122,10 +148,14 @@ def join_cmd(
     labels: LabelsOpt = None,
     advertise_addr: AdvertiseOpt = None,
     data_dir: DataDirOpt = None,
+    join_method: JoinMethodOpt = "token",
+    aws_region: RegionOpt = None,
 ) -> None:
-    """Join a cluster with a one-time token, verifying the auth server by its CA pin."""
+    """Join a cluster with a one-time token (or an AWS identity), verifying the auth
+    server by its CA pin."""
     setup_logging("WARNING")
-    _join(_data_dir(data_dir), token, joined(auth_server), ca_pin, name, labels, advertise_addr)
+    _join(_data_dir(data_dir), token, joined(auth_server), ca_pin, name, labels, advertise_addr,
+          join_method, aws_region)  # fmt: skip
     typer.echo("Start serving with `mezd start`.")
 
 
@@ -150,6 +180,8 @@ def start_cmd(
         ),
     ] = "auto",
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG..ERROR.")] = "INFO",
+    join_method: JoinMethodOpt = "token",
+    aws_region: RegionOpt = None,
 ) -> None:
     """Serve SSH on this node (joining first when given a token and not yet joined)."""
     from agent.identity import IDENTITY_FILE
@@ -167,7 +199,8 @@ def start_cmd(
     raise_open_file_limit()
     directory = _data_dir(data_dir)
     if not (directory / IDENTITY_FILE).exists() and token:
-        _join(directory, token, joined(auth_server), ca_pin, name, labels, advertise_addr)
+        _join(directory, token, joined(auth_server), ca_pin, name, labels, advertise_addr,
+              join_method, aws_region)  # fmt: skip
     addr = HostPort.parse(listen, 3022)
     run_node(NodeSettings(data_dir=directory, listen_host=addr.host, listen_port=addr.port,
                           heartbeat_interval=heartbeat, sftp_server=sftp_server))  # fmt: skip

@@ -119,6 +119,9 @@ class AuthConfig:
     # it was accepted; at most max_handshakes_per_address such connections per address.
     handshake_timeout: float = 10.0
     max_handshakes_per_address: int = 64
+    # Where IAM joins' signed requests go instead of the AWS STS host they are signed for
+    # (the Host header is kept): a VPC endpoint, or a test peer. None: that host itself.
+    sts_endpoint_override: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +236,26 @@ def _public_addr(value: object, text: bool) -> str:
     s = _text(value, 'an address string "host[:port]"')
     HostPort.parse(s, 443)  # validate only: kept as written
     return s
+
+
+def _base_url(value: object, text: bool) -> str:
+    """``https://host[:port]`` or ``http://host:port``: a base URL, nothing after the
+    authority (the path is the request's)."""
+    from urllib.parse import urlsplit
+
+    raw = _text(value, 'a URL such as "https://sts.example.internal"')
+    try:
+        url = urlsplit(raw)
+        url.port  # noqa: B018 - validates the port
+    except ValueError:
+        raise BadParameter(f"invalid URL {raw[:80]!r}") from None
+    if url.scheme not in ("http", "https") or not url.hostname or url.path not in ("", "/"):
+        raise BadParameter(
+            f"invalid URL {raw[:80]!r}: use http(s)://HOST[:PORT] with no path, query or user"
+        )
+    if url.query or url.fragment or url.username:
+        raise BadParameter(f"invalid URL {raw[:80]!r}: no query, fragment or user")
+    return raw.rstrip("/")
 
 
 def _duration(low: float, high: float) -> _Parser:
@@ -445,6 +468,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("auth.lock_max_staleness", _duration(1, DAY), 5 * MINUTE),
     _Setting("auth.handshake_timeout", _duration(1, 10 * MINUTE), 10.0),
     _Setting("auth.max_handshakes_per_address", _integer(1, 100_000), 64),
+    _Setting("auth.sts_endpoint_override", _base_url),
     _Setting(
         "proxy.web_listen_addr", _hostport(DEFAULT_WEB_PORT), HostPort(ANY_HOST, DEFAULT_WEB_PORT)
     ),
@@ -643,6 +667,7 @@ def _build(layers: _Layers) -> ServerConfig:
             lock_max_staleness=layers.get("auth.lock_max_staleness", float),
             handshake_timeout=layers.get("auth.handshake_timeout", float),
             max_handshakes_per_address=layers.get("auth.max_handshakes_per_address", int),
+            sts_endpoint_override=layers.optional("auth.sts_endpoint_override", str),
         ),
         proxy=ProxyConfig(
             web_listen_addr=layers.get("proxy.web_listen_addr", HostPort),

@@ -341,7 +341,7 @@ class DeleteRoleResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class JoinToken(_message.Message):
-    __slots__ = ("name", "type", "expires", "labels")
+    __slots__ = ("name", "type", "expires", "labels", "join_method", "allow")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -353,14 +353,26 @@ class JoinToken(_message.Message):
     TYPE_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    JOIN_METHOD_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
     expires: float
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., expires: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    join_method: str
+    allow: _containers.RepeatedCompositeFieldContainer[AWSRule]
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., expires: _Optional[float] = ..., labels: _Optional[_Mapping[str, str]] = ..., join_method: _Optional[str] = ..., allow: _Optional[_Iterable[_Union[AWSRule, _Mapping]]] = ...) -> None: ...
+
+class AWSRule(_message.Message):
+    __slots__ = ("aws_account", "aws_arn")
+    AWS_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    AWS_ARN_FIELD_NUMBER: _ClassVar[int]
+    aws_account: str
+    aws_arn: str
+    def __init__(self, aws_account: _Optional[str] = ..., aws_arn: _Optional[str] = ...) -> None: ...
 
 class CreateTokenRequest(_message.Message):
-    __slots__ = ("type", "ttl_seconds", "labels")
+    __slots__ = ("type", "ttl_seconds", "labels", "join_method", "name", "allow")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -371,10 +383,16 @@ class CreateTokenRequest(_message.Message):
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    JOIN_METHOD_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_FIELD_NUMBER: _ClassVar[int]
     type: str
     ttl_seconds: int
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, type: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    join_method: str
+    name: str
+    allow: _containers.RepeatedCompositeFieldContainer[AWSRule]
+    def __init__(self, type: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., labels: _Optional[_Mapping[str, str]] = ..., join_method: _Optional[str] = ..., name: _Optional[str] = ..., allow: _Optional[_Iterable[_Union[AWSRule, _Mapping]]] = ...) -> None: ...
 
 class CreateTokenResponse(_message.Message):
     __slots__ = ("token", "name", "expires")

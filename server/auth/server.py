@@ -40,6 +40,7 @@ from server.auth.services.agent_identities import AgentIdentityService
 from server.auth.services.audit import AuditService
 from server.auth.services.certs import CertService, UserCertSigner
 from server.auth.services.cluster import ClusterService
+from server.auth.services.iam_join import IAMJoinService
 from server.auth.services.locks import LockService
 from server.auth.services.login import Invites, LoginService
 from server.auth.services.nodes import NodeService
@@ -47,6 +48,7 @@ from server.auth.services.resources import RoleAdminService, TokenAdminService
 from server.auth.services.users import UserAdminService
 from server.auth.stores.agent_identities import AgentIdentityStore, migrate_legacy_locks
 from server.auth.stores.agents import AgentStore
+from server.auth.stores.iam_tokens import IAMTokens
 from server.auth.stores.join_tokens import JoinTokens
 from server.auth.stores.lockout import LockoutPolicy, LoginLockout
 from server.auth.stores.locks import LockCache, LockStore
@@ -56,6 +58,7 @@ from server.auth.stores.roles import RoleStore
 from server.auth.stores.sessions import SessionStore
 from server.auth.stores.shared_presence import SharedPresence
 from server.auth.stores.users import UserStore
+from server.auth.sts import STSClient
 from server.backend import Backend
 from server.config import ServerConfig
 from server.diagnostics import DiagnosticsServer, serve_metrics
@@ -68,6 +71,7 @@ _CERT_METHODS = {
     "BootstrapAgentIdentity": "agent_identity",
     "RenewAgentIdentity": "agent_identity",
     "RegisterAgent": "host",
+    "RegisterUsingIAMMethod": "host",
     "RenewHostCerts": "host",
 }
 LOCAL_ADMIN_PREFIX = "local-admin"
@@ -95,6 +99,7 @@ class AuthServer:
         self.roles = RoleStore(backend)
         self.sessions = SessionStore(backend, self.users, self.clock, config.auth.session_ttl)
         self.tokens = JoinTokens(backend, self.clock)
+        self.iam_tokens = IAMTokens(backend, self.clock)
         self.invites = Invites(backend, self.users, self.clock, config.auth.invite_ttl)
         self.lockout = LoginLockout(
             backend,
@@ -190,6 +195,17 @@ class AuthServer:
     def services(self, cas: Authorities) -> list[object]:
         assert self.issuer is not None and self.signer is not None
         issuer, signer = self.issuer, self.signer
+        nodes = NodeService(
+            issuer=issuer,
+            agents=self.agents,
+            catalog=self.catalog,
+            tokens=self.tokens,
+            users=self.users,
+            roles=self.roles,
+            locks=self.lock_cache,
+            auditor=self.auditor,
+            clock=self.clock,
+        )
         return [
             ClusterService(cas),
             LoginService(
@@ -209,7 +225,7 @@ class AuthServer:
                 clock=self.clock,
             ),
             RoleAdminService(self.roles, self.auditor),
-            TokenAdminService(self.tokens, self.auditor),
+            TokenAdminService(self.tokens, self.iam_tokens, self.auditor),
             CertService(cas=cas, users=self.users, roles=self.roles, signer=signer),
             AuditService(self.audit_log, self.clock),
             AgentIdentityService(
@@ -233,16 +249,12 @@ class AuthServer:
                 locking_mode=self.config.auth.locking_mode,
                 max_staleness=self.config.auth.lock_max_staleness,
             ),
-            NodeService(
-                issuer=issuer,
-                agents=self.agents,
-                catalog=self.catalog,
-                tokens=self.tokens,
-                users=self.users,
-                roles=self.roles,
-                locks=self.lock_cache,
-                auditor=self.auditor,
-                clock=self.clock,
+            nodes,
+            IAMJoinService(
+                nodes,
+                self.iam_tokens,
+                STSClient(self.clock, self.config.auth.sts_endpoint_override),
+                self.auditor,
             ),
         ]
 

@@ -10,6 +10,7 @@ import logging
 import re
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -37,6 +38,7 @@ from server.auth.rbac import AccessChecker, load_checker
 from server.auth.rpc.guard import Principal, PrincipalKind
 from server.auth.rpc.router import CallContext
 from server.auth.stores.agents import AgentRecord, AgentStore
+from server.auth.stores.iam_tokens import IAMToken
 from server.auth.stores.join_tokens import TOKEN_FAILED, JoinTokens, validate_labels
 from server.auth.stores.locks import (
     CLOCK_SKEW,
@@ -50,6 +52,7 @@ from server.auth.stores.nodes import NodeCatalog
 from server.auth.stores.roles import RoleStore
 from server.auth.stores.secret_tokens import PendingToken, parse_token
 from server.auth.stores.users import UserStore
+from server.auth.sts import AWSIdentity
 from server.backend import Condition, Put
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,18 @@ AGENT_EVENT_TYPES = frozenset(
 )
 
 PROXY_EVENT_TYPES = frozenset({"proxy.route", "auth.failed", "session.terminated"})
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A join request as checked (``NodeService.check_registration``)."""
+
+    request: pb.RegisterAgentRequest
+    name: str
+    kind: AgentKind
+    addrs: list[str]
+    labels: dict[str, str]
+    keys: str  # join_keys_fingerprint
 
 
 def join_keys_fingerprint(request: pb.RegisterAgentRequest) -> str:
@@ -121,6 +136,21 @@ class NodeService:
         self._audit = auditor
         self._clock = clock
 
+    def check_registration(self, request: pb.RegisterAgentRequest) -> Registration:
+        """Everything that can be wrong with a join request, checked before any token is
+        spent or any proof is asked for (the IAM join checks the same)."""
+        name = validate_node_name(request.name)
+        parse_public_key(request.ssh_public_key)
+        load_tls_public_key(request.tls_public_key_pem)
+        # Only a proxy asks for a server certificate, and only a proxy token grants
+        # one: a node token cannot mint a certificate browsers would trust.
+        kind = AgentKind.PROXY if request.tls_server_public_key_pem else AgentKind.NODE
+        addrs = self._claims(request.advertise_addrs, name, kind)
+        if kind == AgentKind.PROXY:
+            load_tls_public_key(request.tls_server_public_key_pem)
+        labels = validate_labels(dict(request.labels))
+        return Registration(request, name, kind, addrs, labels, join_keys_fingerprint(request))
+
     async def register_agent(
         self, request: pb.RegisterAgentRequest, ctx: CallContext
     ) -> pb.RegisterAgentResponse:
@@ -129,19 +159,9 @@ class NodeService:
         reply was lost (the same name and keys, within the first token's lifetime) is
         answered again for the record it made, rather than refused for its name."""
         try:
-            # Everything that can be wrong with the request is checked before the
-            # one-time token is spent.
-            name = validate_node_name(request.name)
-            parse_public_key(request.ssh_public_key)
-            load_tls_public_key(request.tls_public_key_pem)
-            # Only a proxy asks for a server certificate, and only a proxy token grants
-            # one: a node token cannot mint a certificate browsers would trust.
-            kind = AgentKind.PROXY if request.tls_server_public_key_pem else AgentKind.NODE
-            addrs = self._claims(request.advertise_addrs, name, kind)
-            if kind == AgentKind.PROXY:
-                load_tls_public_key(request.tls_server_public_key_pem)
-            requested_labels = validate_labels(dict(request.labels))
-            keys = join_keys_fingerprint(request)
+            reg = self.check_registration(request)
+            name, kind, addrs, keys = reg.name, reg.kind, reg.addrs, reg.keys
+            requested_labels = reg.labels
             earlier = await self._earlier_join(name, kind, keys)
             if earlier is not None:
                 return await self._join_again(earlier, request, addrs, ctx)
@@ -191,15 +211,68 @@ class NodeService:
         )
         return pb.RegisterAgentResponse(credentials=credentials)
 
+    async def join_by_aws(
+        self, reg: Registration, token: IAMToken, who: AWSIdentity, ctx: CallContext
+    ) -> pb.AgentCredentials:
+        """The last step of an IAM join (``IAMJoinService``): the record and credentials,
+        exactly as a token join makes them. The same instance (the same ARN) joining again
+        under the same name with the same token, its data dir lost, gets its record back
+        with the new keys; another identity finds the name taken."""
+        named = [r for r in await self._named(reg.name, reg.kind, from_store=True)]
+        again = next(
+            (r for r in named if r.join_token == token.name and r.join_identity == who.arn), None
+        )
+        if again is not None:
+            if self._locks.find(Subject(again.kind, again.id)) is not None:
+                raise AccessDenied(f"{again.kind} {again.name!r} is locked")
+            record = replace(again, join_keys=reg.keys)
+            await self._agents.replace(again, record)
+        elif named and reg.kind == AgentKind.NODE:
+            raise AlreadyExists(
+                f"a node named {reg.name!r} is already registered",
+                hint="pick another --name (or remove the node that has it)",
+            )
+        else:
+            record = AgentRecord(
+                id=str(uuid.uuid4()),
+                kind=AgentKind(token.type),
+                name=reg.name,
+                created=self._clock.now(),
+                labels={**reg.labels, **token.labels},  # the token's labels win
+                addrs=tuple(reg.addrs) if reg.kind == AgentKind.PROXY else (),
+                join_token=token.name,
+                join_keys=reg.keys,
+                join_identity=who.arn,
+            )
+        addrs = list(record.addrs) if record.kind == AgentKind.PROXY else reg.addrs
+        credentials = await self._credentials(record, reg.request, addrs)
+        if again is None:
+            await self._agents.create(record)
+        self._audit.emit(
+            "join",
+            user=record.id,
+            node=record.name,
+            kind=record.kind,
+            method="iam",
+            token_name=token.name,
+            aws_account=who.account,
+            aws_arn=who.arn,
+            rejoin=again is not None,
+            peer=ctx.peer_addr,
+        )
+        return credentials
+
+    async def _named(self, name: str, kind: AgentKind, *, from_store: bool) -> list[AgentRecord]:
+        if kind == AgentKind.NODE and not from_store:
+            return [r for r in [self._catalog.by_name(name)] if r is not None]
+        return [r for r in await self._agents.list() if r.kind == kind and r.name == name]
+
     async def _earlier_join(
         self, name: str, kind: AgentKind, keys: str, *, from_store: bool = False
     ) -> AgentRecord | None:
         """The record an earlier join of these very keys under ``name`` made, while that
         join's token would still be live: the only record a retry may be answered for."""
-        if kind == AgentKind.NODE and not from_store:
-            candidates = [r for r in [self._catalog.by_name(name)] if r is not None]
-        else:
-            candidates = [r for r in await self._agents.list() if r.kind == kind and r.name == name]
+        candidates = await self._named(name, kind, from_store=from_store)
         now = self._clock.now()
         for record in candidates:
             same_keys = record.join_keys and hmac.compare_digest(record.join_keys, keys)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from proto.errors import BadParameter
 from proto.v1 import auth_pb2 as pb
 from server.auth.auditing import Auditor
 from server.auth.rpc.router import CallContext
+from server.auth.stores.iam_tokens import ONE_TIME_NAME, AWSRule, IAMTokens
 from server.auth.stores.join_tokens import JoinTokens
 from server.auth.stores.roles import RoleStore, role_from_proto, role_to_proto
 
@@ -40,13 +42,35 @@ class RoleAdminService:
 
 
 class TokenAdminService:
-    def __init__(self, tokens: JoinTokens, auditor: Auditor) -> None:
+    """Join tokens of both methods: one-time secrets (``token``) and named rules on AWS
+    identities (``iam``), listed and removed through the same RPCs."""
+
+    def __init__(self, tokens: JoinTokens, iam_tokens: IAMTokens, auditor: Auditor) -> None:
         self._tokens = tokens
+        self._iam = iam_tokens
         self._audit = auditor
 
     async def create_token(
         self, request: pb.CreateTokenRequest, ctx: CallContext
     ) -> pb.CreateTokenResponse:
+        method = request.join_method or "token"
+        if method == "iam":
+            rules = [AWSRule.parse(r.aws_account, r.aws_arn) for r in request.allow]
+            iam = await self._iam.create(
+                request.name,
+                request.type,
+                float(request.ttl_seconds),
+                dict(request.labels),
+                rules,
+            )
+            self._audit.emit("token.create", user=ctx.principal.name, token_name=iam.name,
+                             join_type=iam.type, join_method="iam", expires=iam.expires,
+                             rules=[str(r) for r in iam.allow])  # fmt: skip
+            return pb.CreateTokenResponse(token=iam.name, name=iam.name, expires=iam.expires)
+        if method != "token":
+            raise BadParameter(f"unknown join method {method[:32]!r}; use token or iam")
+        if request.name or request.allow:
+            raise BadParameter("a name and --allow rules are for --join-method iam")
         token, info = await self._tokens.create(
             request.type, float(request.ttl_seconds), dict(request.labels)
         )
@@ -62,16 +86,35 @@ class TokenAdminService:
     async def list_tokens(
         self, request: pb.ListTokensRequest, ctx: CallContext
     ) -> pb.ListTokensResponse:
-        return pb.ListTokensResponse(
-            tokens=[
-                pb.JoinToken(name=t.name, type=t.type, expires=t.expires, labels=dict(t.labels))
-                for t in await self._tokens.list()
-            ]
-        )
+        one_time = [
+            pb.JoinToken(
+                name=t.name,
+                type=t.type,
+                expires=t.expires,
+                labels=dict(t.labels),
+                join_method="token",
+            )
+            for t in await self._tokens.list()
+        ]
+        iam = [
+            pb.JoinToken(
+                name=t.name,
+                type=t.type,
+                expires=t.expires,
+                labels=dict(t.labels),
+                join_method="iam",
+                allow=[pb.AWSRule(aws_account=r.account, aws_arn=r.arn) for r in t.allow],
+            )
+            for t in await self._iam.list()
+        ]
+        return pb.ListTokensResponse(tokens=one_time + iam)
 
     async def delete_token(
         self, request: pb.DeleteTokenRequest, ctx: CallContext
     ) -> pb.DeleteTokenResponse:
-        await self._tokens.delete(request.name)
+        if ONE_TIME_NAME.fullmatch(request.name):
+            await self._tokens.delete(request.name)
+        else:
+            await self._iam.delete(request.name)
         self._audit.emit("token.delete", user=ctx.principal.name, token_name=request.name)
         return pb.DeleteTokenResponse()

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from proto.errors import CompareFailed, NotAuthenticated, NotFound
 from proto.kinds import AgentKind
 from server.auth.rpc.guard import Principal, PrincipalKind
-from server.backend import Backend, Condition, Delete, Item, prefix_range
+from server.backend import Backend, Condition, Delete, Item, Put, prefix_range
 from server.backend.atomic import Action
 
 AGENTS_PREFIX = "agents/"
@@ -39,6 +39,9 @@ class AgentRecord:
     join_hash: str = ""
     join_until: float = 0.0
     join_keys: str = ""
+    # An IAM join's AWS identity (the ARN STS named): the same instance joining again
+    # under the same name and token gets this record back.
+    join_identity: str = ""
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -68,6 +71,15 @@ class AgentStore:
 
     async def put(self, record: AgentRecord, expires: float | None = None) -> None:
         await self._backend.put(record.item(expires))
+
+    async def replace(self, old: AgentRecord, new: AgentRecord) -> None:
+        """Write ``new`` over ``old`` if it is still there; NotFound once it is removed
+        (a removal between the read and this write wins)."""
+        key = AGENTS_PREFIX + old.id
+        try:
+            await self._backend.atomic_write([Condition(key)], [Put(new.item())])
+        except CompareFailed:
+            raise NotFound(f"{old.kind} {old.name!r} was removed") from None
 
     async def delete(self, agent_id: str) -> None:
         await self._backend.delete(AGENTS_PREFIX + agent_id)
