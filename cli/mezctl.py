@@ -99,6 +99,16 @@ def start(
     name: Annotated[
         str | None, typer.Option("--name", help="Proxy only: its name (default: hostname).")
     ] = None,
+    join_method: Annotated[
+        str | None,
+        typer.Option(
+            "--join-method", help="Proxy only, first start: token (default) or iam (AWS identity)."
+        ),
+    ] = None,
+    aws_region: Annotated[
+        str | None,
+        typer.Option("--aws-region", help="Proxy only, --join-method iam: the AWS region."),
+    ] = None,
 ) -> None:
     """Run the auth service and the proxy (or either alone) until SIGINT or SIGTERM."""
     from server.config import config_file_from_env, resolve_config
@@ -121,6 +131,8 @@ def start(
             "join_token": token,
             "ca_pin": ca_pin,
             "proxy.name": name,
+            "join_method": join_method,
+            "aws_region": aws_region,
         },
     )
     setup_logging(cfg.log_level)

@@ -5,6 +5,7 @@ Each command reaches the auth service as an administrator through cli.admin."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -128,36 +129,95 @@ def users_reset(
     _print_invite(name, reply.invite_token, reply.invite_expires, join)
 
 
+_RULE_FIELD = re.compile(r",(?=(?:account|arn)=)")
+
+
+def parse_rule(text: str) -> tuple[str, str]:
+    """``account=ACCT[,arn=ARN]`` (either or both; an ARN may itself hold commas)."""
+    from proto.errors import BadParameter
+
+    fields: dict[str, str] = {}
+    for part in _RULE_FIELD.split(text.strip()):
+        key, sep, value = part.partition("=")
+        if not sep or key not in ("account", "arn") or key in fields:
+            raise BadParameter(
+                f"invalid --allow {text[:80]!r}",
+                hint="--allow account=123456789012[,arn=arn:aws:sts::123456789012:"
+                "assumed-role/ROLE/*]",
+            )
+        fields[key] = value
+    return fields.get("account", ""), fields.get("arn", "")
+
+
 @tokens_app.command("add")
 @admin_command
 def tokens_add(
     ctx: typer.Context,
     type: Annotated[str, typer.Option("--type", help="node or proxy.")] = "node",
-    ttl: Annotated[str, typer.Option("--ttl", help="Lifetime, e.g. 30m.")] = "30m",
+    ttl: Annotated[
+        str | None,
+        typer.Option("--ttl", help="Lifetime, e.g. 30m (default 30m; iam: until removed)."),
+    ] = None,
     labels: Annotated[str | None, typer.Option("--labels", help="k=v,... for the node.")] = None,
+    join_method: Annotated[
+        str,
+        typer.Option("--join-method", help="token (one-time secret) or iam (AWS identities)."),
+    ] = "token",
+    name: Annotated[
+        str | None, typer.Option("--name", help="The iam token's name (e.g. aws-prod).")
+    ] = None,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow",
+            help="An iam rule: account=ACCT[,arn=ARN or glob]; repeat for several.",
+        ),
+    ] = None,
     output: FormatOpt = "text",
 ) -> None:
-    """Create a one-time join token and print the command line that uses it."""
+    """Create a join token and print the command line that uses it: a one-time secret,
+    or (--join-method iam) a named, reusable rule on AWS identities."""
+    from proto.errors import BadParameter
     from proto.resources import parse_duration
     from proto.v1 import auth_pb2 as pb
 
+    iam = join_method == "iam"
+    if iam and not (name and allow):
+        raise BadParameter(
+            "an iam token needs --name and at least one --allow rule",
+            hint="e.g. --name aws-prod --allow account=123456789012",
+        )
+    rules = [pb.AWSRule(aws_account=a, aws_arn=r) for a, r in map(parse_rule, allow or [])]
+    default_ttl = "0s" if iam else "30m"
     request = pb.CreateTokenRequest(
-        type=type, ttl_seconds=parse_duration(ttl, path="--ttl"), labels=parse_labels(labels)
+        type=type,
+        ttl_seconds=parse_duration(ttl or default_ttl, path="--ttl"),
+        labels=parse_labels(labels),
+        join_method=join_method,
+        name=name or "",
+        allow=rules,
     )
     with connect(ctx) as client:
         reply = client.rpc.CreateToken(request)
         join = _pin_and_addr(client)
+    method = " --join-method iam" if iam else ""
     if type == "proxy":
-        line = f"mezctl start --roles proxy --token {reply.token} {join}"
+        line = f"mezctl start --roles proxy{method} --token {reply.token} {join}"
     else:
-        line = f"mezd join --token {reply.token} {join}"
+        line = f"mezd join{method} --token {reply.token} {join}"
     if output == "json":
         print_json(
             {"token": reply.token, "name": reply.name, "expires": reply.expires, "join": line}
         )
         return
-    typer.echo(f"Join token {reply.name} ({type}), valid until {when(reply.expires)}.")
-    typer.echo(f"On the new {'proxy host' if type == 'proxy' else 'node'}, run:")
+    what = "proxy host" if type == "proxy" else "node"
+    if iam:
+        until = f"until {when(reply.expires)}" if reply.expires else "until removed"
+        typer.echo(f"IAM join token {reply.name} ({type}), reusable {until}.")
+        typer.echo(f"On a {what} whose AWS identity a rule admits, run:")
+    else:
+        typer.echo(f"Join token {reply.name} ({type}), valid until {when(reply.expires)}.")
+        typer.echo(f"On the new {what}, run:")
     typer.echo(f"  {line}")
 
 
@@ -167,19 +227,32 @@ def tokens_ls(
     ctx: typer.Context,
     output: FormatOpt = "text",
 ) -> None:
-    """List join tokens (names only; secrets are never shown again)."""
+    """List join tokens (names only; secrets are never shown again) and IAM rules."""
     from proto.v1 import auth_pb2 as pb
 
     with connect(ctx) as client:
         tokens = client.rpc.ListTokens(pb.ListTokensRequest()).tokens
     rows = [
-        {"name": t.name, "type": t.type, "expires": t.expires, "labels": dict(t.labels)}
+        {
+            "name": t.name,
+            "type": t.type,
+            "join_method": t.join_method or "token",
+            "expires": t.expires,
+            "labels": dict(t.labels),
+            "allow": [
+                {k: v for k, v in (("account", r.aws_account), ("arn", r.aws_arn)) if v}
+                for r in t.allow
+            ],
+        }
         for t in tokens
     ]
     show_rows(
-        rows, output, ["Name", "Type", "Expires", "Labels"],
-        lambda r: [r["name"], r["type"], when(r["expires"]),
-                   ",".join(f"{k}={v}" for k, v in sorted(r["labels"].items())) or "-"],
+        rows, output, ["Name", "Type", "Method", "Expires", "Labels", "Allow"],
+        lambda r: [r["name"], r["type"], r["join_method"],
+                   when(r["expires"]) if r["expires"] else "never",
+                   ",".join(f"{k}={v}" for k, v in sorted(r["labels"].items())) or "-",
+                   "; ".join(",".join(f"{k}={v}" for k, v in rule.items())
+                             for rule in r["allow"]) or "-"],
     )  # fmt: skip
 
 

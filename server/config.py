@@ -82,6 +82,7 @@ ROLES = frozenset({"auth", "proxy"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 BackendType = Literal["sqlite", "postgres"]
 BACKEND_TYPES: tuple[BackendType, ...] = ("sqlite", "postgres")
+JOIN_METHODS = ("token", "iam")
 
 
 # --- durations -----------------------------------------------------------------------
@@ -161,6 +162,8 @@ class ServerConfig:
     backend: BackendConfig
     ca_pin: str | None = None  # a proxy-only node checks the cluster by this pin at join
     join_token: str | None = field(default=None, repr=False)  # spent at a proxy's first start
+    join_method: str = "token"  # or "iam": join_token names an iam token
+    aws_region: str | None = None  # for an iam join (default: botocore's, or the instance's)
 
 
 # --- value parsers ---------------------------------------------------------------------
@@ -453,6 +456,8 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("auth_server", _hostports(DEFAULT_AUTH_PORT)),
     _Setting("ca_pin", _ca_pin),
     _Setting("join_token", _join_token),
+    _Setting("join_method", _choice(JOIN_METHODS), "token"),
+    _Setting("aws_region", _dns_label("AWS region")),
     _Setting(
         "auth.listen_addr", _hostport(DEFAULT_AUTH_PORT), HostPort(ANY_HOST, DEFAULT_AUTH_PORT)
     ),
@@ -688,6 +693,8 @@ def _build(layers: _Layers) -> ServerConfig:
         ),
         ca_pin=layers.optional("ca_pin", str),
         join_token=layers.optional("join_token", str),
+        join_method=layers.get("join_method", str),
+        aws_region=layers.optional("aws_region", str),
     )
 
 

@@ -29,6 +29,8 @@ CHALLENGE_TTL = 60.0
 
 
 class IAMJoinService:
+    challenge_ttl = CHALLENGE_TTL  # each step's time to arrive
+
     def __init__(
         self, nodes: NodeService, tokens: IAMTokens, sts: STSClient, auditor: Auditor
     ) -> None:
@@ -36,7 +38,6 @@ class IAMJoinService:
         self._tokens = tokens
         self._sts = sts
         self._audit = auditor
-        self.challenge_ttl = CHALLENGE_TTL
 
     async def register_using_iam_method(self, stream: Any, ctx: CallContext) -> None:
         name, who = "", None
