@@ -32,7 +32,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: float = 30) -> None:
+def wait_port(
+    port: int, proc: subprocess.Popen[bytes] | None, timeout: float = 30, poll: float = 0.05
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         with socket.socket() as probe:
@@ -42,7 +44,7 @@ def wait_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: float = 
             raise RuntimeError(f"process exited with {proc.returncode} before listening")
         if time.monotonic() > deadline:
             raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
-        time.sleep(0.05)
+        time.sleep(poll)
 
 
 def proxy_flags() -> list[str]:
@@ -124,6 +126,7 @@ class Cluster:
     user: str = "alice"
     addr: str = ""
     pin: str = ""
+    _proxy_flags: list[str] | None = field(default=None, repr=False)
 
     @property
     def data_dir(self) -> Path:
@@ -162,32 +165,47 @@ class Cluster:
             raise RuntimeError(f"{prog} {' '.join(args[:3])} failed: {done.stderr.strip()}")
         return done.stdout
 
-    def start_auth(self, extra_env: dict[str, str] | None = None) -> None:
+    def start_auth(self, extra_env: dict[str, str] | None = None, listen: str = "") -> None:
+        """``mezctl start``, up and answering; ``listen`` fixes the address (default
+        127.0.0.1:0) so that a restarted auth comes back where its clients dial."""
+        self.launch_auth(extra_env, listen)
+        self.await_auth()
+        status = json.loads(
+            self.must("mezctl", "status", "--data-dir", str(self.data_dir), "--format", "json")
+        )
+        self.pin = str(status["ca_pin"])
+
+    def launch_auth(
+        self, extra_env: dict[str, str] | None = None, listen: str = "", log: str = "auth.log"
+    ) -> None:
+        """Spawn ``mezctl start`` without waiting for it (B8 times its listener)."""
         self.root.mkdir(parents=True, exist_ok=True)
+        if self._proxy_flags is None:
+            self._proxy_flags = proxy_flags()  # asked once: `mezctl start --help` is slow
         argv = [
             str(BIN / "mezctl"),
             "start",
             "--data-dir",
             str(self.data_dir),
             "--listen",
-            "127.0.0.1:0",
+            listen or "127.0.0.1:0",
             "--cluster-name",
             self.name,
-            *proxy_flags(),
+            *self._proxy_flags,
         ]
+        (self.data_dir / "auth.json").unlink(missing_ok=True)
+        self.auth = spawn("auth", argv, self.root / log, {**AUTH_ENV, **(extra_env or {})})
+
+    def await_auth(self, timeout: float = 60) -> None:
+        """Wait for the runtime file a started auth writes, and take its address."""
+        assert self.auth is not None
         runtime = self.data_dir / "auth.json"
-        runtime.unlink(missing_ok=True)
-        self.auth = spawn("auth", argv, self.root / "auth.log", {**AUTH_ENV, **(extra_env or {})})
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while not runtime.exists():
             if not self.auth.alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"mezctl start failed:\n{self.auth.tail()}")
             time.sleep(0.05)
         self.addr = str(json.loads(runtime.read_text())["addr"])
-        status = json.loads(
-            self.must("mezctl", "status", "--data-dir", str(self.data_dir), "--format", "json")
-        )
-        self.pin = str(status["ca_pin"])
 
     def add_user(self, name: str | None = None) -> None:
         self.must(
