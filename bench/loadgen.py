@@ -8,6 +8,7 @@ the server (or the generator) falls behind, the waiting counts (no coordinated o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,6 +16,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 Call = Callable[[], Awaitable[object]]
+# Told of every request of an open loop: its scheduled start, its completion (both
+# loop.time(), i.e. time.monotonic()) and its error, None for a success.
+OnDone = Callable[[float, float, BaseException | None], None]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -66,9 +70,16 @@ class LatencyStats:
 
 
 async def open_loop(
-    call: Call, rate: float, duration: float, call_timeout: float = 10.0
+    call: Call,
+    rate: float,
+    duration: float,
+    call_timeout: float = 10.0,
+    *,
+    on_done: OnDone | None = None,
+    stop: asyncio.Event | None = None,
 ) -> LatencyStats:
-    """``rate`` requests a second for ``duration`` seconds; latency from schedule."""
+    """``rate`` requests a second for ``duration`` seconds (or until ``stop`` is set);
+    latency from schedule. ``on_done`` sees every request, for a timeline."""
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
     errors = 0
@@ -83,8 +94,12 @@ async def open_loop(
         except Exception as exc:
             errors += 1
             first_error = first_error or f"{type(exc).__name__}: {exc}"[:300]
+            if on_done is not None:
+                on_done(scheduled, loop.time(), exc)
             return
         latencies.append(loop.time() - scheduled)
+        if on_done is not None:
+            on_done(scheduled, loop.time(), None)
 
     start = loop.time() + 0.05
     total = int(rate * duration)
@@ -92,7 +107,13 @@ async def open_loop(
         scheduled = start + i / rate
         delay = scheduled - loop.time()
         if delay > 0:
-            await asyncio.sleep(delay)
+            if stop is None:
+                await asyncio.sleep(delay)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+        if stop is not None and stop.is_set():
+            break
         max_lag = max(max_lag, loop.time() - scheduled)
         task = asyncio.create_task(one(scheduled))
         tasks.add(task)

@@ -32,6 +32,7 @@ from bench import (  # noqa: E402
     b6_memory,
     b7_cli,
     b8_storm,
+    b9_failover,
 )
 from bench.cluster import Cluster, stop_all  # noqa: E402
 from bench.lab import Lab  # noqa: E402
@@ -39,7 +40,7 @@ from bench.machine import describe  # noqa: E402
 from bench.report import write_reports  # noqa: E402
 from bench.results import Outcome, Row, Settings  # noqa: E402
 
-ALL = ("b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8")
+ALL = ("b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9")
 
 
 def log(msg: str) -> None:
@@ -125,6 +126,8 @@ def run_suite(settings: Settings, selected: set[str]) -> dict[str, Outcome]:
             outcomes.setdefault("b6", Outcome()).rows += b6_rows
     if "b8" in selected:
         guarded("b8", outcomes, lambda: b8_storm.run(settings))
+    if "b9" in selected:
+        guarded("b9", outcomes, lambda: b9_failover.run(settings))
     return outcomes
 
 
@@ -139,7 +142,7 @@ def _rss(pid: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter windows")
-    parser.add_argument("--only", default=",".join(ALL), help="comma list of b1..b8")
+    parser.add_argument("--only", default=",".join(ALL), help="comma list of b1..b9")
     parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md goes")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     opts = parser.parse_args(argv)
