@@ -67,6 +67,8 @@ def _client(service: str, url: str, creds: AWSCredentials) -> object:
     import botocore.session
 
     session = botocore.session.Session()
+    for variable in ("config_file", "credentials_file"):  # never the developer's ~/.aws
+        session.set_config_variable(variable, "/dev/null")
     return session.create_client(
         service, region_name=REGION, endpoint_url=url, aws_access_key_id=creds.access_key,
         aws_secret_access_key=creds.secret_key, aws_session_token=creds.session_token or None,
