@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from cli.common import joined
 from proto.errors import ConnectionProblem, MeziteError, NotAuthenticated
 from proto.files import check_private_file
 
@@ -43,8 +44,12 @@ ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML config file (or $MEZITE_CONFIG).")
 ]
 AuthServerOpt = Annotated[
-    str | None,
-    typer.Option("--auth-server", help="Auth service address (default: from the data dir)."),
+    list[str] | None,
+    typer.Option(
+        "--auth-server",
+        help="Auth service address (default: from the data dir); several as A,B or the flag "
+        "repeated (tried in order).",
+    ),
 ]
 
 
@@ -96,9 +101,9 @@ def admin_command(func: Callable[..., R]) -> Callable[..., R]:
 
     @functools.wraps(func)
     def command(*args: Any, **kwargs: Any) -> R:
-        given = [kwargs.pop(param.name, None) for param in _CONNECTION_PARAMS]
+        data_dir, config, auth_server = (kwargs.pop(p.name, None) for p in _CONNECTION_PARAMS)
         ctx = kwargs["ctx"]
-        ctx.obj = connection(ctx).overridden(*given)
+        ctx.obj = connection(ctx).overridden(data_dir, config, joined(auth_server))
         return func(*args, **kwargs)
 
     params = [*signature.parameters.values(), *_CONNECTION_PARAMS]

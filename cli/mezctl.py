@@ -20,6 +20,7 @@ from cli.admin import (
 )
 from cli.common import (
     DebugOpt,
+    joined,
     print_json,
     raise_open_file_limit,
     run,
@@ -58,7 +59,7 @@ def main_options(
     ] = False,
 ) -> None:
     """Mezite cluster control: run the auth service and administer it."""
-    ctx.obj = Connection(data_dir, config, auth_server)
+    ctx.obj = Connection(data_dir, config, joined(auth_server))
 
 
 @app.command()
@@ -84,8 +85,11 @@ def start(
     ] = None,
     log_level: Annotated[str | None, typer.Option("--log-level", help="DEBUG..ERROR.")] = None,
     auth_server: Annotated[
-        str | None,
-        typer.Option("--auth-server", help="Proxy only: auth's host:port; several as A,B."),
+        list[str] | None,
+        typer.Option(
+            "--auth-server",
+            help="Proxy only: auth's host:port; several as A,B or the flag repeated.",
+        ),
     ] = None,
     token: Annotated[
         str | None,
@@ -114,8 +118,8 @@ def start(
     from server.config import config_file_from_env, resolve_config
     from server.main import run as run_server
 
-    given = connection(ctx).overridden(data_dir, config, auth_server)  # before `start` too
-    data_dir, config, auth_server = given.data_dir, given.config, given.auth_server
+    given = connection(ctx).overridden(data_dir, config, joined(auth_server))  # before `start` too
+    data_dir, config = given.data_dir, given.config
     cfg = resolve_config(
         config_file=config or config_file_from_env(os.environ),
         env=os.environ,
@@ -127,7 +131,7 @@ def start(
             "cluster_name": cluster_name,
             "roles": roles,
             "log_level": log_level,
-            "auth_server": auth_server,
+            "auth_server": given.auth_server,
             "join_token": token,
             "ca_pin": ca_pin,
             "proxy.name": name,

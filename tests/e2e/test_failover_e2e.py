@@ -136,6 +136,11 @@ def test_kill_either_server_and_everything_is_served_by_the_other(
         _served(env)
         _served(lone_user)
         _log_in(env, proxies, pin)  # a session and certificates from the live server
+        # An admin names both servers, the dead one first, with the flag repeated.
+        listed = cli("mezctl", "nodes", "ls", "--auth-server", a.auth, "--auth-server",
+                     b.auth, "--format", "json", "--data-dir", str(a.data_dir))  # fmt: skip
+        assert listed.returncode == 0, listed.stderr
+        assert [n["name"] for n in json.loads(listed.stdout)] == ["web-1"]
         _until("the live server lists the node online", lambda: _online_on(b))
 
         a.start()
