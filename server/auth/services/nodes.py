@@ -200,15 +200,7 @@ class NodeService:
             )
             raise
         failpoint("join.committed")
-        self._audit.emit(
-            "join",
-            user=record.id,
-            node=name,
-            kind=kind,
-            method="token",
-            token_name=token.token.name,
-            peer=ctx.peer_addr,
-        )
+        self._audit_join(record, ctx, method="token", token_name=token.token.name)
         return pb.RegisterAgentResponse(credentials=credentials)
 
     async def join_by_aws(
@@ -244,22 +236,13 @@ class NodeService:
                 join_keys=reg.keys,
                 join_identity=who.arn,
             )
-        addrs = list(record.addrs) if record.kind == AgentKind.PROXY else reg.addrs
-        credentials = await self._credentials(record, reg.request, addrs)
+        credentials = await self._credentials(record, reg.request, reg.addrs)
         if again is None:
             await self._agents.create(record)
-        self._audit.emit(
-            "join",
-            user=record.id,
-            node=record.name,
-            kind=record.kind,
-            method="iam",
-            token_name=token.name,
-            aws_account=who.account,
-            aws_arn=who.arn,
-            rejoin=again is not None,
-            peer=ctx.peer_addr,
-        )
+        self._audit_join(
+            record, ctx, method="iam", token_name=token.name, aws_account=who.account,
+            aws_arn=who.arn, rejoin=again is not None,
+        )  # fmt: skip
         return credentials
 
     async def _named(self, name: str, kind: AgentKind, *, from_store: bool) -> list[AgentRecord]:
@@ -302,24 +285,21 @@ class NodeService:
             token = await self._tokens.check(request.token, record.kind)
             await self._tokens.redeem(token, [], [Condition(record.item().key)])
             spent = token.token.name
-        if record.kind == AgentKind.PROXY:
-            addrs = list(record.addrs)  # what its renewals certify too
         credentials = await self._credentials(record, request, addrs)
-        self._audit.emit(
-            "join",
-            user=record.id,
-            node=record.name,
-            kind=record.kind,
-            method="token",
-            token_name=spent,
-            retry=True,
-            peer=ctx.peer_addr,
-        )
+        self._audit_join(record, ctx, method="token", token_name=spent, retry=True)
         return pb.RegisterAgentResponse(credentials=credentials)
+
+    def _audit_join(self, record: AgentRecord, ctx: CallContext, **fields: Any) -> None:
+        self._audit.emit("join", user=record.id, node=record.name, kind=record.kind,
+                         peer=ctx.peer_addr, **fields)  # fmt: skip
 
     async def _credentials(
         self, record: AgentRecord, request: pb.RegisterAgentRequest, addrs: list[str]
     ) -> pb.AgentCredentials:
+        """What a join issues: a node's certificates name what it claims now; a proxy's,
+        the addresses it joined with (what its renewals certify too)."""
+        if record.kind == AgentKind.PROXY:
+            addrs = list(record.addrs)
         return await self._issuer.host_credentials(
             record,
             addrs,
