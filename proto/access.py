@@ -22,7 +22,7 @@ ROLES_EXT = "mezite-roles@mezite.dev"
 # deleted account's certificates from those of a new one of the same name.
 KIND_EXT = "mezite-kind@mezite.dev"
 INCARNATION_EXT = "mezite-incarnation@mezite.dev"
-CERT_KINDS = frozenset({"user", "agent_identity"})
+CERT_KINDS = frozenset({"user", "agent_identity", "spiffe"})
 WILDCARD = "*"
 MAX_NODE_ACCESS_BYTES = 64 * 1024
 

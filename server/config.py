@@ -123,6 +123,10 @@ class AuthConfig:
     # Where IAM joins' signed requests go instead of the AWS STS host they are signed for
     # (the Host header is kept): a VPC endpoint, or a test peer. None: that host itself.
     sts_endpoint_override: str | None = None
+    # The SPIFFE trust domain (default: the cluster name), fixed at the first start.
+    spiffe_trust_domain: str | None = None
+    # The longest SSH certificate AuthenticateSPIFFE issues (also: the role's, the SVID's).
+    spiffe_cert_ttl: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,6 +478,8 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("auth.handshake_timeout", _duration(1, 10 * MINUTE), 10.0),
     _Setting("auth.max_handshakes_per_address", _integer(1, 100_000), 64),
     _Setting("auth.sts_endpoint_override", _base_url),
+    _Setting("auth.spiffe_trust_domain", _dns_label("SPIFFE trust domain")),
+    _Setting("auth.spiffe_cert_ttl", _duration(MINUTE, 30 * HOUR), HOUR),
     _Setting(
         "proxy.web_listen_addr", _hostport(DEFAULT_WEB_PORT), HostPort(ANY_HOST, DEFAULT_WEB_PORT)
     ),
@@ -673,6 +679,8 @@ def _build(layers: _Layers) -> ServerConfig:
             handshake_timeout=layers.get("auth.handshake_timeout", float),
             max_handshakes_per_address=layers.get("auth.max_handshakes_per_address", int),
             sts_endpoint_override=layers.optional("auth.sts_endpoint_override", str),
+            spiffe_trust_domain=layers.optional("auth.spiffe_trust_domain", str),
+            spiffe_cert_ttl=layers.get("auth.spiffe_cert_ttl", float),
         ),
         proxy=ProxyConfig(
             web_listen_addr=layers.get("proxy.web_listen_addr", HostPort),

@@ -47,6 +47,10 @@ class AuthServiceBase(abc.ABC):
         pass
 
     @abc.abstractmethod
+    async def GetSPIFFEBundle(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.GetSPIFFEBundleRequest, proto.v1.auth_pb2.GetSPIFFEBundleResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
     async def Logout(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.LogoutRequest, proto.v1.auth_pb2.LogoutResponse]') -> None:
         pass
 
@@ -128,6 +132,22 @@ class AuthServiceBase(abc.ABC):
 
     @abc.abstractmethod
     async def DeleteToken(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.DeleteTokenRequest, proto.v1.auth_pb2.DeleteTokenResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def IssueSVID(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.IssueSVIDRequest, proto.v1.auth_pb2.IssueSVIDResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def PutSPIFFETrust(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.PutSPIFFETrustRequest, proto.v1.auth_pb2.PutSPIFFETrustResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def ListSPIFFETrust(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.ListSPIFFETrustRequest, proto.v1.auth_pb2.ListSPIFFETrustResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def DeleteSPIFFETrust(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.DeleteSPIFFETrustRequest, proto.v1.auth_pb2.DeleteSPIFFETrustResponse]') -> None:
         pass
 
     @abc.abstractmethod
@@ -219,6 +239,12 @@ class AuthServiceBase(abc.ABC):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 proto.v1.auth_pb2.AuthenticateSPIFFERequest,
                 proto.v1.auth_pb2.AuthenticateSPIFFEResponse,
+            ),
+            '/mezite.v1.AuthService/GetSPIFFEBundle': grpclib.const.Handler(
+                self.GetSPIFFEBundle,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                proto.v1.auth_pb2.GetSPIFFEBundleRequest,
+                proto.v1.auth_pb2.GetSPIFFEBundleResponse,
             ),
             '/mezite.v1.AuthService/Logout': grpclib.const.Handler(
                 self.Logout,
@@ -346,6 +372,30 @@ class AuthServiceBase(abc.ABC):
                 proto.v1.auth_pb2.DeleteTokenRequest,
                 proto.v1.auth_pb2.DeleteTokenResponse,
             ),
+            '/mezite.v1.AuthService/IssueSVID': grpclib.const.Handler(
+                self.IssueSVID,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                proto.v1.auth_pb2.IssueSVIDRequest,
+                proto.v1.auth_pb2.IssueSVIDResponse,
+            ),
+            '/mezite.v1.AuthService/PutSPIFFETrust': grpclib.const.Handler(
+                self.PutSPIFFETrust,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                proto.v1.auth_pb2.PutSPIFFETrustRequest,
+                proto.v1.auth_pb2.PutSPIFFETrustResponse,
+            ),
+            '/mezite.v1.AuthService/ListSPIFFETrust': grpclib.const.Handler(
+                self.ListSPIFFETrust,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                proto.v1.auth_pb2.ListSPIFFETrustRequest,
+                proto.v1.auth_pb2.ListSPIFFETrustResponse,
+            ),
+            '/mezite.v1.AuthService/DeleteSPIFFETrust': grpclib.const.Handler(
+                self.DeleteSPIFFETrust,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                proto.v1.auth_pb2.DeleteSPIFFETrustRequest,
+                proto.v1.auth_pb2.DeleteSPIFFETrustResponse,
+            ),
             '/mezite.v1.AuthService/ListAgents': grpclib.const.Handler(
                 self.ListAgents,
                 grpclib.const.Cardinality.UNARY_UNARY,
@@ -459,6 +509,12 @@ class AuthServiceStub:
             '/mezite.v1.AuthService/AuthenticateSPIFFE',
             proto.v1.auth_pb2.AuthenticateSPIFFERequest,
             proto.v1.auth_pb2.AuthenticateSPIFFEResponse,
+        )
+        self.GetSPIFFEBundle = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/mezite.v1.AuthService/GetSPIFFEBundle',
+            proto.v1.auth_pb2.GetSPIFFEBundleRequest,
+            proto.v1.auth_pb2.GetSPIFFEBundleResponse,
         )
         self.Logout = grpclib.client.UnaryUnaryMethod(
             channel,
@@ -585,6 +641,30 @@ class AuthServiceStub:
             '/mezite.v1.AuthService/DeleteToken',
             proto.v1.auth_pb2.DeleteTokenRequest,
             proto.v1.auth_pb2.DeleteTokenResponse,
+        )
+        self.IssueSVID = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/mezite.v1.AuthService/IssueSVID',
+            proto.v1.auth_pb2.IssueSVIDRequest,
+            proto.v1.auth_pb2.IssueSVIDResponse,
+        )
+        self.PutSPIFFETrust = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/mezite.v1.AuthService/PutSPIFFETrust',
+            proto.v1.auth_pb2.PutSPIFFETrustRequest,
+            proto.v1.auth_pb2.PutSPIFFETrustResponse,
+        )
+        self.ListSPIFFETrust = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/mezite.v1.AuthService/ListSPIFFETrust',
+            proto.v1.auth_pb2.ListSPIFFETrustRequest,
+            proto.v1.auth_pb2.ListSPIFFETrustResponse,
+        )
+        self.DeleteSPIFFETrust = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/mezite.v1.AuthService/DeleteSPIFFETrust',
+            proto.v1.auth_pb2.DeleteSPIFFETrustRequest,
+            proto.v1.auth_pb2.DeleteSPIFFETrustResponse,
         )
         self.ListAgents = grpclib.client.UnaryUnaryMethod(
             channel,

@@ -807,14 +807,104 @@ class AuthenticateSPIFFERequest(_message.Message):
     def __init__(self, svid_chain_pem: _Optional[str] = ..., proof_signature: _Optional[bytes] = ..., proof_time: _Optional[float] = ..., ssh_public_key: _Optional[str] = ...) -> None: ...
 
 class AuthenticateSPIFFEResponse(_message.Message):
-    __slots__ = ("ssh_certificate", "host_ca_keys", "expires")
+    __slots__ = ("ssh_certificate", "host_ca_keys", "expires", "spiffe_id", "role", "logins")
     SSH_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     HOST_CA_KEYS_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    SPIFFE_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    LOGINS_FIELD_NUMBER: _ClassVar[int]
     ssh_certificate: str
     host_ca_keys: _containers.RepeatedScalarFieldContainer[str]
     expires: float
-    def __init__(self, ssh_certificate: _Optional[str] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., expires: _Optional[float] = ...) -> None: ...
+    spiffe_id: str
+    role: str
+    logins: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ssh_certificate: _Optional[str] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., expires: _Optional[float] = ..., spiffe_id: _Optional[str] = ..., role: _Optional[str] = ..., logins: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetSPIFFEBundleRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetSPIFFEBundleResponse(_message.Message):
+    __slots__ = ("trust_domain", "bundle_pem", "bundle_jwks")
+    TRUST_DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_PEM_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_JWKS_FIELD_NUMBER: _ClassVar[int]
+    trust_domain: str
+    bundle_pem: str
+    bundle_jwks: str
+    def __init__(self, trust_domain: _Optional[str] = ..., bundle_pem: _Optional[str] = ..., bundle_jwks: _Optional[str] = ...) -> None: ...
+
+class IssueSVIDRequest(_message.Message):
+    __slots__ = ("role", "workload", "ttl_seconds", "public_key_pem")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    role: str
+    workload: str
+    ttl_seconds: int
+    public_key_pem: str
+    def __init__(self, role: _Optional[str] = ..., workload: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., public_key_pem: _Optional[str] = ...) -> None: ...
+
+class IssueSVIDResponse(_message.Message):
+    __slots__ = ("spiffe_id", "svid_chain_pem", "bundle_pem", "expires")
+    SPIFFE_ID_FIELD_NUMBER: _ClassVar[int]
+    SVID_CHAIN_PEM_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_PEM_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    spiffe_id: str
+    svid_chain_pem: str
+    bundle_pem: str
+    expires: float
+    def __init__(self, spiffe_id: _Optional[str] = ..., svid_chain_pem: _Optional[str] = ..., bundle_pem: _Optional[str] = ..., expires: _Optional[float] = ...) -> None: ...
+
+class SPIFFETrust(_message.Message):
+    __slots__ = ("trust_domain", "bundle_pem", "roles", "updated")
+    TRUST_DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_PEM_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_FIELD_NUMBER: _ClassVar[int]
+    trust_domain: str
+    bundle_pem: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    updated: float
+    def __init__(self, trust_domain: _Optional[str] = ..., bundle_pem: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., updated: _Optional[float] = ...) -> None: ...
+
+class PutSPIFFETrustRequest(_message.Message):
+    __slots__ = ("trust", "create")
+    TRUST_FIELD_NUMBER: _ClassVar[int]
+    CREATE_FIELD_NUMBER: _ClassVar[int]
+    trust: SPIFFETrust
+    create: bool
+    def __init__(self, trust: _Optional[_Union[SPIFFETrust, _Mapping]] = ..., create: _Optional[bool] = ...) -> None: ...
+
+class PutSPIFFETrustResponse(_message.Message):
+    __slots__ = ("trust",)
+    TRUST_FIELD_NUMBER: _ClassVar[int]
+    trust: SPIFFETrust
+    def __init__(self, trust: _Optional[_Union[SPIFFETrust, _Mapping]] = ...) -> None: ...
+
+class ListSPIFFETrustRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSPIFFETrustResponse(_message.Message):
+    __slots__ = ("trusts",)
+    TRUSTS_FIELD_NUMBER: _ClassVar[int]
+    trusts: _containers.RepeatedCompositeFieldContainer[SPIFFETrust]
+    def __init__(self, trusts: _Optional[_Iterable[_Union[SPIFFETrust, _Mapping]]] = ...) -> None: ...
+
+class DeleteSPIFFETrustRequest(_message.Message):
+    __slots__ = ("trust_domain",)
+    TRUST_DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    trust_domain: str
+    def __init__(self, trust_domain: _Optional[str] = ...) -> None: ...
+
+class DeleteSPIFFETrustResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class LockTarget(_message.Message):
     __slots__ = ("user", "node", "agent_identity", "login", "role", "incarnation")

@@ -45,6 +45,7 @@ from server.auth.services.locks import LockService
 from server.auth.services.login import Invites, LoginService
 from server.auth.services.nodes import NodeService
 from server.auth.services.resources import RoleAdminService, TokenAdminService
+from server.auth.services.spiffe import SPIFFEService
 from server.auth.services.users import UserAdminService
 from server.auth.stores.agent_identities import AgentIdentityStore, migrate_legacy_locks
 from server.auth.stores.agents import AgentStore
@@ -57,6 +58,7 @@ from server.auth.stores.presence import PresenceTable, PresenceView
 from server.auth.stores.roles import RoleStore
 from server.auth.stores.sessions import SessionStore
 from server.auth.stores.shared_presence import SharedPresence
+from server.auth.stores.spiffe_trust import SPIFFETrustStore
 from server.auth.stores.users import UserStore
 from server.auth.sts import STSClient
 from server.backend import Backend
@@ -72,6 +74,7 @@ _CERT_METHODS = {
     "RenewAgentIdentity": "agent_identity",
     "RegisterAgent": "host",
     "RegisterUsingIAMMethod": "host",
+    "AuthenticateSPIFFE": "spiffe",
     "RenewHostCerts": "host",
 }
 LOCAL_ADMIN_PREFIX = "local-admin"
@@ -249,6 +252,15 @@ class AuthServer:
                 locking_mode=self.config.auth.locking_mode,
                 max_staleness=self.config.auth.lock_max_staleness,
             ),
+            SPIFFEService(
+                cas=cas,
+                trust=SPIFFETrustStore(self.backend, self.clock, cas.trust_domain),
+                roles=self.roles,
+                signer=signer,
+                auditor=self.auditor,
+                clock=self.clock,
+                cert_ttl=self.config.auth.spiffe_cert_ttl,
+            ),
             nodes,
             IAMJoinService(
                 nodes,
@@ -284,7 +296,9 @@ class AuthServer:
 
     async def start(self) -> None:
         data_dir = ensure_private_dir(self.config.data_dir)
-        cas = await load_or_create_authorities(self.backend, self.config.cluster_name, self.clock)
+        cas = await load_or_create_authorities(
+            self.backend, self.config.cluster_name, self.clock, self.config.auth.spiffe_trust_domain
+        )
         self.cas = cas
         await self.roles.ensure_presets()
         if self.shared_presence is not None:

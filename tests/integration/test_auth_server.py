@@ -28,7 +28,8 @@ def test_certificate_authorities_survive_a_restart(tmp_path: Path) -> None:
     second = _status(tmp_path / "data")
     assert first.ca_pin == second.ca_pin
     assert list(first.authorities) == list(second.authorities)
-    assert {ca.kind for ca in first.authorities} == {"user_ssh", "host_ssh", "host_x509"}
+    kinds = {ca.kind for ca in first.authorities}
+    assert kinds == {"user_ssh", "host_ssh", "host_x509", "spiffe_x509"}
     # A different data dir is a different cluster.
     assert _status(tmp_path / "other").ca_pin != first.ca_pin
 
@@ -44,6 +45,9 @@ async def test_concurrent_first_starts_agree_on_one_set_of_cas(tmp_path: Path) -
         )
     assert len({r.host_x509.pin for r in results}) == 1
     assert len({r.user_ssh.fingerprint for r in results}) == 1
+    assert len({r.spiffe_x509.pin for r in results}) == 1
+    assert {r.trust_domain for r in results} == {"c1"}
+    assert results[0].spiffe_x509.pin != results[0].host_x509.pin  # its own key
 
 
 async def test_a_data_dir_keeps_its_cluster_name(tmp_path: Path) -> None:
@@ -53,6 +57,18 @@ async def test_a_data_dir_keeps_its_cluster_name(tmp_path: Path) -> None:
         await load_or_create_authorities(backend, "first", SystemClock())
         with pytest.raises(errors.BadParameter, match="belongs to cluster 'first'"):
             await load_or_create_authorities(backend, "second", SystemClock())
+
+
+async def test_the_spiffe_trust_domain_is_fixed_at_the_first_start(tmp_path: Path) -> None:
+    from proto.clock import SystemClock
+
+    async with SQLiteBackend(tmp_path / "b.sqlite") as backend:
+        cas = await load_or_create_authorities(backend, "c1", SystemClock(), "prod.example")
+        assert cas.trust_domain == "prod.example"
+        again = await load_or_create_authorities(backend, "c1", SystemClock())  # not configured
+        assert (again.trust_domain, again.spiffe_x509.pin) == ("prod.example", cas.spiffe_x509.pin)
+        with pytest.raises(errors.BadParameter, match=r"spiffe_trust_domain is 'prod\.example'"):
+            await load_or_create_authorities(backend, "c1", SystemClock(), "other.example")
 
 
 def test_secrets_on_disk_are_private(tmp_path: Path) -> None:

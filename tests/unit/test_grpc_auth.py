@@ -39,6 +39,7 @@ def test_join_and_login_rpcs_are_the_only_open_ones() -> None:
     assert names == {
         "Ping", "GetClusterCAs", "AuthenticateLocal", "AcceptInvite", "RegisterAgent",
         "RegisterUsingIAMMethod", "BootstrapAgentIdentity", "AuthenticateSPIFFE",
+        "GetSPIFFEBundle",
     }  # fmt: skip
 
 

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 CLUSTER_NAME_KEY = "cluster/name"
 CA_KEY_PREFIX = "authorities/"
+TRUST_DOMAIN_KEY = "cluster/spiffe_trust_domain"
 X509_CA_LIFETIME = datetime.timedelta(days=3650)
 _CLUSTER_NAME_RE = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}")
 
@@ -73,6 +75,7 @@ class SSHAuthority:
 class X509Authority:
     private_key: ec.EllipticCurvePrivateKey
     cert: x509.Certificate
+    kind: str = "host_x509"  # or "spiffe_x509": trusted for SVIDs and nothing else
 
     @property
     def cert_pem(self) -> str:
@@ -89,6 +92,8 @@ class Authorities:
     user_ssh: SSHAuthority
     host_ssh: SSHAuthority
     host_x509: X509Authority
+    spiffe_x509: X509Authority
+    trust_domain: str  # the SPIFFE trust domain the spiffe_x509 CA signs for
 
 
 def validate_cluster_name(name: str) -> str:
@@ -152,7 +157,7 @@ def _encode(authority: SSHAuthority | X509Authority) -> bytes:
         doc = {"kind": authority.kind, "private_key": _pem_private(authority.private_key)}
     else:
         doc = {
-            "kind": "host_x509",
+            "kind": authority.kind,
             "private_key": _pem_private(authority.private_key),
             "cert": authority.cert_pem,
         }
@@ -167,12 +172,13 @@ def _decode_ssh(kind: str, value: bytes) -> SSHAuthority:
     return SSHAuthority(kind=kind, private_key=key)
 
 
-def _decode_x509(value: bytes) -> X509Authority:
+def _decode_x509(value: bytes, kind: str = "host_x509") -> X509Authority:
     doc = json.loads(value)
     key = serialization.load_pem_private_key(doc["private_key"].encode(), password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise Internal("stored host_x509 CA is corrupt")
-    return X509Authority(private_key=key, cert=x509.load_pem_x509_certificate(doc["cert"].encode()))
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or doc.get("kind", kind) != kind:
+        raise Internal(f"stored {kind} CA is corrupt")
+    cert = x509.load_pem_x509_certificate(doc["cert"].encode())
+    return X509Authority(private_key=key, cert=cert, kind=kind)
 
 
 async def _create_or_read(backend: Backend, key: str, fresh: bytes) -> bytes:
@@ -200,10 +206,17 @@ async def _cluster_name(backend: Backend, configured: str) -> str:
 
 
 async def load_or_create_authorities(
-    backend: Backend, cluster_name: str, clock: Clock
+    backend: Backend, cluster_name: str, clock: Clock, trust_domain: str | None = None
 ) -> Authorities:
-    """The cluster's CAs: read from the backend, or created there on first start."""
+    """The cluster's CAs: read from the backend, or created there on first start (each
+    by a create that only one of several auth servers wins)."""
+    from server.auth.crypto.svid import new_spiffe_ca, validate_trust_domain
+
     name = await _cluster_name(backend, cluster_name)
+    domain = await _stored_setting(
+        backend, TRUST_DOMAIN_KEY, validate_trust_domain(trust_domain or name),
+        "auth.spiffe_trust_domain", configured=trust_domain is not None,
+    )  # fmt: skip
 
     async def ssh_ca(kind: str) -> SSHAuthority:
         key = CA_KEY_PREFIX + kind
@@ -214,16 +227,36 @@ async def load_or_create_authorities(
             value = await _create_or_read(backend, key, _encode(fresh))
         return _decode_ssh(kind, value)
 
-    x509_key = CA_KEY_PREFIX + "host_x509"
-    try:
-        x509_value = (await backend.get(x509_key)).value
-    except NotFound:
-        x509_value = await _create_or_read(
-            backend, x509_key, _encode(_new_x509_ca(name, clock.now()))
-        )
+    async def x509_ca(kind: str, new: Callable[[], X509Authority]) -> X509Authority:
+        key = CA_KEY_PREFIX + kind
+        try:
+            value = (await backend.get(key)).value
+        except NotFound:
+            value = await _create_or_read(backend, key, _encode(new()))
+        return _decode_x509(value, kind)
+
     return Authorities(
         cluster_name=name,
         user_ssh=await ssh_ca("user_ssh"),
         host_ssh=await ssh_ca("host_ssh"),
-        host_x509=_decode_x509(x509_value),
+        host_x509=await x509_ca("host_x509", lambda: _new_x509_ca(name, clock.now())),
+        spiffe_x509=await x509_ca("spiffe_x509", lambda: new_spiffe_ca(name, domain, clock.now())),
+        trust_domain=domain,
     )
+
+
+async def _stored_setting(
+    backend: Backend, key: str, value: str, setting: str, *, configured: bool
+) -> str:
+    """A setting fixed at first start (``value``, the configured one or its default):
+    stored then; a later start that configures it must agree."""
+    try:
+        stored = (await backend.get(key)).value.decode()
+    except NotFound:
+        stored = (await _create_or_read(backend, key, value.encode())).decode()
+    if configured and stored != value:
+        raise BadParameter(
+            f"this data dir's {setting} is {stored!r}, but the configuration names {value!r}",
+            hint=f"set {setting} = {stored!r} (it is fixed at the first start)",
+        )
+    return stored

@@ -44,6 +44,7 @@ UNAUTHENTICATED_METHODS = _paths(
     "RegisterUsingIAMMethod",
     "BootstrapAgentIdentity",
     "AuthenticateSPIFFE",
+    "GetSPIFFEBundle",
 )
 # Users: a session, or the local admin identity acting as the operator.
 USER_METHODS = _paths(
@@ -82,6 +83,10 @@ ADMIN_ONLY_METHODS = _paths(
     "ListLocks",
     "DeleteLock",
     "ExportKRL",
+    "IssueSVID",
+    "PutSPIFFETrust",
+    "ListSPIFFETrust",
+    "DeleteSPIFFETrust",
 )
 # A locked user may log out; a locked node still learns of its lock, and still reports
 # what it did about it (the sessions it ended).

@@ -23,6 +23,11 @@ def authority_messages(cas: Authorities) -> list[pb.CertAuthority]:
         pb.CertAuthority(
             kind="host_x509", public_data=cas.host_x509.cert_pem, fingerprint=cas.host_x509.pin
         ),
+        pb.CertAuthority(
+            kind="spiffe_x509",
+            public_data=cas.spiffe_x509.cert_pem,
+            fingerprint=cas.spiffe_x509.pin,
+        ),
     ]
 
 
