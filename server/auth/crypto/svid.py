@@ -14,8 +14,8 @@ serverAuth. The SPIFFE CA is its own key, trusted for nothing but SVIDs.
 its own IDs), then cryptography's client verifier chains the leaf to that bundle now;
 before that the leaf must have exactly one URI SAN, of scheme spiffe, and the leaf rules.
 
-**Proof of possession**: the SVID's key signs ``PROOF_CONTEXT NUL cluster NUL ssh key NUL
-time``; a chain alone (public data) never gets a certificate.
+**Proof of possession** (``proto.spiffe``): the SVID's key signs the cluster, the SSH key
+and the time; a chain alone (public data) never gets a certificate.
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from proto.errors import BadParameter, NotAuthenticated
+from proto.spiffe import proof_message
 from server.auth.crypto.ca import X509Authority
 
 MAX_ID_BYTES = 255
 MAX_CHAIN_PEM = 64 * 1024
 MAX_CHAIN_CERTS = 4
-PROOF_CONTEXT = b"mezite-spiffe-proof-v1"
 PROOF_SKEW = 5 * 60.0
 SPIFFE_CA_LIFETIME = datetime.timedelta(days=10 * 365)
 _TRUST_DOMAIN = re.compile(r"[a-z0-9._-]{1,255}")
@@ -327,11 +327,6 @@ def verify_svid(chain_pem: str, bundles: Bundles, now: float) -> VerifiedSVID:
             f"the SVID does not chain to {spiffe_id.trust_domain}'s bundle: {reason}"
         ) from None
     return VerifiedSVID(spiffe_id=spiffe_id, leaf=chain[0])
-
-
-def proof_message(cluster_name: str, ssh_public_key: str, proof_time: int) -> bytes:
-    key = b" ".join(ssh_public_key.encode().split()[:2])
-    return b"\0".join([PROOF_CONTEXT, cluster_name.encode(), key, str(proof_time).encode()])
 
 
 def verify_proof(

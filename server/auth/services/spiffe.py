@@ -85,10 +85,16 @@ class SPIFFEService:
             found = await self._roles.get_many([role])
             if not found:
                 raise NotAuthenticated(f"the SVID names role {role!r}, which does not exist")
+            checker = AccessChecker(found)
+            if not checker.logins():
+                raise NotAuthenticated(
+                    f"role {role!r} gives a SPIFFE identity no logins",
+                    hint="give the role fixed logins: {{internal.logins}} are a user's",
+                )
             signed = await self._signer.sign(
                 name=claimed,
                 incarnation=format(verified.leaf.serial_number, "x")[:64],
-                checker=(checker := AccessChecker(found)),
+                checker=checker,
                 public_key_line=request.ssh_public_key,
                 requested_ttl=self._cert_ttl,
                 ttl_cap=self._cert_ttl,

@@ -1,0 +1,334 @@
+"""SPIFFE against a real auth server: SVIDs from Mezite's own SPIFFE CA and from an
+external test CA trusted with PutSPIFFETrust each get an SSH certificate for their role;
+every way an SVID or its proof can be wrong is refused, audited, and issues nothing; the
+issued SVIDs pass both the `spiffe` library's parser and cryptography's verifier."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import SSHCertificate, load_ssh_public_identity
+
+from proto.errors import AlreadyExists, BadParameter, MeziteError, NotAuthenticated, NotFound
+from proto.keys import new_node_keys
+from proto.v1 import auth_pb2 as pb
+from tests.integration.conftest import audit_events
+from tests.servers import RunningAuth
+from tests.spiffe_ca import SpireCA, spiffe_request
+
+CLUSTER = "test-cluster"  # tests.servers' cluster name, and so its trust domain
+
+
+ROLE = "workload"  # fixed logins: a SPIFFE identity has no user's {{internal.logins}}
+
+
+@pytest.fixture(autouse=True)
+def workload_role(auth: RunningAuth) -> None:
+    role = pb.Role(name=ROLE, allow=pb.RoleConditions(
+        logins=["deploy"], node_labels={"*": pb.LabelValues(values=["*"])}))  # fmt: skip
+    with auth.admin() as admin:
+        admin.rpc.UpsertRole(pb.UpsertRoleRequest(role=role))
+
+
+def ssh_key() -> str:
+    return new_node_keys().ssh_public_line
+
+
+def issue(auth: RunningAuth, role: str = ROLE, workload: str = "", ttl: int = 600
+          ) -> tuple[pb.IssueSVIDResponse, ec.EllipticCurvePrivateKey]:  # fmt: skip
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    with auth.admin() as admin:
+        reply = admin.rpc.IssueSVID(pb.IssueSVIDRequest(
+            role=role, workload=workload, ttl_seconds=ttl, public_key_pem=public))  # fmt: skip
+    return reply, key
+
+
+def authenticate(
+    auth: RunningAuth, request: pb.AuthenticateSPIFFERequest
+) -> pb.AuthenticateSPIFFEResponse:
+    with auth.client() as anon:
+        return anon.rpc.AuthenticateSPIFFE(request)
+
+
+def trust(auth: RunningAuth, ca: SpireCA, *roles: str) -> None:
+    with auth.admin() as admin:
+        admin.rpc.PutSPIFFETrust(pb.PutSPIFFETrustRequest(
+            trust=pb.SPIFFETrust(trust_domain=ca.trust_domain, bundle_pem=ca.bundle_pem,
+                                 roles=list(roles)), create=True))  # fmt: skip
+
+
+def issued(auth: RunningAuth) -> int:
+    return len([e for e in audit_events(auth, "spiffe.authenticate")])
+
+
+def test_an_svid_from_the_cluster_ca_gets_a_certificate_for_its_role(auth: RunningAuth) -> None:
+    from cryptography.x509.verification import PolicyBuilder, Store
+    from spiffe import X509Bundle, X509Svid
+    from spiffe.spiffe_id.spiffe_id import TrustDomain
+
+    svid, key = issue(auth, workload="ci-runner")
+    assert svid.spiffe_id == f"spiffe://{CLUSTER}/role/workload/ci-runner"
+    # The spiffe library and cryptography's verifier both accept what the CA issues.
+    key_der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())  # fmt: skip
+    parsed = X509Svid.parse_raw(
+        x509.load_pem_x509_certificate(svid.svid_chain_pem.encode()).public_bytes(
+            serialization.Encoding.DER), key_der)  # fmt: skip
+    assert str(parsed.spiffe_id) == svid.spiffe_id
+    X509Bundle.parse(TrustDomain(CLUSTER), svid.bundle_pem.encode())
+    leaf = x509.load_pem_x509_certificate(svid.svid_chain_pem.encode())
+    roots = x509.load_pem_x509_certificates(svid.bundle_pem.encode())
+    verified = PolicyBuilder().store(Store(roots)).build_client_verifier().verify(leaf, [])
+    assert [str(s.value) for s in verified.subjects or []] == [svid.spiffe_id]
+
+    public = ssh_key()
+    reply = authenticate(auth, spiffe_request(svid.svid_chain_pem, key, public, CLUSTER))
+    cert = load_ssh_public_identity(reply.ssh_certificate.encode())
+    assert isinstance(cert, SSHCertificate)
+    assert cert.extensions[b"mezite-user@mezite.dev"] == svid.spiffe_id.encode()
+    assert f"user={svid.spiffe_id} " in cert.key_id.decode() and reply.role == ROLE
+    assert cert.valid_before <= svid.expires  # never outlives the SVID
+    assert [p.decode() for p in cert.valid_principals] == ["deploy"] == list(reply.logins)
+    assert cert.extensions[b"mezite-kind@mezite.dev"] == b"spiffe"
+    (event,) = audit_events(auth, "spiffe.authenticate")
+    fields = json.loads(event.fields_json)
+    assert (event.user, fields["role"]) == (svid.spiffe_id, ROLE)
+
+
+def test_an_svid_from_a_trusted_external_domain_gets_its_role(auth: RunningAuth) -> None:
+    spire = SpireCA("prod.example.org")
+    trust(auth, spire, ROLE)
+    chain, key = spire.svid("spiffe://prod.example.org/role/workload/web")
+    reply = authenticate(auth, spiffe_request(chain, key, ssh_key(), CLUSTER))
+    assert reply.spiffe_id == "spiffe://prod.example.org/role/workload/web"
+
+
+Refusal = Callable[[RunningAuth], pb.AuthenticateSPIFFERequest]
+
+
+def _foreign_leaf_from_trusted_root(auth: RunningAuth) -> pb.AuthenticateSPIFFERequest:
+    spire, other = SpireCA("prod.example.org"), SpireCA("evil.example.org")
+    trust(auth, spire, ROLE)
+    trust(auth, other, ROLE)
+    chain, key = spire.svid("spiffe://evil.example.org/role/workload")  # prod's root, evil's ID
+    return spiffe_request(chain, key, ssh_key(), CLUSTER)
+
+
+def _own_domain_from_a_trusted_root(auth: RunningAuth) -> pb.AuthenticateSPIFFERequest:
+    spire = SpireCA("prod.example.org")
+    trust(auth, spire, ROLE)
+    chain, key = spire.svid(f"spiffe://{CLUSTER}/role/workload")
+    return spiffe_request(chain, key, ssh_key(), CLUSTER)
+
+
+def _two_uris(auth: RunningAuth) -> pb.AuthenticateSPIFFERequest:
+    spire = SpireCA("prod.example.org")
+    trust(auth, spire, ROLE)
+    chain, key = spire.svid("spiffe://prod.example.org/role/workload",
+                            "spiffe://prod.example.org/role/admin")  # fmt: skip
+    return spiffe_request(chain, key, ssh_key(), CLUSTER)
+
+
+def _ca_leaf(auth: RunningAuth) -> pb.AuthenticateSPIFFERequest:
+    spire = SpireCA("prod.example.org")
+    trust(auth, spire, ROLE)
+    chain, key = spire.svid("spiffe://prod.example.org/role/workload", ca=True)
+    return spiffe_request(chain, key, ssh_key(), CLUSTER)
+
+
+def _role_not_allowed(auth: RunningAuth) -> pb.AuthenticateSPIFFERequest:
+    spire = SpireCA("prod.example.org")
+    trust(auth, spire, ROLE)
+    chain, key = spire.svid("spiffe://prod.example.org/role/admin")
+    return spiffe_request(chain, key, ssh_key(), CLUSTER)
+
+
+def _expired(auth: RunningAuth) -> pb.AuthenticateSPIFFERequest:
+    spire = SpireCA("prod.example.org")
+    trust(auth, spire, ROLE)
+    chain, key = spire.svid("spiffe://prod.example.org/role/workload", expired=True)
+    return spiffe_request(chain, key, ssh_key(), CLUSTER)
+
+
+def _untrusted(auth: RunningAuth) -> pb.AuthenticateSPIFFERequest:
+    chain, key = SpireCA("nobody.example").svid("spiffe://nobody.example/role/workload")
+    return spiffe_request(chain, key, ssh_key(), CLUSTER)
+
+
+def _no_proof(auth: RunningAuth) -> pb.AuthenticateSPIFFERequest:
+    svid, key = issue(auth)
+    request = spiffe_request(svid.svid_chain_pem, key, ssh_key(), CLUSTER)
+    request.proof_signature = b""
+    return request
+
+
+def _stale_proof(auth: RunningAuth) -> pb.AuthenticateSPIFFERequest:
+    svid, key = issue(auth)
+    return spiffe_request(svid.svid_chain_pem, key, ssh_key(), CLUSTER, at=time.time() - 600)
+
+
+def _wrong_key_proof(auth: RunningAuth) -> pb.AuthenticateSPIFFERequest:
+    svid, _ = issue(auth)
+    thief = ec.generate_private_key(ec.SECP256R1())  # has the public chain, not the key
+    return spiffe_request(svid.svid_chain_pem, thief, ssh_key(), CLUSTER)
+
+
+def _proof_for_another_ssh_key(auth: RunningAuth) -> pb.AuthenticateSPIFFERequest:
+    svid, key = issue(auth)
+    request = spiffe_request(svid.svid_chain_pem, key, ssh_key(), CLUSTER)
+    request.ssh_public_key = ssh_key()
+    return request
+
+
+def _proof_for_another_cluster(auth: RunningAuth) -> pb.AuthenticateSPIFFERequest:
+    svid, key = issue(auth)
+    return spiffe_request(svid.svid_chain_pem, key, ssh_key(), "other-cluster")
+
+
+def _role_gone(auth: RunningAuth) -> pb.AuthenticateSPIFFERequest:
+    svid, key = issue(auth, role="auditor")
+    with auth.admin() as admin:
+        admin.rpc.DeleteRole(pb.DeleteRoleRequest(name="auditor"))
+    return spiffe_request(svid.svid_chain_pem, key, ssh_key(), CLUSTER)
+
+
+def _role_without_logins(auth: RunningAuth) -> pb.AuthenticateSPIFFERequest:
+    svid, key = issue(auth, role="access")  # logins={{internal.logins}}: a user's
+    return spiffe_request(svid.svid_chain_pem, key, ssh_key(), CLUSTER)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_foreign_leaf_from_trusted_root, "does not chain to evil.example.org"),
+        (_own_domain_from_a_trusted_root, f"does not chain to {CLUSTER}"),
+        (_two_uris, "exactly one URI SAN"),
+        (_ca_leaf, "CA certificate"),
+        (_role_not_allowed, "may not claim role 'admin'"),
+        (_expired, "does not chain"),
+        (_untrusted, "is not trusted"),
+        (_no_proof, "does not verify"),
+        (_stale_proof, "stale"),
+        (_wrong_key_proof, "does not verify"),
+        (_proof_for_another_ssh_key, "does not verify"),
+        (_proof_for_another_cluster, "does not verify"),
+        (_role_gone, "does not exist"),
+        (_role_without_logins, "no logins"),
+    ],
+    ids=lambda v: v.__name__.strip("_") if callable(v) else "",
+)
+def test_refusals_are_audited_and_issue_nothing(
+    auth: RunningAuth, make: Refusal, message: str
+) -> None:
+    request = make(auth)
+    with pytest.raises(MeziteError, match=message):
+        authenticate(auth, request)
+    assert issued(auth) == 0 and audit_events(auth, "cert.create") == []
+    (failed,) = audit_events(auth, "spiffe.authenticate.failed")
+    assert message.split("'")[0].strip() in json.loads(failed.fields_json)["reason"]
+
+
+def test_malformed_chains_are_one_line_errors(auth: RunningAuth) -> None:
+    for chain in ("", "not pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                  "x" * (65 * 1024)):  # fmt: skip
+        with pytest.raises(BadParameter):
+            authenticate(auth, pb.AuthenticateSPIFFERequest(svid_chain_pem=chain))
+    spire = SpireCA("prod.example.org")
+    chain, _ = spire.svid("spiffe://prod.example.org/role/workload")
+    with pytest.raises(BadParameter, match="1 to 4 certificates"):
+        authenticate(auth, pb.AuthenticateSPIFFERequest(svid_chain_pem=chain * 5))
+    for uri in ("spiffe://prod.example.org/role/a%2Fb", "spiffe://Prod.example.org/role/x",
+                "spiffe://prod.example.org/other/x", "spiffe://prod.example.org/role/../x",
+                "https://prod.example.org/role/x"):  # fmt: skip
+        chain, _ = spire.svid(uri)
+        with pytest.raises(MeziteError):
+            authenticate(auth, pb.AuthenticateSPIFFERequest(svid_chain_pem=chain))
+    assert issued(auth) == 0
+
+
+def test_trusted_domains_are_managed_and_checked(auth: RunningAuth) -> None:
+    spire = SpireCA("prod.example.org")
+    trust(auth, spire, ROLE)
+    with auth.admin() as admin:
+        with pytest.raises(AlreadyExists):
+            trust(auth, spire, ROLE)
+        with pytest.raises(BadParameter, match="own trust domain"):
+            trust(auth, SpireCA(CLUSTER), "access")
+        with pytest.raises(NotFound):
+            admin.rpc.PutSPIFFETrust(pb.PutSPIFFETrustRequest(
+                trust=pb.SPIFFETrust(trust_domain="nope.example", roles=["access"])))  # fmt: skip
+        leaf, _ = spire.svid("spiffe://prod.example.org/role/workload")
+        with pytest.raises(BadParameter, match="must be a CA"):
+            leaf_only = pb.SPIFFETrust(trust_domain="x.example", bundle_pem=leaf, roles=["access"])
+            admin.rpc.PutSPIFFETrust(pb.PutSPIFFETrustRequest(trust=leaf_only, create=True))
+        rotated = SpireCA("prod.example.org")  # a new root: update keeps the roles
+        admin.rpc.PutSPIFFETrust(pb.PutSPIFFETrustRequest(trust=pb.SPIFFETrust(
+            trust_domain="prod.example.org", bundle_pem=rotated.bundle_pem)))  # fmt: skip
+        (listed,) = admin.rpc.ListSPIFFETrust(pb.ListSPIFFETrustRequest()).trusts
+        assert (listed.trust_domain, list(listed.roles)) == ("prod.example.org", [ROLE])
+        old_chain, old_key = spire.svid("spiffe://prod.example.org/role/workload")
+        with pytest.raises(NotAuthenticated, match="does not chain"):
+            authenticate(auth, spiffe_request(old_chain, old_key, ssh_key(), CLUSTER))
+        new_chain, new_key = rotated.svid("spiffe://prod.example.org/role/workload")
+        authenticate(auth, spiffe_request(new_chain, new_key, ssh_key(), CLUSTER))
+        admin.rpc.DeleteSPIFFETrust(pb.DeleteSPIFFETrustRequest(trust_domain="prod.example.org"))
+        assert list(admin.rpc.ListSPIFFETrust(pb.ListSPIFFETrustRequest()).trusts) == []
+    with pytest.raises(NotAuthenticated, match="is not trusted"):  # removed: at once
+        authenticate(auth, spiffe_request(new_chain, new_key, ssh_key(), CLUSTER))
+
+
+def test_the_bundle_is_public_in_pem_and_as_jwks(auth: RunningAuth) -> None:
+    with auth.client() as anon:
+        bundle = anon.rpc.GetSPIFFEBundle(pb.GetSPIFFEBundleRequest())
+    assert bundle.trust_domain == CLUSTER
+    (ca,) = x509.load_pem_x509_certificates(bundle.bundle_pem.encode())
+    jwks = json.loads(bundle.bundle_jwks)
+    (jwk,) = jwks["keys"]
+    assert jwk["use"] == "x509-svid" and jwk["kty"] == "EC" and jwk["crv"] == "P-256"
+    assert "spiffe_sequence" in jwks
+    assert auth.server.cas is not None
+    assert ca.public_key() != auth.server.cas.host_x509.cert.public_key()
+
+
+def test_the_spiffe_ca_is_not_trusted_for_agents_mtls(auth: RunningAuth) -> None:
+    """An SVID presented as a client certificate on 3025 is not an agent identity."""
+    svid, key = issue(auth)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())  # fmt: skip
+    from proto.trust import AUTH_SERVER_NAME
+
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=auth.ca_pem,
+        private_key=key_pem,
+        certificate_chain=svid.svid_chain_pem.encode(),
+    )
+    options = [("grpc.ssl_target_name_override", AUTH_SERVER_NAME)]
+    with grpc.secure_channel(auth.addr, creds, options=options) as channel:
+        call = channel.unary_unary(
+            "/mezite.v1.AuthService/ListNodes",
+            request_serializer=pb.ListNodesRequest.SerializeToString,
+            response_deserializer=pb.ListNodesResponse.FromString,
+        )
+        with pytest.raises(grpc.RpcError) as info:
+            call(pb.ListNodesRequest(), metadata=(("x-agent-id", svid.spiffe_id),), timeout=10)
+    assert info.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAUTHENTICATED)
+
+
+def test_issue_svid_checks_its_input(auth: RunningAuth) -> None:
+    for role, workload, ttl in (("nope", "", 600), ("access", "a/b", 600), ("access", "", 10),
+                                ("Access", "%41", 600)):  # fmt: skip
+        with pytest.raises(MeziteError):
+            issue(auth, role=role, workload=workload, ttl=ttl)
+    assert audit_events(auth, "spiffe.svid.issue") == []
