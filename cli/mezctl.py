@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli import mezctl_admin, mezctl_agents, mezctl_locks
+from cli import mezctl_admin, mezctl_agents, mezctl_locks, mezctl_spiffe
 from cli.admin import (
     AuthServerOpt,
     ConfigOpt,
@@ -171,7 +171,7 @@ def status(ctx: typer.Context, output: FormatOpt = "text") -> None:
     typer.echo(f"CA pin:       {reply.ca_pin}")
 
 
-for module in (mezctl_admin, mezctl_agents, mezctl_locks):
+for module in (mezctl_admin, mezctl_agents, mezctl_locks, mezctl_spiffe):
     module.register(app)
 
 

@@ -39,6 +39,8 @@ def create_app(
         Route("/v1/webapi/nodes", api.nodes, methods=["GET"]),
         Route("/v1/webapi/audit/events", api.audit_events, methods=["GET"]),
         Route("/v1/webapi/certs", api.certs, methods=["POST"]),
+        Route("/v1/webapi/spiffe/bundle", api.spiffe_bundle, methods=["GET"]),
+        Route("/v1/webapi/spiffe/certs", api.spiffe_certs, methods=["POST"]),
         Route(OPENAPI_PATH, openapi, methods=["GET"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),

@@ -20,7 +20,7 @@ from proto.v1 import auth_pb2 as pb
 from proto.v1.auth_docs import DOCS
 from proto.webjson import JSON_OBJECT_FIELDS
 from server.proxy.credentials import CSRF_HEADER, SESSION_COOKIE
-from server.proxy.specs import AUDIT_QUERY, CERTS_BODY, LOGIN_BODY, NODES_QUERY
+from server.proxy.specs import AUDIT_QUERY, CERTS_BODY, LOGIN_BODY, NODES_QUERY, SPIFFE_BODY
 from server.proxy.validation import QueryParam
 
 Doc = dict[str, Any]
@@ -133,6 +133,8 @@ REPLIES: tuple[type[Message], ...] = (
     pb.ListNodesResponse,
     pb.SearchAuditEventsResponse,
     pb.IssueUserCertsResponse,
+    pb.GetSPIFFEBundleResponse,
+    pb.AuthenticateSPIFFEResponse,
 )
 
 
@@ -151,6 +153,7 @@ def _schemas() -> dict[str, Doc]:
         "Status": _object({"status": _string("'ok' or 'ready'.")}),
         "LoginRequest": LOGIN_BODY.schema(),
         "CertsRequest": CERTS_BODY.schema(),
+        "SPIFFECertsRequest": SPIFFE_BODY.schema(),
     }
     for reply in REPLIES:
         _message_schema(reply.DESCRIPTOR, schemas)
@@ -286,6 +289,23 @@ def _paths() -> dict[str, Doc]:
                 secured=True,
                 params=[_CSRF_PARAM],
                 body="CertsRequest",
+            )
+        },
+        "/v1/webapi/spiffe/bundle": {
+            "get": _operation(
+                "The cluster's SPIFFE trust bundle (PEM and JWKS); needs no session.",
+                {**_ok("GetSPIFFEBundleResponse", "The bundle."), **_errors("400", "503")},
+            )
+        },
+        "/v1/webapi/spiffe/certs": {
+            "post": _operation(
+                "Exchange an X.509 SVID and a proof of its key for an SSH certificate for "
+                "the role its SPIFFE ID names; needs no session.",
+                {
+                    **_ok("AuthenticateSPIFFEResponse", "The certificate."),
+                    **_errors("400", "401", "413", "415", "429", "503"),
+                },
+                body="SPIFFECertsRequest",
             )
         },
         OPENAPI_PATH: {

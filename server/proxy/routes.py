@@ -10,6 +10,7 @@ auth's refusal, so the two can never disagree about who may do what.
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 import logging
 import time
@@ -31,7 +32,7 @@ from server.proxy.errors import AUTH_UNAVAILABLE, error_body, error_response, re
 from server.proxy.gateway import AuthGateway
 from server.proxy.metrics import ProxyMetrics
 from server.proxy.settings import ProxySettings
-from server.proxy.specs import AUDIT_QUERY, CERTS_BODY, LOGIN_BODY, NODES_QUERY
+from server.proxy.specs import AUDIT_QUERY, CERTS_BODY, LOGIN_BODY, NODES_QUERY, SPIFFE_BODY
 from server.proxy.validation import parse_json_object, parse_query, read_body, require_json
 
 if TYPE_CHECKING:
@@ -181,6 +182,36 @@ class WebAPI:
         response = _reply(reply)
         response.headers.append("Set-Cookie", credentials.session_cookie(reply.session_id, max_age))
         return response
+
+    async def spiffe_bundle(self, request: Request) -> Response:
+        parse_query(request, ())
+        reply = await self._call(
+            "GetSPIFFEBundle",
+            lambda rpc, md: rpc.GetSPIFFEBundle(pb.GetSPIFFEBundleRequest(), metadata=md),
+            request=request,
+        )
+        return _reply(reply)
+
+    async def spiffe_certs(self, request: Request) -> Response:
+        """AuthenticateSPIFFE for clients that reach only 3080: the SVID and its proof
+        are the credential, so no session and no CSRF header (nothing ambient)."""
+        parse_query(request, ())
+        body = parse_json_object(await self._json_body(request), SPIFFE_BODY)
+        try:
+            signature = base64.b64decode(body["proof_signature"], validate=True)
+        except ValueError:
+            raise BadParameter("proof_signature is not base64") from None
+        authenticate = pb.AuthenticateSPIFFERequest(
+            svid_chain_pem=body["svid_chain_pem"], proof_signature=signature,
+            proof_time=float(body["proof_time"]), ssh_public_key=body["ssh_public_key"],
+        )  # fmt: skip
+        reply = await self._call(
+            "AuthenticateSPIFFE",
+            lambda rpc, md: rpc.AuthenticateSPIFFE(authenticate, metadata=md),
+            request=request,
+        )
+        self.metrics.certificates_issued.inc()
+        return _reply(reply)
 
     # --- a session -----------------------------------------------------------
 

@@ -57,6 +57,34 @@ CERTS_BODY = BodySpec(
     }
 )
 
+SPIFFE_BODY = BodySpec(
+    {
+        "svid_chain_pem": StringField(
+            "The X.509 SVID, PEM, leaf first (at most 4 certificates).",
+            max_length=60 * 1024,
+            min_length=1,
+        ),
+        "proof_signature": StringField(
+            "Base64 signature by the SVID's key over 'mezite-spiffe-proof-v1' NUL cluster "
+            "NUL ssh_public_key NUL proof_time (ECDSA SHA-256/384, Ed25519, RSA-PSS SHA-256).",
+            max_length=2048,
+            min_length=1,
+            pattern=r"^[A-Za-z0-9+/]+={0,2}$",
+        ),
+        "proof_time": IntegerField(
+            "Whole epoch seconds the proof was made at (within 5 minutes of auth's clock).",
+            minimum=0,
+            maximum=int(MAX_EPOCH),
+        ),
+        "ssh_public_key": StringField(
+            "OpenSSH public key line to certify.",
+            max_length=MAX_PUBLIC_KEY_CHARS,
+            min_length=1,
+            pattern=r"^[ -~]+$",
+        ),
+    }
+)
+
 _LIMIT = QueryParam(
     "limit",
     IntegerField("Page size; 0 means the server's default.", minimum=0, maximum=MAX_PAGE),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import grpc
 import pytest
@@ -332,3 +333,33 @@ def test_issue_svid_checks_its_input(auth: RunningAuth) -> None:
         with pytest.raises(MeziteError):
             issue(auth, role=role, workload=workload, ttl=ttl)
     assert audit_events(auth, "spiffe.svid.issue") == []
+
+
+def test_the_proxy_serves_the_bundle_and_the_exchange_to_3080_only_clients(
+    auth: RunningAuth, tmp_path: Path
+) -> None:
+    import base64
+
+    from tests.integration.proxy_fixtures import proxy_for
+
+    svid, key = issue(auth)
+    public = ssh_key()
+    request = spiffe_request(svid.svid_chain_pem, key, public, CLUSTER)
+    body = {
+        "svid_chain_pem": request.svid_chain_pem,
+        "proof_signature": base64.b64encode(request.proof_signature).decode(),
+        "proof_time": int(request.proof_time),
+        "ssh_public_key": public,
+    }
+    with proxy_for(auth, tmp_path / "tls") as proxy, proxy.client() as web:
+        bundle = web.get("/v1/webapi/spiffe/bundle")
+        assert bundle.status_code == 200 and bundle.json()["trust_domain"] == CLUSTER
+        done = web.post("/v1/webapi/spiffe/certs", json=body)
+        assert done.status_code == 200, done.text
+        assert done.json()["spiffe_id"] == svid.spiffe_id
+        for bad, status in (({**body, "proof_signature": "!!"}, 400),
+                            ({**body, "ssh_public_key": ssh_key()}, 401)):  # fmt: skip
+            refused = web.post("/v1/webapi/spiffe/certs", json=bad)
+            assert refused.status_code == status, refused.text
+            assert set(refused.json()) == {"error"}
+    assert issued(auth) == 1

@@ -1,0 +1,175 @@
+"""`mezctl spiffe issue|bundle|trust`: the cluster's SPIFFE CA and the external trust
+domains whose SVIDs `mez login --spiffe` accepts.
+
+SVIDs name ``spiffe://TRUST-DOMAIN/role/ROLE[/WORKLOAD]``; the role decides the SSH
+certificate's logins and node access. An external domain (a SPIRE server's) is trusted
+for the roles named when it is added, and never for any other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.admin import admin_command, connect
+from cli.common import print_json
+from cli.render import FormatOpt, show_rows, split_list, when
+
+app = typer.Typer(help="SPIFFE: issue SVIDs, show the bundle, trust other domains.",
+                  no_args_is_help=True)  # fmt: skip
+trust_app = typer.Typer(help="Trusted external SPIFFE trust domains.", no_args_is_help=True)
+app.add_typer(trust_app, name="trust")
+
+SVID_FILE, SVID_KEY_FILE, BUNDLE_FILE = "svid.pem", "svid_key.pem", "bundle.pem"
+
+
+@app.command("issue")
+@admin_command
+def issue(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Option("--role", help="The role the SVID names.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for svid.pem, svid_key.pem, bundle.pem.")
+    ],
+    workload: Annotated[
+        str, typer.Option("--workload", help="A workload name, the ID's last segment.")
+    ] = "",
+    ttl: Annotated[str, typer.Option("--ttl", help="Lifetime, e.g. 1h (at most 30d).")] = "1h",
+    output: FormatOpt = "text",
+) -> None:
+    """Issue an X.509 SVID for a role: the key is made here and written 0600 beside it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from proto.files import ensure_private_dir, write_private
+    from proto.resources import parse_duration
+    from proto.v1 import auth_pb2 as pb
+
+    seconds = parse_duration(ttl, path="--ttl")
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    with connect(ctx) as client:
+        reply = client.rpc.IssueSVID(pb.IssueSVIDRequest(
+            role=role, workload=workload, ttl_seconds=seconds, public_key_pem=public.decode()
+        ))  # fmt: skip
+    ensure_private_dir(out)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())  # fmt: skip
+    write_private(out / SVID_KEY_FILE, private)
+    write_private(out / SVID_FILE, reply.svid_chain_pem)
+    write_private(out / BUNDLE_FILE, reply.bundle_pem)
+    if output == "json":
+        print_json({"spiffe_id": reply.spiffe_id, "expires": reply.expires, "dir": str(out)})
+        return
+    typer.echo(f"SVID {reply.spiffe_id}, valid until {when(reply.expires)}, in {out}.")
+    typer.echo(f"Log in with it: mez login --spiffe --svid {out / SVID_FILE} "
+               f"--svid-key {out / SVID_KEY_FILE} --proxy PROXY:3080 --ca-pin ...")  # fmt: skip
+
+
+@app.command("bundle")
+@admin_command
+def bundle(
+    ctx: typer.Context,
+    output: Annotated[
+        str, typer.Option("--format", help="pem, or jwks (the SPIFFE bundle format).")
+    ] = "pem",
+) -> None:
+    """Print the cluster's SPIFFE trust bundle (for SPIRE federation, or workloads)."""
+    from proto.errors import BadParameter
+    from proto.v1 import auth_pb2 as pb
+
+    if output not in ("pem", "jwks"):
+        raise BadParameter(f"unknown --format {output[:32]!r}; use pem or jwks")
+    with connect(ctx) as client:
+        reply = client.rpc.GetSPIFFEBundle(pb.GetSPIFFEBundleRequest())
+    typer.echo(reply.bundle_pem.rstrip("\n") if output == "pem" else reply.bundle_jwks)
+
+
+def _read_bundle(path: Path | None) -> str:
+    from proto.errors import BadParameter
+
+    if path is None:
+        return ""
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadParameter(
+            f"cannot read the bundle {path}: {getattr(exc, 'strerror', exc)}"
+        ) from None
+
+
+def _put(ctx: typer.Context, trust_domain: str, bundle: Path | None, roles: str | None,
+         *, create: bool) -> None:  # fmt: skip
+    from proto.v1 import auth_pb2 as pb
+
+    trust = pb.SPIFFETrust(
+        trust_domain=trust_domain, bundle_pem=_read_bundle(bundle), roles=split_list(roles)
+    )
+    with connect(ctx) as client:
+        stored = client.rpc.PutSPIFFETrust(pb.PutSPIFFETrustRequest(trust=trust, create=create))
+    verb = "Trusting" if create else "Updated"
+    typer.echo(f"{verb} {stored.trust.trust_domain} for roles {', '.join(stored.trust.roles)}.")
+
+
+DomainOpt = Annotated[str, typer.Option("--trust-domain", help="e.g. prod.example.org.")]
+
+
+@trust_app.command("add")
+@admin_command
+def trust_add(
+    ctx: typer.Context,
+    trust_domain: DomainOpt,
+    bundle: Annotated[Path, typer.Option("--bundle", help="Its CA certificates: PEM or JWKS.")],
+    roles: Annotated[str, typer.Option("--roles", help="Roles its SVIDs may claim: r1,r2.")],
+) -> None:
+    """Trust a SPIFFE trust domain's SVIDs for the roles named (never any other)."""
+    _put(ctx, trust_domain, bundle, roles, create=True)
+
+
+@trust_app.command("update")
+@admin_command
+def trust_update(
+    ctx: typer.Context,
+    trust_domain: DomainOpt,
+    bundle: Annotated[Path | None, typer.Option("--bundle", help="A new bundle.")] = None,
+    roles: Annotated[str | None, typer.Option("--roles", help="New roles: r1,r2.")] = None,
+) -> None:
+    """Change a trusted domain's bundle (a rotated root) or its roles."""
+    _put(ctx, trust_domain, bundle, roles, create=False)
+
+
+@trust_app.command("ls")
+@admin_command
+def trust_ls(ctx: typer.Context, output: FormatOpt = "text") -> None:
+    """List the trusted external trust domains."""
+    from proto.v1 import auth_pb2 as pb
+
+    with connect(ctx) as client:
+        trusts = client.rpc.ListSPIFFETrust(pb.ListSPIFFETrustRequest()).trusts
+    rows = [
+        {"trust_domain": t.trust_domain, "roles": list(t.roles), "updated": t.updated,
+         "authorities": t.bundle_pem.count("BEGIN CERTIFICATE")}
+        for t in trusts
+    ]  # fmt: skip
+    show_rows(rows, output, ["Trust domain", "Roles", "Authorities", "Updated"],
+              lambda r: [r["trust_domain"], ",".join(r["roles"]), r["authorities"],
+                         when(r["updated"])])  # fmt: skip
+
+
+@trust_app.command("rm")
+@admin_command
+def trust_rm(ctx: typer.Context, trust_domain: str) -> None:
+    """Stop trusting a trust domain: its SVIDs are refused from now on."""
+    from proto.v1 import auth_pb2 as pb
+
+    with connect(ctx) as client:
+        client.rpc.DeleteSPIFFETrust(pb.DeleteSPIFFETrustRequest(trust_domain=trust_domain))
+    typer.echo(f"No longer trusting {trust_domain}.")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="spiffe")
