@@ -78,8 +78,24 @@ def login(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
+    spiffe: Annotated[
+        bool,
+        typer.Option("--spiffe", help="Log in as a workload, with its SPIFFE X.509 SVID."),
+    ] = False,
+    svid: Annotated[Path | None, typer.Option("--svid", help="--spiffe: the SVID (PEM).")] = None,
+    svid_key: Annotated[
+        Path | None, typer.Option("--svid-key", help="--spiffe: the SVID's key (PEM).")
+    ] = None,
+    workload_api: Annotated[
+        str | None,
+        typer.Option(
+            "--workload-api",
+            help="--spiffe: the Workload API, unix:///PATH (default: $SPIFFE_ENDPOINT_SOCKET).",
+        ),
+    ] = None,
 ) -> None:
-    """Log in: a session in the OS keyring and a short-lived certificate in ~/.mezite."""
+    """Log in: a session in the OS keyring and a short-lived certificate in ~/.mezite (or,
+    with --spiffe, a certificate for the SVID's role and no session)."""
     import getpass
 
     from cli import mez_client
@@ -96,7 +112,13 @@ def login(
         previous = None
     if proxy and auth:
         raise BadParameter("give --proxy or --auth, not both")
+    if not spiffe and (svid or svid_key or workload_api):
+        raise BadParameter("--svid, --svid-key and --workload-api are for --spiffe")
     web = proxy or (previous.web_addr if previous and not auth else "")
+    if spiffe and not web:
+        raise BadParameter(
+            "a SPIFFE login goes through a proxy", hint="pass --proxy HOST:3080 and --ca-pin"
+        )
     if web:
         # Everything through the proxy's HTTPS API: users need not reach auth at all.
         from proto.web_client import ping
@@ -107,8 +129,18 @@ def login(
         if previous and previous.web_addr == web and not ca_pin:
             ca_pem, pin = previous.ca_path.read_text(), previous.ca_pin  # trusted before
         else:
-            confirm = None if password_stdin else _confirm_pin(web)
+            confirm = None if password_stdin or spiffe else _confirm_pin(web)
             ca_pem, pin = mez_client.trust_bundle(doc.ca_pem, ca_pin, confirm)
+        if spiffe:
+            from cli import mez_spiffe
+
+            profile, reply = mez_spiffe.login(
+                web_addr=web, auth_addr=addr, proxy_addr=proxy_ssh, ca_pem=ca_pem, pin=pin,
+                svid_file=svid, key_file=svid_key, socket=workload_api,
+            )  # fmt: skip
+            typer.echo(f"Logged in to {profile.cluster} as {reply.spiffe_id}.")
+            _print_status(profile)
+            return
     else:
         addr = auth or (previous.auth_addr if previous else "")
         proxy_ssh = ""
@@ -139,7 +171,20 @@ def _print_status(profile: Profile) -> None:
     from cli.mez_client import current_user
     from cli.render import when
     from proto.profile import cert_valid_before
+    from proto.sshconfig import certificate_logins
 
+    if profile.is_spiffe:
+        from cli.mez_spiffe import current_svid
+
+        svid = current_svid(profile)
+        source = profile.spiffe_socket or profile.spiffe_svid
+        typer.echo(f"  Cluster:     {profile.cluster} (via proxy {profile.web_addr})")
+        typer.echo(f"  SPIFFE ID:   {svid.spiffe_id} (from {source})")
+        typer.echo(f"  SVID:        valid until {when(svid.not_after)}")
+        logins = certificate_logins(profile.cert_path.read_bytes())
+        typer.echo(f"  Logins:      {', '.join(logins) or '-'}")
+        typer.echo(f"  Certificate: valid until {when(cert_valid_before(profile))}")
+        return
     me = current_user(profile)
     via = f"via proxy {profile.web_addr}" if profile.web_addr else profile.auth_addr
     typer.echo(f"  Cluster:     {profile.cluster} ({via})")

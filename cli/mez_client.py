@@ -160,12 +160,21 @@ def login(
 
 
 def ensure_certs(profile: Profile) -> None:
-    """Reissue the certificate silently when it has expired but the session lives."""
-    if not cert_is_fresh(profile):
-        issue_certs(profile)
+    """Reissue the certificate silently when it has expired but the session (or, for a
+    SPIFFE login, the SVID) lives."""
+    if cert_is_fresh(profile):
+        return
+    if profile.is_spiffe:
+        from cli import mez_spiffe
+
+        mez_spiffe.issue(profile, mez_spiffe.current_svid(profile))
+        return
+    issue_certs(profile)
 
 
 def logout(profile: Profile) -> None:
+    if profile.is_spiffe:
+        return  # no session: the local files are all there is
     try:
         api = connect(profile)
         try:
@@ -186,6 +195,12 @@ def current_user(profile: Profile) -> pb.GetCurrentUserResponse:
 
 
 def list_nodes(profile: Profile, labels: Mapping[str, str] | None = None) -> list[pb.Node]:
+    if profile.is_spiffe:
+        raise BadParameter(
+            "a SPIFFE login has no session to list nodes with",
+            hint="reach a node by name: `mez ssh NODE` (the proxy resolves it and checks "
+            "the certificate's node access)",
+        )
     api = connect(profile)
     try:
         return api.list_nodes(labels or {})
@@ -208,6 +223,12 @@ def parse_selector(text: str) -> dict[str, str] | None:
 
 def resolve_targets(profile: Profile, host: str) -> list[pb.Node]:
     """A node name, a node id, or a label selector (every match)."""
+    if profile.is_spiffe and parse_selector(host) is None:
+        from proto.v1 import auth_pb2 as pb
+
+        # No session to look it up with: the proxy resolves the name, and the node's
+        # host certificate names it, so the host CA line verifies it under that name.
+        return [pb.Node(id=host, name=host)]
     selector = parse_selector(host)
     if selector is not None:
         found = list_nodes(profile, selector)

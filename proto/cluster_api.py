@@ -37,6 +37,12 @@ class ClusterAPI(Protocol):
         """A certificate for ``public_key``; 0 asks for the longest the roles allow."""
         ...
 
+    def authenticate_spiffe(
+        self, request: pb.AuthenticateSPIFFERequest
+    ) -> pb.AuthenticateSPIFFEResponse:
+        """An SVID and a proof of its key for a certificate (needs no session)."""
+        ...
+
     def list_nodes(self, labels: Mapping[str, str]) -> list[pb.Node]:
         """Every node (all pages) carrying ``labels`` that the caller may reach."""
         ...
@@ -73,6 +79,11 @@ class GrpcClusterAPI:
 
         request = pb.IssueUserCertsRequest(ssh_public_key=public_key, ttl_seconds=ttl_seconds)
         return self.client.rpc.IssueUserCerts(request)
+
+    def authenticate_spiffe(
+        self, request: pb.AuthenticateSPIFFERequest
+    ) -> pb.AuthenticateSPIFFEResponse:
+        return self.client.rpc.AuthenticateSPIFFE(request)
 
     def list_nodes(self, labels: Mapping[str, str]) -> list[pb.Node]:
         from proto.v1 import auth_pb2 as pb
@@ -129,6 +140,21 @@ class WebClusterAPI:
 
         body = {"public_key": public_key, "ttl_seconds": ttl_seconds}
         return self.web.request("POST", "certs", pb.IssueUserCertsResponse, body=body)
+
+    def authenticate_spiffe(
+        self, request: pb.AuthenticateSPIFFERequest
+    ) -> pb.AuthenticateSPIFFEResponse:
+        import base64
+
+        from proto.v1 import auth_pb2 as pb
+
+        body = {
+            "svid_chain_pem": request.svid_chain_pem,
+            "proof_signature": base64.b64encode(request.proof_signature).decode(),
+            "proof_time": int(request.proof_time),
+            "ssh_public_key": request.ssh_public_key,
+        }
+        return self.web.request("POST", "spiffe/certs", pb.AuthenticateSPIFFEResponse, body=body)
 
     def list_nodes(self, labels: Mapping[str, str]) -> list[pb.Node]:
         from proto.v1 import auth_pb2 as pb

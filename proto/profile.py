@@ -57,6 +57,14 @@ class Profile:
     ca_pin: str
     proxy_addr: str = ""  # the proxy's SSH hop, when there is one
     web_addr: str = ""  # the proxy's HTTPS address: then mez talks only to the proxy
+    # A SPIFFE login (no session): where its SVID is, files or a Workload API socket.
+    spiffe_svid: str = ""
+    spiffe_key: str = ""
+    spiffe_socket: str = ""
+
+    @property
+    def is_spiffe(self) -> bool:
+        return bool(self.spiffe_socket or self.spiffe_svid)
 
     @property
     def dir(self) -> Path:
