@@ -78,6 +78,16 @@ def login(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
+    keyring: Annotated[
+        str | None,
+        typer.Option(
+            "--keyring",
+            envvar="MEZITE_KEYRING",
+            help="Where the session lives: os (Secret Service, Keychain, Credential "
+            "Locker) or kernel (Linux user keyring, for headless machines). Default: last "
+            "used, else os.",
+        ),
+    ] = None,
 ) -> None:
     """Log in: a session in the OS keyring and a short-lived certificate in ~/.mezite."""
     import getpass
@@ -85,7 +95,7 @@ def login(
     from cli import mez_client
     from cli.common import joined
     from proto.errors import BadParameter
-    from proto.profile import load_profile
+    from proto.profile import load_profile, session_store
     from proto.resources import parse_duration
 
     auth, proxy = joined(auth_given), joined(proxy_given)
@@ -120,6 +130,8 @@ def login(
             confirm = None if password_stdin else _confirm_pin(addr)
             ca_pem, pin = mez_client.trust_cluster(addr, ca_pin, confirm)
     name = user or (previous.user if previous else None) or getpass.getuser()
+    store = keyring or (previous.keyring if previous else "os")
+    session_store(store)  # no usable keyring: say so before the password is asked or sent
     password = read_password(password_stdin)
     profile = mez_client.login(
         addr=addr,
@@ -130,6 +142,7 @@ def login(
         pin=pin,
         proxy_addr=proxy_ssh,
         web_addr=web,
+        keyring=store,
     )
     typer.echo(f"Logged in to {profile.cluster} as {profile.user}.")
     _print_status(profile)
@@ -138,7 +151,7 @@ def login(
 def _print_status(profile: Profile) -> None:
     from cli.mez_client import current_user
     from cli.render import when
-    from proto.profile import cert_valid_before
+    from proto.profile import cert_valid_before, describe_keyring
 
     me = current_user(profile)
     via = f"via proxy {profile.web_addr}" if profile.web_addr else profile.auth_addr
@@ -148,6 +161,7 @@ def _print_status(profile: Profile) -> None:
     typer.echo(f"  Logins:      {', '.join(me.logins) or '-'}")
     typer.echo(f"  Certificate: valid until {when(cert_valid_before(profile))}")
     typer.echo(f"  Session:     valid until {when(me.session_expires)}")
+    typer.echo(f"  Keyring:     {describe_keyring(profile)}")
 
 
 @app.command()

@@ -131,6 +131,7 @@ def login(
     pin: str,
     proxy_addr: str = "",
     web_addr: str = "",
+    keyring: str = "os",
 ) -> Profile:
     """Log in through the proxy's REST API when ``web_addr`` is given, else over gRPC to
     auth at ``addr``."""
@@ -151,6 +152,7 @@ def login(
         ca_pin=pin,
         proxy_addr=proxy_addr,
         web_addr=web_addr,
+        keyring=keyring,
     )
     profile.save()
     write_private(profile.ca_path, ca_pem, mode=0o644)
