@@ -229,7 +229,7 @@ def _keyring_errors(doing: str) -> Iterator[None]:
 
 def _dbus_problem(doing: str, exc: Exception) -> str:
     if not os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
-        return f"{doing}: no D-Bus session bus to reach the Secret Service on (none is set)"
+        return f"{doing}: DBUS_SESSION_BUS_ADDRESS is unset: no Secret Service to reach"
     detail = " ".join(str(exc).split())[:160] or type(exc).__name__
     return f"{doing}: cannot reach the Secret Service over D-Bus ({detail})"
 
