@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 from functools import cache
 
 KEY_SPEC_USER_KEYRING = -4
@@ -63,6 +64,8 @@ def _lib() -> ctypes.CDLL:
 def check_available() -> None:
     """Raise KernelKeyringError unless this process can reach its user keyring (a kernel
     without CONFIG_KEYS, or a seccomp filter that forbids the calls, cannot)."""
+    if not sys.platform.startswith("linux"):
+        raise KernelKeyringError(f"the kernel keyring is Linux's, and this is {sys.platform}")
     if _lib().keyctl_get_keyring_ID(KEY_SPEC_USER_KEYRING, 1) < 0:
         raise _failed("cannot reach the kernel user keyring")
 

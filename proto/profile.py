@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -219,8 +220,10 @@ def _keyring_errors(doing: str) -> Iterator[None]:
     except KeyringError as exc:
         raise NotAuthenticated(f"{doing}: {exc}", hint=_NO_KEYRING_HINT) from exc
     except (RuntimeError, OSError) as exc:
-        # The Secret Service backend reports an unreachable bus or daemon this way.
-        raise NotAuthenticated(_dbus_problem(doing, exc), hint=_NO_DBUS_HINT) from exc
+        # On Linux, the Secret Service backend reports an unreachable bus or daemon so.
+        if sys.platform.startswith("linux"):
+            raise NotAuthenticated(_dbus_problem(doing, exc), hint=_NO_DBUS_HINT) from exc
+        raise NotAuthenticated(f"{doing}: {exc}", hint=_NO_KEYRING_HINT) from exc
     except Exception as exc:
         if type(exc).__module__.startswith(("secretstorage", "jeepney")):
             raise NotAuthenticated(_dbus_problem(doing, exc), hint=_NO_DBUS_HINT) from exc
