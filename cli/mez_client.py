@@ -156,7 +156,22 @@ def login(
     )
     profile.save()
     write_private(profile.ca_path, ca_pem, mode=0o644)
-    store_session(profile, session_id)
+    try:
+        store_session(profile, session_id)
+    except NotAuthenticated:
+        # A session no keyring keeps is ended now, not left live until it expires.
+        end = (
+            WebClusterAPI(web_addr, ca_pem, session_id)
+            if web_addr
+            else GrpcClusterAPI(addr, ca_pem.encode(), session_id)
+        )
+        try:
+            end.logout()
+        except (NotAuthenticated, ConnectionProblem):
+            pass  # it ends when it expires
+        finally:
+            end.close()
+        raise
     issue_certs(profile, session_id, ttl)
     return profile
 

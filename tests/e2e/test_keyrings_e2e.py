@@ -195,8 +195,11 @@ def test_a_locked_collection_is_refused_with_the_way_out(
                         f"array:objpath:{LOGIN_COLLECTION}")  # fmt: skip
     assert LOGIN_COLLECTION.encode() in locked
     env = {**mez_env(tmp_path), **secret_service, "PYTHON_KEYRING_BACKEND": SECRET_SERVICE}
+    logouts = len(logout_events(cluster))
     done = mez_login(cluster, env)
     assert_refused_cleanly(done, "locked", "gnome-keyring-daemon --unlock", "--keyring kernel")
+    # The session the server made is ended, not left live with no one holding it.
+    assert len(logout_events(cluster)) == logouts + 1
     assert not (Path(env["MEZITE_HOME"]) / "e2e" / "key").exists()
     assert_no_file_keyring(tmp_path)
     assert secret_tool(secret_service, "search", "service", "mezite").stdout == ""
@@ -214,6 +217,15 @@ def test_no_dbus_is_refused_with_the_way_out(
     assert_refused_cleanly(done, why, "dbus-run-session", "--keyring kernel")
     assert not (Path(env["MEZITE_HOME"]) / "e2e").exists()
     assert_no_file_keyring(tmp_path)
+
+
+def logout_events(auth: AuthProcess) -> list[object]:
+    done = cli("mezctl", "audit", "events", "--type", "session.logout", "--format", "json",
+               "--data-dir", str(auth.data_dir))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    events = json.loads(done.stdout)
+    assert isinstance(events, list)
+    return events
 
 
 def keyctl(*args: str) -> subprocess.CompletedProcess[str]:
