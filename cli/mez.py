@@ -93,6 +93,16 @@ def login(
             help="--spiffe: the Workload API, unix:///PATH (default: $SPIFFE_ENDPOINT_SOCKET).",
         ),
     ] = None,
+    keyring: Annotated[
+        str | None,
+        typer.Option(
+            "--keyring",
+            envvar="MEZITE_KEYRING",
+            help="Where the session lives: os (Secret Service, Keychain, Credential "
+            "Locker) or kernel (Linux user keyring, for headless machines). Default: last "
+            "used, else os.",
+        ),
+    ] = None,
 ) -> None:
     """Log in: a session in the OS keyring and a short-lived certificate in ~/.mezite (or,
     with --spiffe, a certificate for the SVID's role and no session)."""
@@ -101,7 +111,7 @@ def login(
     from cli import mez_client
     from cli.common import joined
     from proto.errors import BadParameter
-    from proto.profile import load_profile
+    from proto.profile import load_profile, session_store
     from proto.resources import parse_duration
 
     auth, proxy = joined(auth_given), joined(proxy_given)
@@ -114,6 +124,8 @@ def login(
         raise BadParameter("give --proxy or --auth, not both")
     if not spiffe and (svid or svid_key or workload_api):
         raise BadParameter("--svid, --svid-key and --workload-api are for --spiffe")
+    if spiffe and keyring:
+        raise BadParameter("--keyring keeps a session, and a SPIFFE login has none")
     web = proxy or (previous.web_addr if previous and not auth else "")
     if spiffe and not web:
         raise BadParameter(
@@ -152,6 +164,8 @@ def login(
             confirm = None if password_stdin else _confirm_pin(addr)
             ca_pem, pin = mez_client.trust_cluster(addr, ca_pin, confirm)
     name = user or (previous.user if previous else None) or getpass.getuser()
+    store = keyring or (previous.keyring if previous else "os")
+    session_store(store)  # no usable keyring: say so before the password is asked or sent
     password = read_password(password_stdin)
     profile = mez_client.login(
         addr=addr,
@@ -162,6 +176,7 @@ def login(
         pin=pin,
         proxy_addr=proxy_ssh,
         web_addr=web,
+        keyring=store,
     )
     typer.echo(f"Logged in to {profile.cluster} as {profile.user}.")
     _print_status(profile)
@@ -170,7 +185,7 @@ def login(
 def _print_status(profile: Profile) -> None:
     from cli.mez_client import current_user
     from cli.render import when
-    from proto.profile import cert_valid_before
+    from proto.profile import cert_valid_before, describe_keyring
     from proto.sshconfig import certificate_logins
 
     if profile.is_spiffe:
@@ -184,6 +199,7 @@ def _print_status(profile: Profile) -> None:
         logins = certificate_logins(profile.cert_path.read_bytes())
         typer.echo(f"  Logins:      {', '.join(logins) or '-'}")
         typer.echo(f"  Certificate: valid until {when(cert_valid_before(profile))}")
+        typer.echo("  Keyring:     none (a SPIFFE login keeps no session)")
         return
     me = current_user(profile)
     via = f"via proxy {profile.web_addr}" if profile.web_addr else profile.auth_addr
@@ -193,6 +209,7 @@ def _print_status(profile: Profile) -> None:
     typer.echo(f"  Logins:      {', '.join(me.logins) or '-'}")
     typer.echo(f"  Certificate: valid until {when(cert_valid_before(profile))}")
     typer.echo(f"  Session:     valid until {when(me.session_expires)}")
+    typer.echo(f"  Keyring:     {describe_keyring(profile)}")
 
 
 @app.command()

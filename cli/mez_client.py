@@ -131,6 +131,7 @@ def login(
     pin: str,
     proxy_addr: str = "",
     web_addr: str = "",
+    keyring: str = "os",
 ) -> Profile:
     """Log in through the proxy's REST API when ``web_addr`` is given, else over gRPC to
     auth at ``addr``."""
@@ -151,10 +152,26 @@ def login(
         ca_pin=pin,
         proxy_addr=proxy_addr,
         web_addr=web_addr,
+        keyring=keyring,
     )
     profile.save()
     write_private(profile.ca_path, ca_pem, mode=0o644)
-    store_session(profile, session_id)
+    try:
+        store_session(profile, session_id)
+    except NotAuthenticated:
+        # A session no keyring keeps is ended now, not left live until it expires.
+        end = (
+            WebClusterAPI(web_addr, ca_pem, session_id)
+            if web_addr
+            else GrpcClusterAPI(addr, ca_pem.encode(), session_id)
+        )
+        try:
+            end.logout()
+        except (NotAuthenticated, ConnectionProblem):
+            pass  # it ends when it expires
+        finally:
+            end.close()
+        raise
     issue_certs(profile, session_id, ttl)
     return profile
 

@@ -20,6 +20,13 @@ command -v git >/dev/null || need+=(git)
 # The PostgreSQL backend's tests run a throwaway server (initdb + pg_ctl; as root, as
 # the postgres user the package creates).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+# The session in real keyrings (tests/e2e/test_keyrings_e2e.py): gnome-keyring's Secret
+# Service on a dbus-run-session bus, read back with secret-tool and locked with dbus-send;
+# the kernel's user keyring through libkeyutils, read back with keyctl.
+command -v gnome-keyring-daemon >/dev/null || need+=(gnome-keyring)
+command -v secret-tool >/dev/null || need+=(libsecret-tools)
+{ command -v dbus-run-session && command -v dbus-send; } >/dev/null || need+=(dbus)
+command -v keyctl >/dev/null || need+=(keyutils)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
