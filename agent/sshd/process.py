@@ -18,6 +18,7 @@ import os
 import signal
 import struct
 import termios
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -130,6 +131,32 @@ class _PtyInput(asyncio.BaseProtocol):
 
     def resume_writing(self) -> None:
         self._child.input_resumed()
+
+
+# Signals a session must receive with their default action. A disposition of SIG_IGN
+# survives exec, so a mezd started with them ignored (nohup ignores SIGHUP; a shell
+# without job control ignores SIGINT and SIGQUIT for background jobs) would hand that on
+# to every session: a disconnect's SIGHUP, or ^C at a prompt, would do nothing. A
+# *handled* signal is reset to its default on exec, so those are handled instead.
+SESSION_DEFAULT_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,
+                           signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)  # fmt: skip
+
+
+def _ignored(signum: int, frame: object) -> None:
+    """What SIG_IGN did for this process; its sessions get the default."""
+
+
+def unignore_session_signals() -> list[str]:
+    """Replace SIG_IGN by a handler that ignores (only the main thread may): the names of
+    the signals changed."""
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    changed = []
+    for signum in SESSION_DEFAULT_SIGNALS:
+        if signal.getsignal(signum) is signal.SIG_IGN:
+            signal.signal(signum, _ignored)
+            changed.append(signal.Signals(signum).name)
+    return changed
 
 
 class Child:

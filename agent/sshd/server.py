@@ -23,6 +23,7 @@ from agent.sshd.connection import TERMINATE_GRACE, NodeServerConnection
 from agent.sshd.context import NodeContext
 from agent.sshd.handler import NodeSSHHandler
 from agent.sshd.policy import TrustedUserCAs
+from agent.sshd.process import unignore_session_signals
 from agent.sshd.sftp import resolve_sftp
 from agent.sshd.users import SystemUserLookup, UserLookup
 from proto.clock import Clock, SystemClock
@@ -162,6 +163,10 @@ async def start_node_ssh_server(
     users: UserLookup | None = None,
     locks: LockView | None = None,
 ) -> NodeSSHServer:
+    unignored = unignore_session_signals()
+    if unignored:
+        logger.info("sessions get %s back (this process was started ignoring them)",
+                    ", ".join(unignored))  # fmt: skip
     sftp = resolve_sftp(config.sftp_server, config.sftp_search)
     if sftp.refused:
         logger.warning("SFTP is turned off (--sftp-server none): only scp -O can copy files")

@@ -7,6 +7,7 @@ import asyncio
 import os
 import pwd
 import re
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -255,6 +256,26 @@ async def test_disconnect_hangs_up_the_session(node: RunningNode) -> None:
         await asyncio.sleep(0.01)
     (end,) = await node.audit.wait_for("session.end")
     assert end.fields["login"] == "nobody"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT])
+async def test_a_node_started_ignoring_signals_does_not_pass_that_on(
+    tmp_path: Path, signum: int
+) -> None:
+    """`nohup mezd start` ignores SIGHUP, and an ignored signal survives exec: sessions
+    would ignore their hangup (and ^C, for SIGINT ignored by a shell's background job).
+    The node handles them instead, which exec resets to the default."""
+    before = signal.signal(signum, signal.SIG_IGN)
+    try:
+        async with running_node(tmp_path) as node:
+            cert = node.certs.issue("nobody")
+            async with await node.connect(cert, login="nobody") as conn:
+                process = await conn.create_process("echo $$; exec sleep 60")
+                pid = int((await process.stdout.readline()).strip())
+                os.kill(pid, signum)
+                assert (await asyncio.wait_for(process.wait(), 10)).returncode == -signum
+    finally:
+        signal.signal(signum, before)
 
 
 async def test_closing_the_server_ends_running_sessions(tmp_path: Path) -> None:
