@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -114,6 +115,20 @@ def test_a_workload_logs_in_from_svid_files(cluster: Cluster, tmp_path: Path) ->
                 cluster.auth.web_addr, "--ca-pin", cluster.pin, env=env)  # fmt: skip
     assert login.returncode == 0, login.stderr
     _ssh_as_workload(env)
+    # mez scp and mez config (plain OpenSSH) work for a SPIFFE login too.
+    local = tmp_path / "payload.txt"
+    local.write_text("from a workload\n")
+    remote = f"/tmp/mezite-spiffe-{tmp_path.name}.txt"
+    copied = cli("mez", "scp", str(local), f"web-1:{remote}", env=env)
+    assert copied.returncode == 0, copied.stderr
+    assert Path(remote).read_text() == "from a workload\n"
+    Path(remote).unlink()
+    config = cli("mez", "config", env=env)
+    assert config.returncode == 0, config.stderr
+    (tmp_path / "ssh_config").write_text(config.stdout)
+    plain = subprocess.run(["ssh", "-F", str(tmp_path / "ssh_config"), "web-1.e2e", "id", "-un"],
+                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert (plain.returncode, plain.stdout.strip()) == (0, LOGIN), plain.stderr
 
 
 def test_bad_spiffe_logins_are_one_line(cluster: Cluster, tmp_path: Path) -> None:
