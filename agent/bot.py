@@ -4,7 +4,8 @@ State (``--data-dir``, 0700, under an exclusive file lock so two copies never sh
 the current keys, certificates, renewal token and generation. Outputs (``--dest``),
 each written atomically: ``key``, ``key-cert.pub``, ``known_hosts`` (@cert-authority
 for the host CA), ``ssh_config`` (so ``ssh -F DEST/ssh_config NODE`` and Ansible
-work), ``tls.crt``, ``tls.key`` and ``ca.pem``.
+work), ``tls.crt``, ``tls.key`` and ``ca.pem``; with an SVID (``--spiffe-role``), ``svid.pem``,
+``svid_key.pem`` and ``bundle.pem`` too, renewed with the rest.
 
 The renewal token and generation are saved before any output is touched: a crash after
 auth renewed but before the save leaves a dead token, and the identity locks on the next
@@ -27,7 +28,7 @@ from proto.client import AuthClient, ClientIdentity
 from proto.clock import Clock, SystemClock
 from proto.errors import AccessDenied
 from proto.files import ensure_private_dir, write_private
-from proto.keys import NodeKeys, new_node_keys
+from proto.keys import NodeKeys, TLSKey, new_node_keys, new_tls_key
 from proto.lifecycle import IdentityDir, Renewer, join_by_pin
 from proto.sshconfig import SSHIdentity, certificate_logins, host_block, render
 
@@ -53,6 +54,11 @@ class BotState:
     host_ca_keys: list[str]
     expires: float
     agent_id: str = ""  # names this incarnation of the identity (from auth)
+    # An identity made with --spiffe-role also carries an X.509 SVID.
+    svid_key_pem: str = field(default="", repr=False)
+    svid_pem: str = ""
+    spiffe_bundle_pem: str = ""
+    spiffe_id: str = ""
 
     def save(self, data_dir: Path) -> None:
         IdentityDir(data_dir, STATE_FILE).save(asdict(self))
@@ -88,8 +94,14 @@ def exclusive(data_dir: Path) -> Iterator[None]:
         yield
 
 
-def _adopt(state: BotState | None, keys: NodeKeys, creds: Any, **base: Any) -> BotState:
+def _adopt(
+    state: BotState | None, keys: NodeKeys, svid_key: TLSKey, creds: Any, **base: Any
+) -> BotState:
     values = dict(
+        svid_key_pem=svid_key.private_pem if creds.svid_chain_pem else "",
+        svid_pem=creds.svid_chain_pem,
+        spiffe_bundle_pem=creds.spiffe_bundle_pem,
+        spiffe_id=creds.spiffe_id,
         generation=creds.generation,
         renewal_token=creds.renewal_token,
         ssh_key_pem=keys.ssh_private_pem,
@@ -107,10 +119,11 @@ def _adopt(state: BotState | None, keys: NodeKeys, creds: Any, **base: Any) -> B
 def bootstrap(data_dir: Path, token: str, auth_server: str, ca_pin: str) -> BotState:
     from proto.v1 import auth_pb2 as pb
 
-    keys = new_node_keys()
+    keys, svid_key = new_node_keys(), new_tls_key()  # the SVID's, used if it carries one
     request = pb.BootstrapAgentIdentityRequest(
-        token=token, ssh_public_key=keys.ssh_public_line, tls_public_key_pem=keys.tls_public_pem
-    )
+        token=token, ssh_public_key=keys.ssh_public_line, tls_public_key_pem=keys.tls_public_pem,
+        svid_public_key_pem=svid_key.public_pem,
+    )  # fmt: skip
     joined = join_by_pin(
         auth_server,
         ca_pin,
@@ -119,7 +132,7 @@ def bootstrap(data_dir: Path, token: str, auth_server: str, ca_pin: str) -> BotS
         "add` prints, and each token works once",
     )
     creds = joined.reply.credentials
-    state = _adopt(None, keys, creds, name=creds.name, cluster_name=joined.cluster_name,
+    state = _adopt(None, keys, svid_key, creds, name=creds.name, cluster_name=joined.cluster_name,
                    auth_server=auth_server, ca_pin=joined.ca_pin)  # fmt: skip
     state.save(data_dir)
     log.info("bootstrapped agent identity %s (generation %d)", state.name, state.generation)
@@ -129,7 +142,7 @@ def bootstrap(data_dir: Path, token: str, auth_server: str, ca_pin: str) -> BotS
 def renew(data_dir: Path, state: BotState) -> BotState:
     from proto.v1 import auth_pb2 as pb
 
-    keys = new_node_keys()
+    keys, svid_key = new_node_keys(), new_tls_key()
     with AuthClient(state.auth_server, state.tls_ca_pem.encode(), state.identity()) as client:
         reply = client.rpc.RenewAgentIdentity(
             pb.RenewAgentIdentityRequest(
@@ -137,9 +150,10 @@ def renew(data_dir: Path, state: BotState) -> BotState:
                 generation=state.generation,
                 ssh_public_key=keys.ssh_public_line,
                 tls_public_key_pem=keys.tls_public_pem,
+                svid_public_key_pem=svid_key.public_pem,
             ),
         )
-    fresh = _adopt(state, keys, reply.credentials)
+    fresh = _adopt(state, keys, svid_key, reply.credentials)
     fresh.save(data_dir)
     log.info("renewed agent identity %s (generation %d)", fresh.name, fresh.generation)
     return fresh
@@ -172,6 +186,10 @@ def write_outputs(dest: Path, state: BotState) -> None:
     write_private(dest / "tls.key", state.tls_key_pem)
     write_private(dest / "tls.crt", state.tls_cert_pem, mode=0o644)
     write_private(dest / "ca.pem", state.tls_ca_pem, mode=0o644)
+    if state.svid_pem:  # as SPIFFE tools name them; 0600 like the key
+        write_private(dest / "svid_key.pem", state.svid_key_pem)
+        write_private(dest / "svid.pem", state.svid_pem)
+        write_private(dest / "bundle.pem", state.spiffe_bundle_pem)
     write_private(dest / "ssh_config", ssh_config(dest, state, _node_hosts(state)), mode=0o644)
 
 

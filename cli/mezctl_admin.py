@@ -322,6 +322,13 @@ def bots_add(
     dest: Annotated[str, typer.Option("--dest", help="Output dir in the printed line.")] = (
         "./mezite-identity"
     ),
+    spiffe_role: Annotated[
+        str,
+        typer.Option(
+            "--spiffe-role",
+            help="Also an X.509 SVID for spiffe://TD/role/ROLE/NAME, renewed with the rest.",
+        ),
+    ] = "",
 ) -> None:
     """Create an agent identity and print the `mezd identity start` line that uses it."""
     from proto.resources import parse_duration
@@ -335,6 +342,7 @@ def bots_add(
                 logins=split_list(logins),
                 ttl_seconds=parse_duration(ttl, path="--ttl"),
                 token_ttl_seconds=parse_duration(token_ttl, path="--token-ttl"),
+                spiffe_role=spiffe_role,
             ),
         )
         join = _pin_and_addr(client)
@@ -355,7 +363,7 @@ def bots_ls(
     with connect(ctx) as client:
         found = client.rpc.ListAgentIdentities(pb.ListAgentIdentitiesRequest()).identities
     rows = [{"name": i.name, "roles": list(i.roles), "logins": list(i.logins),
-             "generation": i.generation,
+             "generation": i.generation, "spiffe_role": i.spiffe_role,
              "last_renewed": i.last_renewed, "locked": i.locked, "ttl_seconds": i.ttl_seconds}
             for i in found]  # fmt: skip
     show_rows(

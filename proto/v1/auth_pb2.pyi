@@ -667,7 +667,7 @@ class SearchAuditEventsResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class AgentIdentity(_message.Message):
-    __slots__ = ("name", "roles", "generation", "last_renewed", "locked", "ttl_seconds", "logins")
+    __slots__ = ("name", "roles", "generation", "last_renewed", "locked", "ttl_seconds", "logins", "spiffe_role")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
@@ -675,6 +675,7 @@ class AgentIdentity(_message.Message):
     LOCKED_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LOGINS_FIELD_NUMBER: _ClassVar[int]
+    SPIFFE_ROLE_FIELD_NUMBER: _ClassVar[int]
     name: str
     roles: _containers.RepeatedScalarFieldContainer[str]
     generation: int
@@ -682,21 +683,24 @@ class AgentIdentity(_message.Message):
     locked: bool
     ttl_seconds: int
     logins: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., generation: _Optional[int] = ..., last_renewed: _Optional[float] = ..., locked: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ..., logins: _Optional[_Iterable[str]] = ...) -> None: ...
+    spiffe_role: str
+    def __init__(self, name: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., generation: _Optional[int] = ..., last_renewed: _Optional[float] = ..., locked: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ..., logins: _Optional[_Iterable[str]] = ..., spiffe_role: _Optional[str] = ...) -> None: ...
 
 class CreateAgentIdentityRequest(_message.Message):
-    __slots__ = ("name", "roles", "ttl_seconds", "token_ttl_seconds", "logins")
+    __slots__ = ("name", "roles", "ttl_seconds", "token_ttl_seconds", "logins", "spiffe_role")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROLES_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     TOKEN_TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LOGINS_FIELD_NUMBER: _ClassVar[int]
+    SPIFFE_ROLE_FIELD_NUMBER: _ClassVar[int]
     name: str
     roles: _containers.RepeatedScalarFieldContainer[str]
     ttl_seconds: int
     token_ttl_seconds: int
     logins: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., ttl_seconds: _Optional[int] = ..., token_ttl_seconds: _Optional[int] = ..., logins: _Optional[_Iterable[str]] = ...) -> None: ...
+    spiffe_role: str
+    def __init__(self, name: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ..., ttl_seconds: _Optional[int] = ..., token_ttl_seconds: _Optional[int] = ..., logins: _Optional[_Iterable[str]] = ..., spiffe_role: _Optional[str] = ...) -> None: ...
 
 class CreateAgentIdentityResponse(_message.Message):
     __slots__ = ("bootstrap_token", "token_expires")
@@ -739,17 +743,19 @@ class SetAgentIdentityLockResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class BootstrapAgentIdentityRequest(_message.Message):
-    __slots__ = ("token", "ssh_public_key", "tls_public_key_pem")
+    __slots__ = ("token", "ssh_public_key", "tls_public_key_pem", "svid_public_key_pem")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     SSH_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     TLS_PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    SVID_PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
     token: str
     ssh_public_key: str
     tls_public_key_pem: str
-    def __init__(self, token: _Optional[str] = ..., ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ...) -> None: ...
+    svid_public_key_pem: str
+    def __init__(self, token: _Optional[str] = ..., ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ..., svid_public_key_pem: _Optional[str] = ...) -> None: ...
 
 class AgentIdentityCredentials(_message.Message):
-    __slots__ = ("name", "ssh_certificate", "tls_certificate_pem", "tls_ca_pem", "host_ca_keys", "renewal_token", "generation", "expires", "agent_id")
+    __slots__ = ("name", "ssh_certificate", "tls_certificate_pem", "tls_ca_pem", "host_ca_keys", "renewal_token", "generation", "expires", "agent_id", "svid_chain_pem", "spiffe_bundle_pem", "spiffe_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SSH_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
     TLS_CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
@@ -759,6 +765,9 @@ class AgentIdentityCredentials(_message.Message):
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SVID_CHAIN_PEM_FIELD_NUMBER: _ClassVar[int]
+    SPIFFE_BUNDLE_PEM_FIELD_NUMBER: _ClassVar[int]
+    SPIFFE_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     ssh_certificate: str
     tls_certificate_pem: str
@@ -768,7 +777,10 @@ class AgentIdentityCredentials(_message.Message):
     generation: int
     expires: float
     agent_id: str
-    def __init__(self, name: _Optional[str] = ..., ssh_certificate: _Optional[str] = ..., tls_certificate_pem: _Optional[str] = ..., tls_ca_pem: _Optional[str] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., renewal_token: _Optional[str] = ..., generation: _Optional[int] = ..., expires: _Optional[float] = ..., agent_id: _Optional[str] = ...) -> None: ...
+    svid_chain_pem: str
+    spiffe_bundle_pem: str
+    spiffe_id: str
+    def __init__(self, name: _Optional[str] = ..., ssh_certificate: _Optional[str] = ..., tls_certificate_pem: _Optional[str] = ..., tls_ca_pem: _Optional[str] = ..., host_ca_keys: _Optional[_Iterable[str]] = ..., renewal_token: _Optional[str] = ..., generation: _Optional[int] = ..., expires: _Optional[float] = ..., agent_id: _Optional[str] = ..., svid_chain_pem: _Optional[str] = ..., spiffe_bundle_pem: _Optional[str] = ..., spiffe_id: _Optional[str] = ...) -> None: ...
 
 class BootstrapAgentIdentityResponse(_message.Message):
     __slots__ = ("credentials",)
@@ -777,16 +789,18 @@ class BootstrapAgentIdentityResponse(_message.Message):
     def __init__(self, credentials: _Optional[_Union[AgentIdentityCredentials, _Mapping]] = ...) -> None: ...
 
 class RenewAgentIdentityRequest(_message.Message):
-    __slots__ = ("renewal_token", "generation", "ssh_public_key", "tls_public_key_pem")
+    __slots__ = ("renewal_token", "generation", "ssh_public_key", "tls_public_key_pem", "svid_public_key_pem")
     RENEWAL_TOKEN_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     SSH_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     TLS_PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    SVID_PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
     renewal_token: str
     generation: int
     ssh_public_key: str
     tls_public_key_pem: str
-    def __init__(self, renewal_token: _Optional[str] = ..., generation: _Optional[int] = ..., ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ...) -> None: ...
+    svid_public_key_pem: str
+    def __init__(self, renewal_token: _Optional[str] = ..., generation: _Optional[int] = ..., ssh_public_key: _Optional[str] = ..., tls_public_key_pem: _Optional[str] = ..., svid_public_key_pem: _Optional[str] = ...) -> None: ...
 
 class RenewAgentIdentityResponse(_message.Message):
     __slots__ = ("credentials",)

@@ -363,3 +363,44 @@ def test_the_proxy_serves_the_bundle_and_the_exchange_to_3080_only_clients(
             assert refused.status_code == status, refused.text
             assert set(refused.json()) == {"error"}
     assert issued(auth) == 1
+
+
+def test_an_agent_identity_carries_an_svid_renewed_with_the_rest(
+    auth: RunningAuth, tmp_path: Path
+) -> None:
+    from agent import bot
+
+    assert auth.server.cas is not None
+    pin = auth.server.cas.host_x509.pin
+    with auth.admin() as admin:
+        token = admin.rpc.CreateAgentIdentity(pb.CreateAgentIdentityRequest(
+            name="ci", roles=["access"], logins=["ci"], ttl_seconds=600, spiffe_role=ROLE,
+        )).bootstrap_token  # fmt: skip
+        plain_request = pb.CreateAgentIdentityRequest(
+            name="plain", roles=["access"], logins=["ci"], ttl_seconds=600
+        )
+        plain = admin.rpc.CreateAgentIdentity(plain_request).bootstrap_token
+        with pytest.raises(NotFound):
+            admin.rpc.CreateAgentIdentity(pb.CreateAgentIdentityRequest(
+                name="x", roles=["access"], logins=["ci"], spiffe_role="nope"))  # fmt: skip
+    # A bootstrap that sends no SVID key (an older mezd) is refused and spends nothing.
+    keys = new_node_keys()
+    with auth.client() as anon, pytest.raises(BadParameter, match="carries an SVID"):
+        anon.rpc.BootstrapAgentIdentity(pb.BootstrapAgentIdentityRequest(
+            token=token, ssh_public_key=keys.ssh_public_line,
+            tls_public_key_pem=keys.tls_public_pem))  # fmt: skip
+    state = bot.bootstrap(tmp_path / "state", token, auth.addr, pin)
+    assert state.spiffe_id == f"spiffe://{CLUSTER}/role/{ROLE}/ci"
+    bot.write_outputs(tmp_path / "out", state)
+    for name in ("svid.pem", "svid_key.pem", "bundle.pem"):
+        assert (tmp_path / "out" / name).stat().st_mode & 0o777 == 0o600
+    chain, key = (tmp_path / "out" / "svid.pem").read_text(), (tmp_path / "out" / "svid_key.pem")
+    private = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    reply = authenticate(auth, spiffe_request(chain, private, ssh_key(), CLUSTER))
+    assert reply.spiffe_id == state.spiffe_id
+    renewed = bot.renew(tmp_path / "state", state)
+    first = x509.load_pem_x509_certificate(state.svid_pem.encode())
+    second = x509.load_pem_x509_certificate(renewed.svid_pem.encode())
+    assert second.serial_number != first.serial_number
+    assert renewed.svid_key_pem != state.svid_key_pem  # a new key with each renewal
+    assert bot.bootstrap(tmp_path / "plain", plain, auth.addr, pin).svid_pem == ""

@@ -100,6 +100,10 @@ class AgentIssuer:
         return self._cas.cluster_name
 
     @property
+    def trust_domain(self) -> str:
+        return self._cas.trust_domain
+
+    @property
     def ca_pem(self) -> str:
         return self._cas.host_x509.cert_pem
 
@@ -222,6 +226,22 @@ class AgentIssuer:
             labels=dict(record.labels),
             tls_server_certificate_pem=server_chain,
         )
+
+    def svid(self, public_key_pem: str, role: str, workload: str, ttl: float) -> tuple[str, str]:
+        """An X.509 SVID from the SPIFFE CA for spiffe://TD/role/ROLE/WORKLOAD: its ID and
+        its PEM."""
+        from cryptography.hazmat.primitives import serialization
+
+        from server.auth.crypto.svid import issue_svid, load_svid_key, make_spiffe_id
+
+        spiffe_id = make_spiffe_id(self._cas.trust_domain, role, workload)
+        cert = issue_svid(self._cas.spiffe_x509, load_svid_key(public_key_pem), spiffe_id,
+                          now=self._clock.now(), ttl=ttl)  # fmt: skip
+        return str(spiffe_id), cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    @property
+    def spiffe_bundle_pem(self) -> str:
+        return self._cas.spiffe_x509.cert_pem
 
     async def identity_credentials(
         self,

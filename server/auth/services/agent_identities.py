@@ -22,6 +22,7 @@ from proto.v1 import auth_pb2 as pb
 from server.auth.auditing import Auditor
 from server.auth.crypto.issuer import AgentIssuer, load_tls_public_key
 from server.auth.crypto.sshcert import MAX_CERT_TTL, parse_public_key, validate_principals
+from server.auth.crypto.svid import load_svid_key, make_spiffe_id
 from server.auth.rbac import AccessChecker
 from server.auth.rpc.guard import validate_name
 from server.auth.rpc.router import CallContext
@@ -97,6 +98,10 @@ class AgentIdentityService:
                 f"agent identity {name!r} would have no logins",
                 hint="pass --logins, or roles that name logins",
             )
+        spiffe_role = request.spiffe_role
+        if spiffe_role:
+            await self._roles.get(spiffe_role)
+            make_spiffe_id(self._issuer.trust_domain, spiffe_role, name)  # the ID it will name
         ttl = float(request.ttl_seconds or DEFAULT_BOT_TTL)
         token_ttl = float(request.token_ttl_seconds or DEFAULT_BOOTSTRAP_TTL)
         if not 60 <= ttl <= MAX_CERT_TTL or not 60 <= token_ttl <= MAX_BOOTSTRAP_TTL:
@@ -105,7 +110,7 @@ class AgentIdentityService:
         token = new_token()
         state = AgentIdentityState(
             name=name, roles=tuple(roles), ttl=ttl, created=now, logins=logins,
-            incarnation=new_incarnation(),
+            incarnation=new_incarnation(), spiffe_role=spiffe_role,
             bootstrap=PendingToken(token.name, token.secret_hash, now + token_ttl),
         )  # fmt: skip
         await self._store.create(state, Put(bootstrap_index(state)))
@@ -133,6 +138,7 @@ class AgentIdentityService:
                     locked=self._lock_of(s) is not None,
                     ttl_seconds=int(s.ttl),
                     logins=list(s.logins),
+                    spiffe_role=s.spiffe_role,
                 )
                 for s in await self._store.list()
             ]
@@ -197,6 +203,32 @@ class AgentIdentityService:
 
     async def _credentials(
         self, state: AgentIdentityState, ssh_key: str, tls_pem: str, generation: int,
+        renewal: str, svid_pem: str = "",
+    ) -> pb.AgentIdentityCredentials:  # fmt: skip
+        creds = await self._identity_credentials(state, ssh_key, tls_pem, generation, renewal)
+        if state.spiffe_role:
+            spiffe_id, chain = self._issuer.svid(
+                svid_pem, state.spiffe_role, state.name, creds.expires - self._clock.now()
+            )
+            creds.svid_chain_pem, creds.spiffe_id = chain, spiffe_id
+            creds.spiffe_bundle_pem = self._issuer.spiffe_bundle_pem
+            self._audit.emit("spiffe.svid.issue", user=state.name, spiffe_id=spiffe_id,
+                             generation=generation)  # fmt: skip
+        return creds
+
+    @staticmethod
+    def _check_svid_key(state: AgentIdentityState, svid_pem: str) -> None:
+        if state.spiffe_role and not svid_pem:
+            raise BadParameter(
+                f"agent identity {state.name!r} carries an SVID: the request needs its "
+                "public key (svid_public_key_pem)",
+                hint="update mezd: older ones do not send it",
+            )
+        if state.spiffe_role:
+            load_svid_key(svid_pem)
+
+    async def _identity_credentials(
+        self, state: AgentIdentityState, ssh_key: str, tls_pem: str, generation: int,
         renewal: str,
     ) -> pb.AgentIdentityCredentials:  # fmt: skip
         return await self._issuer.identity_credentials(
@@ -243,14 +275,16 @@ class AgentIdentityService:
             parse_public_key(request.ssh_public_key)
             load_tls_public_key(request.tls_public_key_pem)
             item, state = await self._pending_bootstrap(request.token)
+            self._check_svid_key(state, request.svid_public_key_pem)
             renewal = new_token().text
             fresh = replace(
                 state, generation=1, renewal_hash=_hash(renewal),
                 last_renewed=self._clock.now(), bootstrap=None,
             )  # fmt: skip
             creds = await self._credentials(
-                state, request.ssh_public_key, request.tls_public_key_pem, 1, renewal
-            )
+                state, request.ssh_public_key, request.tls_public_key_pem, 1, renewal,
+                request.svid_public_key_pem,
+            )  # fmt: skip
             record = AgentRecord(
                 id=state.agent_id, kind=AgentKind.BOT, name=state.name, created=self._clock.now(),
                 roles=state.roles, incarnation=state.incarnation,
@@ -293,6 +327,7 @@ class AgentIdentityService:
             await self._lock_for_mismatch(state, request.generation, "renewal token or generation")
             raise NotAuthenticated(RENEWAL_REFUSED)
         await self._precheck(state, request.ssh_public_key, request.tls_public_key_pem)
+        self._check_svid_key(state, request.svid_public_key_pem)
         renewal = new_token().text
         fresh = replace(
             state, generation=state.generation + 1, renewal_hash=_hash(renewal),
@@ -305,8 +340,9 @@ class AgentIdentityService:
             await self._lock_for_mismatch(state, request.generation, "concurrent renewal")
             raise NotAuthenticated(RENEWAL_REFUSED) from None
         creds = await self._credentials(
-            state, request.ssh_public_key, request.tls_public_key_pem, fresh.generation, renewal
-        )
+            state, request.ssh_public_key, request.tls_public_key_pem, fresh.generation, renewal,
+            request.svid_public_key_pem,
+        )  # fmt: skip
         self._audit.emit("agent_identity.renew", user=name, generation=fresh.generation)
         return pb.RenewAgentIdentityResponse(credentials=creds)
 

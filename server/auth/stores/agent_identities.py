@@ -55,6 +55,7 @@ class AgentIdentityState:
     renewal_hash: str = ""
     last_renewed: float = 0.0
     bootstrap: PendingToken | None = None
+    spiffe_role: str = ""  # an SVID for spiffe://TD/role/<spiffe_role>/<name> with each renewal
 
     @property
     def agent_id(self) -> str:
