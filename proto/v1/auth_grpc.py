@@ -91,6 +91,10 @@ class AuthServiceBase(abc.ABC):
         pass
 
     @abc.abstractmethod
+    async def IssueWorkloadSVIDs(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.IssueWorkloadSVIDsRequest, proto.v1.auth_pb2.IssueWorkloadSVIDsResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
     async def GetClusterStatus(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.GetClusterStatusRequest, proto.v1.auth_pb2.GetClusterStatusResponse]') -> None:
         pass
 
@@ -148,6 +152,18 @@ class AuthServiceBase(abc.ABC):
 
     @abc.abstractmethod
     async def DeleteSPIFFETrust(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.DeleteSPIFFETrustRequest, proto.v1.auth_pb2.DeleteSPIFFETrustResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def PutWorkloadRule(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.PutWorkloadRuleRequest, proto.v1.auth_pb2.PutWorkloadRuleResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def ListWorkloadRules(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.ListWorkloadRulesRequest, proto.v1.auth_pb2.ListWorkloadRulesResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def DeleteWorkloadRule(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.DeleteWorkloadRuleRequest, proto.v1.auth_pb2.DeleteWorkloadRuleResponse]') -> None:
         pass
 
     @abc.abstractmethod
@@ -306,6 +322,12 @@ class AuthServiceBase(abc.ABC):
                 proto.v1.auth_pb2.WatchLocksRequest,
                 proto.v1.auth_pb2.WatchLocksResponse,
             ),
+            '/mezite.v1.AuthService/IssueWorkloadSVIDs': grpclib.const.Handler(
+                self.IssueWorkloadSVIDs,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                proto.v1.auth_pb2.IssueWorkloadSVIDsRequest,
+                proto.v1.auth_pb2.IssueWorkloadSVIDsResponse,
+            ),
             '/mezite.v1.AuthService/GetClusterStatus': grpclib.const.Handler(
                 self.GetClusterStatus,
                 grpclib.const.Cardinality.UNARY_UNARY,
@@ -395,6 +417,24 @@ class AuthServiceBase(abc.ABC):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 proto.v1.auth_pb2.DeleteSPIFFETrustRequest,
                 proto.v1.auth_pb2.DeleteSPIFFETrustResponse,
+            ),
+            '/mezite.v1.AuthService/PutWorkloadRule': grpclib.const.Handler(
+                self.PutWorkloadRule,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                proto.v1.auth_pb2.PutWorkloadRuleRequest,
+                proto.v1.auth_pb2.PutWorkloadRuleResponse,
+            ),
+            '/mezite.v1.AuthService/ListWorkloadRules': grpclib.const.Handler(
+                self.ListWorkloadRules,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                proto.v1.auth_pb2.ListWorkloadRulesRequest,
+                proto.v1.auth_pb2.ListWorkloadRulesResponse,
+            ),
+            '/mezite.v1.AuthService/DeleteWorkloadRule': grpclib.const.Handler(
+                self.DeleteWorkloadRule,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                proto.v1.auth_pb2.DeleteWorkloadRuleRequest,
+                proto.v1.auth_pb2.DeleteWorkloadRuleResponse,
             ),
             '/mezite.v1.AuthService/ListAgents': grpclib.const.Handler(
                 self.ListAgents,
@@ -576,6 +616,12 @@ class AuthServiceStub:
             proto.v1.auth_pb2.WatchLocksRequest,
             proto.v1.auth_pb2.WatchLocksResponse,
         )
+        self.IssueWorkloadSVIDs = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/mezite.v1.AuthService/IssueWorkloadSVIDs',
+            proto.v1.auth_pb2.IssueWorkloadSVIDsRequest,
+            proto.v1.auth_pb2.IssueWorkloadSVIDsResponse,
+        )
         self.GetClusterStatus = grpclib.client.UnaryUnaryMethod(
             channel,
             '/mezite.v1.AuthService/GetClusterStatus',
@@ -665,6 +711,24 @@ class AuthServiceStub:
             '/mezite.v1.AuthService/DeleteSPIFFETrust',
             proto.v1.auth_pb2.DeleteSPIFFETrustRequest,
             proto.v1.auth_pb2.DeleteSPIFFETrustResponse,
+        )
+        self.PutWorkloadRule = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/mezite.v1.AuthService/PutWorkloadRule',
+            proto.v1.auth_pb2.PutWorkloadRuleRequest,
+            proto.v1.auth_pb2.PutWorkloadRuleResponse,
+        )
+        self.ListWorkloadRules = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/mezite.v1.AuthService/ListWorkloadRules',
+            proto.v1.auth_pb2.ListWorkloadRulesRequest,
+            proto.v1.auth_pb2.ListWorkloadRulesResponse,
+        )
+        self.DeleteWorkloadRule = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/mezite.v1.AuthService/DeleteWorkloadRule',
+            proto.v1.auth_pb2.DeleteWorkloadRuleRequest,
+            proto.v1.auth_pb2.DeleteWorkloadRuleResponse,
         )
         self.ListAgents = grpclib.client.UnaryUnaryMethod(
             channel,

@@ -1013,3 +1013,106 @@ class ExportKRLResponse(_message.Message):
     krl: bytes
     revoked: int
     def __init__(self, krl: _Optional[bytes] = ..., revoked: _Optional[int] = ...) -> None: ...
+
+class WorkloadRule(_message.Message):
+    __slots__ = ("name", "role", "node_labels", "unix_uid", "unix_gid", "unix_user", "exe", "ttl_seconds")
+    class NodeLabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    NODE_LABELS_FIELD_NUMBER: _ClassVar[int]
+    UNIX_UID_FIELD_NUMBER: _ClassVar[int]
+    UNIX_GID_FIELD_NUMBER: _ClassVar[int]
+    UNIX_USER_FIELD_NUMBER: _ClassVar[int]
+    EXE_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    role: str
+    node_labels: _containers.ScalarMap[str, str]
+    unix_uid: int
+    unix_gid: int
+    unix_user: str
+    exe: str
+    ttl_seconds: int
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[str] = ..., node_labels: _Optional[_Mapping[str, str]] = ..., unix_uid: _Optional[int] = ..., unix_gid: _Optional[int] = ..., unix_user: _Optional[str] = ..., exe: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class PutWorkloadRuleRequest(_message.Message):
+    __slots__ = ("rule",)
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    rule: WorkloadRule
+    def __init__(self, rule: _Optional[_Union[WorkloadRule, _Mapping]] = ...) -> None: ...
+
+class PutWorkloadRuleResponse(_message.Message):
+    __slots__ = ("rule",)
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    rule: WorkloadRule
+    def __init__(self, rule: _Optional[_Union[WorkloadRule, _Mapping]] = ...) -> None: ...
+
+class ListWorkloadRulesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListWorkloadRulesResponse(_message.Message):
+    __slots__ = ("rules",)
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    rules: _containers.RepeatedCompositeFieldContainer[WorkloadRule]
+    def __init__(self, rules: _Optional[_Iterable[_Union[WorkloadRule, _Mapping]]] = ...) -> None: ...
+
+class DeleteWorkloadRuleRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteWorkloadRuleResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WorkloadFacts(_message.Message):
+    __slots__ = ("pid", "uid", "gid", "user", "exe")
+    PID_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    GID_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    EXE_FIELD_NUMBER: _ClassVar[int]
+    pid: int
+    uid: int
+    gid: int
+    user: str
+    exe: str
+    def __init__(self, pid: _Optional[int] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., user: _Optional[str] = ..., exe: _Optional[str] = ...) -> None: ...
+
+class IssueWorkloadSVIDsRequest(_message.Message):
+    __slots__ = ("facts", "public_key_pem")
+    FACTS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    facts: WorkloadFacts
+    public_key_pem: str
+    def __init__(self, facts: _Optional[_Union[WorkloadFacts, _Mapping]] = ..., public_key_pem: _Optional[str] = ...) -> None: ...
+
+class WorkloadSVID(_message.Message):
+    __slots__ = ("rule", "spiffe_id", "svid_chain_pem", "expires")
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    SPIFFE_ID_FIELD_NUMBER: _ClassVar[int]
+    SVID_CHAIN_PEM_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_FIELD_NUMBER: _ClassVar[int]
+    rule: str
+    spiffe_id: str
+    svid_chain_pem: str
+    expires: float
+    def __init__(self, rule: _Optional[str] = ..., spiffe_id: _Optional[str] = ..., svid_chain_pem: _Optional[str] = ..., expires: _Optional[float] = ...) -> None: ...
+
+class IssueWorkloadSVIDsResponse(_message.Message):
+    __slots__ = ("svids", "trust_domain", "bundle_pem")
+    SVIDS_FIELD_NUMBER: _ClassVar[int]
+    TRUST_DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_PEM_FIELD_NUMBER: _ClassVar[int]
+    svids: _containers.RepeatedCompositeFieldContainer[WorkloadSVID]
+    trust_domain: str
+    bundle_pem: str
+    def __init__(self, svids: _Optional[_Iterable[_Union[WorkloadSVID, _Mapping]]] = ..., trust_domain: _Optional[str] = ..., bundle_pem: _Optional[str] = ...) -> None: ...

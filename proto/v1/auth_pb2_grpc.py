@@ -131,6 +131,11 @@ class AuthServiceStub:
                 request_serializer=proto_dot_v1_dot_auth__pb2.WatchLocksRequest.SerializeToString,
                 response_deserializer=proto_dot_v1_dot_auth__pb2.WatchLocksResponse.FromString,
                 _registered_method=True)
+        self.IssueWorkloadSVIDs = channel.unary_unary(
+                '/mezite.v1.AuthService/IssueWorkloadSVIDs',
+                request_serializer=proto_dot_v1_dot_auth__pb2.IssueWorkloadSVIDsRequest.SerializeToString,
+                response_deserializer=proto_dot_v1_dot_auth__pb2.IssueWorkloadSVIDsResponse.FromString,
+                _registered_method=True)
         self.GetClusterStatus = channel.unary_unary(
                 '/mezite.v1.AuthService/GetClusterStatus',
                 request_serializer=proto_dot_v1_dot_auth__pb2.GetClusterStatusRequest.SerializeToString,
@@ -205,6 +210,21 @@ class AuthServiceStub:
                 '/mezite.v1.AuthService/DeleteSPIFFETrust',
                 request_serializer=proto_dot_v1_dot_auth__pb2.DeleteSPIFFETrustRequest.SerializeToString,
                 response_deserializer=proto_dot_v1_dot_auth__pb2.DeleteSPIFFETrustResponse.FromString,
+                _registered_method=True)
+        self.PutWorkloadRule = channel.unary_unary(
+                '/mezite.v1.AuthService/PutWorkloadRule',
+                request_serializer=proto_dot_v1_dot_auth__pb2.PutWorkloadRuleRequest.SerializeToString,
+                response_deserializer=proto_dot_v1_dot_auth__pb2.PutWorkloadRuleResponse.FromString,
+                _registered_method=True)
+        self.ListWorkloadRules = channel.unary_unary(
+                '/mezite.v1.AuthService/ListWorkloadRules',
+                request_serializer=proto_dot_v1_dot_auth__pb2.ListWorkloadRulesRequest.SerializeToString,
+                response_deserializer=proto_dot_v1_dot_auth__pb2.ListWorkloadRulesResponse.FromString,
+                _registered_method=True)
+        self.DeleteWorkloadRule = channel.unary_unary(
+                '/mezite.v1.AuthService/DeleteWorkloadRule',
+                request_serializer=proto_dot_v1_dot_auth__pb2.DeleteWorkloadRuleRequest.SerializeToString,
+                response_deserializer=proto_dot_v1_dot_auth__pb2.DeleteWorkloadRuleResponse.FromString,
                 _registered_method=True)
         self.ListAgents = channel.unary_unary(
                 '/mezite.v1.AuthService/ListAgents',
@@ -410,6 +430,16 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IssueWorkloadSVIDs(self, request, context):
+        """IssueWorkloadSVIDs: a node asks for the SVIDs a process on it has earned, by the
+        facts the node's kernel attested (uid, gid, user, executable); auth matches them
+        against the workload rules for that node and signs one SVID per rule, for a key the
+        node made. None: nothing admits the process (any more).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetClusterStatus(self, request, context):
         """--- admin only ----------------------------------------------------------
 
@@ -513,6 +543,27 @@ class AuthServiceServicer:
 
     def DeleteSPIFFETrust(self, request, context):
         """DeleteSPIFFETrust stops trusting an external trust domain.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutWorkloadRule(self, request, context):
+        """PutWorkloadRule adds a workload rule: which processes on which nodes earn an SVID.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkloadRules(self, request, context):
+        """ListWorkloadRules lists the workload rules.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWorkloadRule(self, request, context):
+        """DeleteWorkloadRule removes a workload rule: its SVIDs are not renewed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -689,6 +740,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     request_deserializer=proto_dot_v1_dot_auth__pb2.WatchLocksRequest.FromString,
                     response_serializer=proto_dot_v1_dot_auth__pb2.WatchLocksResponse.SerializeToString,
             ),
+            'IssueWorkloadSVIDs': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueWorkloadSVIDs,
+                    request_deserializer=proto_dot_v1_dot_auth__pb2.IssueWorkloadSVIDsRequest.FromString,
+                    response_serializer=proto_dot_v1_dot_auth__pb2.IssueWorkloadSVIDsResponse.SerializeToString,
+            ),
             'GetClusterStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetClusterStatus,
                     request_deserializer=proto_dot_v1_dot_auth__pb2.GetClusterStatusRequest.FromString,
@@ -763,6 +819,21 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.DeleteSPIFFETrust,
                     request_deserializer=proto_dot_v1_dot_auth__pb2.DeleteSPIFFETrustRequest.FromString,
                     response_serializer=proto_dot_v1_dot_auth__pb2.DeleteSPIFFETrustResponse.SerializeToString,
+            ),
+            'PutWorkloadRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutWorkloadRule,
+                    request_deserializer=proto_dot_v1_dot_auth__pb2.PutWorkloadRuleRequest.FromString,
+                    response_serializer=proto_dot_v1_dot_auth__pb2.PutWorkloadRuleResponse.SerializeToString,
+            ),
+            'ListWorkloadRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkloadRules,
+                    request_deserializer=proto_dot_v1_dot_auth__pb2.ListWorkloadRulesRequest.FromString,
+                    response_serializer=proto_dot_v1_dot_auth__pb2.ListWorkloadRulesResponse.SerializeToString,
+            ),
+            'DeleteWorkloadRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWorkloadRule,
+                    request_deserializer=proto_dot_v1_dot_auth__pb2.DeleteWorkloadRuleRequest.FromString,
+                    response_serializer=proto_dot_v1_dot_auth__pb2.DeleteWorkloadRuleResponse.SerializeToString,
             ),
             'ListAgents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAgents,
@@ -1341,6 +1412,33 @@ class AuthService:
             _registered_method=True)
 
     @staticmethod
+    def IssueWorkloadSVIDs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mezite.v1.AuthService/IssueWorkloadSVIDs',
+            proto_dot_v1_dot_auth__pb2.IssueWorkloadSVIDsRequest.SerializeToString,
+            proto_dot_v1_dot_auth__pb2.IssueWorkloadSVIDsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetClusterStatus(request,
             target,
             options=(),
@@ -1735,6 +1833,87 @@ class AuthService:
             '/mezite.v1.AuthService/DeleteSPIFFETrust',
             proto_dot_v1_dot_auth__pb2.DeleteSPIFFETrustRequest.SerializeToString,
             proto_dot_v1_dot_auth__pb2.DeleteSPIFFETrustResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutWorkloadRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mezite.v1.AuthService/PutWorkloadRule',
+            proto_dot_v1_dot_auth__pb2.PutWorkloadRuleRequest.SerializeToString,
+            proto_dot_v1_dot_auth__pb2.PutWorkloadRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkloadRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mezite.v1.AuthService/ListWorkloadRules',
+            proto_dot_v1_dot_auth__pb2.ListWorkloadRulesRequest.SerializeToString,
+            proto_dot_v1_dot_auth__pb2.ListWorkloadRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWorkloadRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mezite.v1.AuthService/DeleteWorkloadRule',
+            proto_dot_v1_dot_auth__pb2.DeleteWorkloadRuleRequest.SerializeToString,
+            proto_dot_v1_dot_auth__pb2.DeleteWorkloadRuleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -104,6 +104,12 @@ class AuthServiceStub:
     again on every change and as a keepalive, with the cluster's locking mode. A locked
     node may still call it, so that it learns it is locked.
     """
+    IssueWorkloadSVIDs: _grpc.UnaryUnaryMultiCallable[_auth_pb2.IssueWorkloadSVIDsRequest, _auth_pb2.IssueWorkloadSVIDsResponse]
+    """IssueWorkloadSVIDs: a node asks for the SVIDs a process on it has earned, by the
+    facts the node's kernel attested (uid, gid, user, executable); auth matches them
+    against the workload rules for that node and signs one SVID per rule, for a key the
+    node made. None: nothing admits the process (any more).
+    """
     GetClusterStatus: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetClusterStatusRequest, _auth_pb2.GetClusterStatusResponse]
     """--- admin only ----------------------------------------------------------
 
@@ -139,6 +145,12 @@ class AuthServiceStub:
     """ListSPIFFETrust lists the trusted external trust domains."""
     DeleteSPIFFETrust: _grpc.UnaryUnaryMultiCallable[_auth_pb2.DeleteSPIFFETrustRequest, _auth_pb2.DeleteSPIFFETrustResponse]
     """DeleteSPIFFETrust stops trusting an external trust domain."""
+    PutWorkloadRule: _grpc.UnaryUnaryMultiCallable[_auth_pb2.PutWorkloadRuleRequest, _auth_pb2.PutWorkloadRuleResponse]
+    """PutWorkloadRule adds a workload rule: which processes on which nodes earn an SVID."""
+    ListWorkloadRules: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListWorkloadRulesRequest, _auth_pb2.ListWorkloadRulesResponse]
+    """ListWorkloadRules lists the workload rules."""
+    DeleteWorkloadRule: _grpc.UnaryUnaryMultiCallable[_auth_pb2.DeleteWorkloadRuleRequest, _auth_pb2.DeleteWorkloadRuleResponse]
+    """DeleteWorkloadRule removes a workload rule: its SVIDs are not renewed."""
     ListAgents: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListAgentsRequest, _auth_pb2.ListAgentsResponse]
     """ListAgents lists the nodes and proxies that joined, online or not."""
     DeleteAgent: _grpc.UnaryUnaryMultiCallable[_auth_pb2.DeleteAgentRequest, _auth_pb2.DeleteAgentResponse]
@@ -234,6 +246,12 @@ class AuthServiceAsyncStub(AuthServiceStub):
     again on every change and as a keepalive, with the cluster's locking mode. A locked
     node may still call it, so that it learns it is locked.
     """
+    IssueWorkloadSVIDs: _aio.UnaryUnaryMultiCallable[_auth_pb2.IssueWorkloadSVIDsRequest, _auth_pb2.IssueWorkloadSVIDsResponse]  # type: ignore[assignment]
+    """IssueWorkloadSVIDs: a node asks for the SVIDs a process on it has earned, by the
+    facts the node's kernel attested (uid, gid, user, executable); auth matches them
+    against the workload rules for that node and signs one SVID per rule, for a key the
+    node made. None: nothing admits the process (any more).
+    """
     GetClusterStatus: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetClusterStatusRequest, _auth_pb2.GetClusterStatusResponse]  # type: ignore[assignment]
     """--- admin only ----------------------------------------------------------
 
@@ -269,6 +287,12 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """ListSPIFFETrust lists the trusted external trust domains."""
     DeleteSPIFFETrust: _aio.UnaryUnaryMultiCallable[_auth_pb2.DeleteSPIFFETrustRequest, _auth_pb2.DeleteSPIFFETrustResponse]  # type: ignore[assignment]
     """DeleteSPIFFETrust stops trusting an external trust domain."""
+    PutWorkloadRule: _aio.UnaryUnaryMultiCallable[_auth_pb2.PutWorkloadRuleRequest, _auth_pb2.PutWorkloadRuleResponse]  # type: ignore[assignment]
+    """PutWorkloadRule adds a workload rule: which processes on which nodes earn an SVID."""
+    ListWorkloadRules: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListWorkloadRulesRequest, _auth_pb2.ListWorkloadRulesResponse]  # type: ignore[assignment]
+    """ListWorkloadRules lists the workload rules."""
+    DeleteWorkloadRule: _aio.UnaryUnaryMultiCallable[_auth_pb2.DeleteWorkloadRuleRequest, _auth_pb2.DeleteWorkloadRuleResponse]  # type: ignore[assignment]
+    """DeleteWorkloadRule removes a workload rule: its SVIDs are not renewed."""
     ListAgents: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListAgentsRequest, _auth_pb2.ListAgentsResponse]  # type: ignore[assignment]
     """ListAgents lists the nodes and proxies that joined, online or not."""
     DeleteAgent: _aio.UnaryUnaryMultiCallable[_auth_pb2.DeleteAgentRequest, _auth_pb2.DeleteAgentResponse]  # type: ignore[assignment]
@@ -477,6 +501,18 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def IssueWorkloadSVIDs(
+        self,
+        request: _auth_pb2.IssueWorkloadSVIDsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.IssueWorkloadSVIDsResponse, _abc.Awaitable[_auth_pb2.IssueWorkloadSVIDsResponse]]:
+        """IssueWorkloadSVIDs: a node asks for the SVIDs a process on it has earned, by the
+        facts the node's kernel attested (uid, gid, user, executable); auth matches them
+        against the workload rules for that node and signs one SVID per rule, for a key the
+        node made. None: nothing admits the process (any more).
+        """
+
+    @_abc_1.abstractmethod
     def GetClusterStatus(
         self,
         request: _auth_pb2.GetClusterStatusRequest,
@@ -600,6 +636,30 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.DeleteSPIFFETrustResponse, _abc.Awaitable[_auth_pb2.DeleteSPIFFETrustResponse]]:
         """DeleteSPIFFETrust stops trusting an external trust domain."""
+
+    @_abc_1.abstractmethod
+    def PutWorkloadRule(
+        self,
+        request: _auth_pb2.PutWorkloadRuleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.PutWorkloadRuleResponse, _abc.Awaitable[_auth_pb2.PutWorkloadRuleResponse]]:
+        """PutWorkloadRule adds a workload rule: which processes on which nodes earn an SVID."""
+
+    @_abc_1.abstractmethod
+    def ListWorkloadRules(
+        self,
+        request: _auth_pb2.ListWorkloadRulesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListWorkloadRulesResponse, _abc.Awaitable[_auth_pb2.ListWorkloadRulesResponse]]:
+        """ListWorkloadRules lists the workload rules."""
+
+    @_abc_1.abstractmethod
+    def DeleteWorkloadRule(
+        self,
+        request: _auth_pb2.DeleteWorkloadRuleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.DeleteWorkloadRuleResponse, _abc.Awaitable[_auth_pb2.DeleteWorkloadRuleResponse]]:
+        """DeleteWorkloadRule removes a workload rule: its SVIDs are not renewed."""
 
     @_abc_1.abstractmethod
     def ListAgents(

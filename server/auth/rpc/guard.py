@@ -60,6 +60,7 @@ AGENT_METHODS = _paths(
     "RenewHostCerts",
     "RenewAgentIdentity",
     "WatchLocks",
+    "IssueWorkloadSVIDs",
 )
 ADMIN_ONLY_METHODS = _paths(
     "GetClusterStatus",
@@ -87,6 +88,9 @@ ADMIN_ONLY_METHODS = _paths(
     "PutSPIFFETrust",
     "ListSPIFFETrust",
     "DeleteSPIFFETrust",
+    "PutWorkloadRule",
+    "ListWorkloadRules",
+    "DeleteWorkloadRule",
 )
 # A locked user may log out; a locked node still learns of its lock, and still reports
 # what it did about it (the sessions it ended).
