@@ -37,7 +37,7 @@ from server.auth.crypto.sshcert import parse_public_key
 from server.auth.rbac import AccessChecker, load_checker
 from server.auth.rpc.guard import Principal, PrincipalKind
 from server.auth.rpc.router import CallContext
-from server.auth.stores.agents import AgentRecord, AgentStore
+from server.auth.stores.agents import AgentRecord, AgentStore, name_claim
 from server.auth.stores.iam_tokens import IAMToken
 from server.auth.stores.join_tokens import TOKEN_FAILED, JoinTokens, validate_labels
 from server.auth.stores.locks import (
@@ -193,7 +193,15 @@ class NodeService:
             )
             credentials = await self._credentials(record, request, addrs)
             failpoint("join.issued")
-            await self._tokens.redeem(token, [Put(record.item())])
+            conditions, claims = name_claim(record)
+            try:
+                await self._tokens.redeem(token, [Put(record.item()), *claims], conditions)
+            except NotAuthenticated:
+                if conditions and await self._agents.name_taken(record.name):
+                    raise AlreadyExists(  # a concurrent join took the name first
+                        f"a node named {name!r} is already registered", hint="pick another --name"
+                    ) from None
+                raise
         except MeziteError as err:
             self._audit.emit(
                 "join.failed", reason=err.message, peer=ctx.peer_addr, node=request.name[:64]
