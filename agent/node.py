@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 from agent.addresses import claimed_addrs, claimed_hosts
 from agent.identity import NodeIdentity
 from agent.presence import Heartbeat
+from agent.recording import DEFAULT_MAX_BYTES, RECORDINGS_DIR, Spool
+from agent.recording_upload import RecordingUploader
 from proto.addr import HostPort, listen_errors
 from proto.audit_forwarder import AuditForwarder
 from proto.client import AsyncAuthClient
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 LOCKS_FILE = "locks.json"
 ADDRESS_CHECK = 60.0  # seconds between looks at the machine's addresses
+RECORDING_CLOSE_GRACE = 10.0  # seconds shutdown waits for recordings to reach the disk
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class NodeSettings:
     listen_port: int = 3022
     heartbeat_interval: float = 30.0
     sftp_server: str = "auto"  # see agent.sshd.sftp.resolve_sftp
+    recording_max_bytes: int = DEFAULT_MAX_BYTES  # per session (see agent.recording)
 
 
 class Node:
@@ -54,6 +58,13 @@ class Node:
         self.ssh: NodeSSHServer | None = None
         self.port = 0
         self._hosts: list[str] = []  # what it claims when given no --advertise-addr
+        self.spool = Spool(settings.data_dir / RECORDINGS_DIR, settings.recording_max_bytes)
+        self.uploads = RecordingUploader(
+            self.client,
+            self.spool.directory,
+            node_id=self.identity.agent_id,
+            node_name=self.identity.name,
+        )
 
     def client(self) -> AsyncAuthClient:
         if self._client is None:
@@ -116,7 +127,13 @@ class Node:
         )
         listen = f"{self.settings.listen_host}:{self.settings.listen_port}"
         with listen_errors(listen):
-            server = await start_node_ssh_server(config, self.audit, locks=self.locks)
+            server = await start_node_ssh_server(
+                config,
+                self.audit,
+                locks=self.locks,
+                spool=self.spool,
+                recording_done=self.uploads.add,
+            )
         self.ssh = server
         self.port = server.port
         log.info("node %s serving SSH on %s:%d", ident.name, self.settings.listen_host, self.port)
@@ -169,6 +186,8 @@ class Node:
         await renewer.run()
 
     async def serve(self, stop: asyncio.Event) -> None:
+        self.spool.prepare()
+        self.uploads.add_left_over()  # before any session can add a new one
         await self._start_ssh()
         renewer = self.renewer()
         self._renew_if_moved(renewer)  # before the first beat, which names an address
@@ -181,6 +200,7 @@ class Node:
             asyncio.create_task(self.audit.run(), name="audit"),
             asyncio.create_task(self._renew_until_refused(renewer), name="renew"),
             asyncio.create_task(self._watch_addresses(renewer), name="addresses"),
+            asyncio.create_task(self.uploads.run(), name="recordings"),
         ]
         try:
             await stop.wait()
@@ -193,6 +213,11 @@ class Node:
                     await task
             if self.ssh is not None:
                 await self.ssh.shut_down()
+            # Recordings of the sessions just ended reach the disk (and are uploaded at
+            # the next start).
+            if not await asyncio.to_thread(self.spool.wait_idle, RECORDING_CLOSE_GRACE):
+                log.warning("some session recordings were still being written at shutdown")
+            await asyncio.to_thread(self.spool.shut_down)
             await self.audit.flush()
             if self._client is not None:
                 await self._client.close()

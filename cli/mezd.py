@@ -179,6 +179,14 @@ def start_cmd(
             help="auto (the system's sftp-server, else built-in), builtin, none, or a PATH.",
         ),
     ] = "auto",
+    recording_max_bytes: Annotated[
+        int,
+        typer.Option(
+            "--recording-max-bytes",
+            min=4096,
+            help="Cap on one session's recording; past it the recording stops, marked truncated.",
+        ),
+    ] = 64 * 1024 * 1024,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG..ERROR.")] = "INFO",
     join_method: JoinMethodOpt = "token",
     aws_region: RegionOpt = None,
@@ -203,7 +211,8 @@ def start_cmd(
               join_method, aws_region)  # fmt: skip
     addr = HostPort.parse(listen, 3022)
     run_node(NodeSettings(data_dir=directory, listen_host=addr.host, listen_port=addr.port,
-                          heartbeat_interval=heartbeat, sftp_server=sftp_server))  # fmt: skip
+                          heartbeat_interval=heartbeat, sftp_server=sftp_server,
+                          recording_max_bytes=recording_max_bytes))  # fmt: skip
 
 
 identity_app = typer.Typer(

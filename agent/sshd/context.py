@@ -3,6 +3,7 @@ learns when its user is let in."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from proto.event_types import EventType
 from proto.lockwatch import LockView
 
 if TYPE_CHECKING:
+    from agent.recording import Spool
     from agent.sshd.connection import NodeServerConnection
     from agent.sshd.process import Child
 
@@ -31,6 +33,10 @@ class NodeContext:
     setsid: str | None
     # The locks in force as this node knows them; consulted at every login.
     locks: LockView
+    # Where PTY sessions are recorded (None: not recorded), and who hears of each
+    # finished recording (the uploader), called on the event loop with its session id.
+    spool: Spool | None = None
+    recording_done: Callable[[str], None] | None = None
     # Live session processes, so that closing the server can hang them up.
     children: set[Child] = field(default_factory=set)
     # Open connections, so that closing the server closes them.

@@ -14,7 +14,8 @@ import contextlib
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import asyncssh
 
@@ -31,6 +32,9 @@ from proto.connlimit import Admission
 from proto.listener import Listener
 from proto.lockwatch import LockView, recheck_forever
 from proto.sshserver import certificate_only_options, listen_counted
+
+if TYPE_CHECKING:
+    from agent.recording import Spool
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +166,8 @@ async def start_node_ssh_server(
     clock: Clock | None = None,
     users: UserLookup | None = None,
     locks: LockView | None = None,
+    spool: Spool | None = None,
+    recording_done: Callable[[str], None] | None = None,
 ) -> NodeSSHServer:
     unignored = unignore_session_signals()
     if unignored:
@@ -186,6 +192,8 @@ async def start_node_ssh_server(
         daemon_uid=os.geteuid(),
         sftp=sftp,
         setsid=setsid,
+        spool=spool,
+        recording_done=recording_done,
     )
     server = NodeSSHServer(node)
     try:

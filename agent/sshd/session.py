@@ -8,9 +8,11 @@ import logging
 import signal
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 import asyncssh
 
+from agent.recording import RecordingMeta, SessionRecorder
 from agent.sshd.config import truncate_command
 from agent.sshd.context import AuthorizedLogin, NodeContext, emit_login_event
 from agent.sshd.environment import session_env
@@ -64,6 +66,7 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
         self._exit_code: int | None = None
         self._exit_signal: str | None = None
         self._channel_closed = False
+        self._recorder: SessionRecorder | None = None
 
     @property
     def closed(self) -> bool:
@@ -185,6 +188,8 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
         if self._refusal is not None:
             self._start_failed(self._refusal)
             return
+        # Before the child starts: its first output may come before spawn returns.
+        self._recorder = self._open_recorder()
         try:
             launch = self._launch()
             if self._term is not None:
@@ -220,7 +225,37 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
         if not self._input_paused:
             self._chan.resume_reading()
 
+    def _open_recorder(self) -> SessionRecorder | None:
+        """A recorder for a terminal session (a shell or a command with a PTY; never
+        scp or sftp), unless the node records nothing or the certificate says not to."""
+        spool, term = self._node.spool, self._term
+        if spool is None or term is None or self._kind not in ("shell", "exec"):
+            return None
+        if not self._login.identity.record_sessions:
+            return None
+        term_type, (width, height, _, _), _ = term
+        meta = RecordingMeta(
+            session_id=self.session_id,
+            user=self._login.identity.user,
+            login=self._login.login,
+            started=self._node.clock.now(),
+            width=width if width > 0 else 80,
+            height=height if height > 0 else 24,
+            env={"TERM": term_type, "SHELL": self._login.os_user.shell},
+        )
+        done = self._node.recording_done
+        loop = asyncio.get_running_loop()
+
+        def finished(recorder: SessionRecorder) -> None:
+            if done is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(done, recorder.session_id)
+
+        return SessionRecorder(spool, meta, done=finished)
+
     def _start_failed(self, message: str) -> None:
+        if self._recorder is not None:
+            self._recorder.discard()
+            self._recorder = None
         logger.error("session for %s failed to start: %s", self._login.login, message)
         emit_login_event(
             self._node.audit,
@@ -282,6 +317,8 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
     def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
         if self._child is not None and self._term is not None:
             self._child.resize(width, height, pixwidth, pixheight)
+            if self._recorder is not None:
+                self._recorder.resize(width, height)
 
     def signal_received(self, signal: str) -> None:
         signum = CLIENT_SIGNALS.get(signal)
@@ -304,6 +341,8 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
             chan.write_stderr(data)
         else:
             chan.write(data)
+        if self._recorder is not None:
+            self._recorder.output(data, stderr=stderr)
 
     def child_input_paused(self, paused: bool) -> None:
         self._input_paused = paused
@@ -363,6 +402,12 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
         child = self._child
         if child is not None and child.returncode is None:
             child.hangup()
+        recording: dict[str, Any] = {}  # the session.end fields naming its recording
+        if self._recorder is not None:
+            self._recorder.close(self._node.clock.now())
+            recording = {"recording": self.session_id}
+            if self._recorder.meta.truncated:
+                recording["recording_truncated"] = True
         if self._start_audited:
             emit_login_event(
                 self._node.audit,
@@ -374,6 +419,7 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
                 exit_code=self._exit_code,
                 signal=self._exit_signal,
                 duration=round(self._node.clock.now() - self._started_at, 3),
+                **recording,
             )
 
 

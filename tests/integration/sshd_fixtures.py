@@ -14,7 +14,7 @@ import pwd
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_ssh_public_key,
 )
 
+from agent.recording import Spool
 from agent.sshd import NodeSSHConfig, NodeSSHServer, OSUser, start_node_ssh_server
 from proto.access import (
     INCARNATION_EXT,
@@ -397,7 +398,12 @@ def _make_client_dir(tmp_path: Path, host_ca: ed25519.Ed25519PrivateKey) -> Path
 
 @asynccontextmanager
 async def running_node(
-    tmp_path: Path, *, labels: Mapping[str, str] = LABELS, **config: Any
+    tmp_path: Path,
+    *,
+    labels: Mapping[str, str] = LABELS,
+    spool: Spool | None = None,
+    recording_done: Callable[[str], None] | None = None,
+    **config: Any,
 ) -> AsyncIterator[RunningNode]:
     clock = FakeClock(time.time())
     authorities = Authorities()
@@ -424,6 +430,8 @@ async def running_node(
             clock=clock,
             users=_test_users(nobody_home),
             locks=locks,
+            spool=spool,
+            recording_done=recording_done,
         )
         try:
             yield RunningNode(
