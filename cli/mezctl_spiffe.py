@@ -171,5 +171,87 @@ def trust_rm(ctx: typer.Context, trust_domain: str) -> None:
     typer.echo(f"No longer trusting {trust_domain}.")
 
 
+workloads_app = typer.Typer(
+    help="Workload rules: which processes on which nodes get SVIDs from mezd's Workload API.",
+    no_args_is_help=True,
+)
+app.add_typer(workloads_app, name="workloads")
+
+
+@workloads_app.command("add")
+@admin_command
+def workloads_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The rule's name, the SVID's last segment.")],
+    role: Annotated[str, typer.Option("--role", help="The role its SVIDs name.")],
+    node_labels: Annotated[
+        str | None, typer.Option("--node-labels", help="k=v,... the nodes must carry.")
+    ] = None,
+    unix_uid: Annotated[int | None, typer.Option("--unix-uid", help="The process's uid.")] = None,
+    unix_user: Annotated[
+        str, typer.Option("--unix-user", help="The process's user (resolved on the node).")
+    ] = "",
+    unix_gid: Annotated[int | None, typer.Option("--unix-gid", help="The process's gid.")] = None,
+    exe: Annotated[str, typer.Option("--exe", help="The process's executable (absolute).")] = "",
+    ttl: Annotated[str, typer.Option("--ttl", help="SVID lifetime, 10s to 24h.")] = "1h",
+) -> None:
+    """Let processes that match (as each node's kernel attests) hold an SVID for a role."""
+    from cli.render import parse_labels
+    from proto.resources import parse_duration
+    from proto.v1 import auth_pb2 as pb
+
+    rule = pb.WorkloadRule(
+        name=name, role=role, node_labels=parse_labels(node_labels), unix_user=unix_user,
+        exe=exe, ttl_seconds=parse_duration(ttl, path="--ttl"),
+    )  # fmt: skip
+    if unix_uid is not None:
+        rule.unix_uid = unix_uid
+    if unix_gid is not None:
+        rule.unix_gid = unix_gid
+    with connect(ctx) as client:
+        stored = client.rpc.PutWorkloadRule(pb.PutWorkloadRuleRequest(rule=rule)).rule
+        domain = client.rpc.GetSPIFFEBundle(pb.GetSPIFFEBundleRequest()).trust_domain
+    typer.echo(f"Workload rule {stored.name}: matching processes get "
+               f"spiffe://{domain}/role/{stored.role}/{stored.name}.")  # fmt: skip
+
+
+@workloads_app.command("ls")
+@admin_command
+def workloads_ls(ctx: typer.Context, output: FormatOpt = "text") -> None:
+    """List the workload rules."""
+    from proto.v1 import auth_pb2 as pb
+
+    with connect(ctx) as client:
+        rules = client.rpc.ListWorkloadRules(pb.ListWorkloadRulesRequest()).rules
+    rows = [
+        {"name": r.name, "role": r.role, "node_labels": dict(r.node_labels),
+         "unix_uid": r.unix_uid if r.HasField("unix_uid") else None,
+         "unix_gid": r.unix_gid if r.HasField("unix_gid") else None,
+         "unix_user": r.unix_user, "exe": r.exe, "ttl_seconds": r.ttl_seconds}
+        for r in rules
+    ]  # fmt: skip
+
+    def who(r: dict[str, object]) -> str:
+        parts = [f"{k}={r[k]}" for k in ("unix_uid", "unix_user", "unix_gid", "exe")
+                 if r[k] not in (None, "")]  # fmt: skip
+        return " ".join(parts)
+
+    show_rows(rows, output, ["Name", "Role", "Nodes", "Process", "TTL"],
+              lambda r: [r["name"], r["role"],
+                         ",".join(f"{k}={v}" for k, v in sorted(r["node_labels"].items())) or "*",
+                         who(r), f"{r['ttl_seconds']}s"])  # fmt: skip
+
+
+@workloads_app.command("rm")
+@admin_command
+def workloads_rm(ctx: typer.Context, name: str) -> None:
+    """Remove a workload rule: its SVIDs are not renewed."""
+    from proto.v1 import auth_pb2 as pb
+
+    with connect(ctx) as client:
+        client.rpc.DeleteWorkloadRule(pb.DeleteWorkloadRuleRequest(name=name))
+    typer.echo(f"Workload rule {name} removed; its SVIDs are not renewed.")
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="spiffe")

@@ -47,6 +47,8 @@ EventType = Literal[
     "spiffe.svid.issue",
     "spiffe.trust.put",
     "spiffe.trust.delete",
+    "spiffe.workload.create",
+    "spiffe.workload.delete",
     "proxy.route",
     "lock.create",
     "lock.delete",

@@ -70,6 +70,8 @@ EVENT_CODES: Mapping[EventType, str] = MappingProxyType(
         "spiffe.svid.issue": "TSP01I",
         "spiffe.trust.put": "TSP02I",
         "spiffe.trust.delete": "TSP03I",
+        "spiffe.workload.create": "TSP04I",
+        "spiffe.workload.delete": "TSP05I",
         "proxy.route": "TPR00I",
         "lock.create": "TLK00I",
         "lock.delete": "TLK01I",

@@ -47,6 +47,7 @@ from server.auth.services.nodes import NodeService
 from server.auth.services.resources import RoleAdminService, TokenAdminService
 from server.auth.services.spiffe import SPIFFEService
 from server.auth.services.users import UserAdminService
+from server.auth.services.workloads import WorkloadService
 from server.auth.stores.agent_identities import AgentIdentityStore, migrate_legacy_locks
 from server.auth.stores.agents import AgentStore
 from server.auth.stores.iam_tokens import IAMTokens
@@ -60,6 +61,7 @@ from server.auth.stores.sessions import SessionStore
 from server.auth.stores.shared_presence import SharedPresence
 from server.auth.stores.spiffe_trust import SPIFFETrustStore
 from server.auth.stores.users import UserStore
+from server.auth.stores.workload_rules import WorkloadRules
 from server.auth.sts import STSClient
 from server.backend import Backend
 from server.config import ServerConfig
@@ -260,6 +262,14 @@ class AuthServer:
                 auditor=self.auditor,
                 clock=self.clock,
                 cert_ttl=self.config.auth.spiffe_cert_ttl,
+            ),
+            WorkloadService(
+                cas=cas,
+                rules=WorkloadRules(self.backend),
+                roles=self.roles,
+                catalog=self.catalog,
+                auditor=self.auditor,
+                clock=self.clock,
             ),
             nodes,
             IAMJoinService(

@@ -404,3 +404,81 @@ def test_an_agent_identity_carries_an_svid_renewed_with_the_rest(
     assert second.serial_number != first.serial_number
     assert renewed.svid_key_pem != state.svid_key_pem  # a new key with each renewal
     assert bot.bootstrap(tmp_path / "plain", plain, auth.addr, pin).svid_pem == ""
+
+
+def rule(name: str = "web", **fields: object) -> pb.WorkloadRule:
+    message = pb.WorkloadRule(name=name, role=ROLE, ttl_seconds=600)
+    for key, value in fields.items():
+        if isinstance(value, dict):
+            message.node_labels.update(value)
+        else:
+            setattr(message, key, value)
+    return message
+
+
+def put_rule(auth: RunningAuth, message: pb.WorkloadRule) -> None:
+    with auth.admin() as admin:
+        admin.rpc.PutWorkloadRule(pb.PutWorkloadRuleRequest(rule=message))
+
+
+def facts(uid: int = 1000, gid: int = 1000, user: str = "app", exe: str = "/usr/bin/app",
+          pid: int = 4242) -> pb.WorkloadFacts:  # fmt: skip
+    return pb.WorkloadFacts(pid=pid, uid=uid, gid=gid, user=user, exe=exe)
+
+
+def svid_key_pem() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def test_workload_rules_admit_what_the_node_attests_on_matching_nodes(
+    auth: RunningAuth, tmp_path: Path
+) -> None:
+    from tests.integration.test_nodes import join_node
+
+    put_rule(auth, rule("web", unix_uid=1000, node_labels={"env": "prod"}))
+    put_rule(auth, rule("by-exe", exe="/usr/bin/app"))
+    put_rule(auth, rule("root-only", unix_uid=0))
+    prod = join_node(auth, tmp_path / "prod", "prod-1", env="prod")
+    dev = join_node(auth, tmp_path / "dev", "dev-1", env="dev")
+
+    def ask(node: object, given: pb.WorkloadFacts) -> list[str]:
+        with auth.client(node.client_identity()) as client:  # type: ignore[attr-defined]
+            reply = client.rpc.IssueWorkloadSVIDs(
+                pb.IssueWorkloadSVIDsRequest(facts=given, public_key_pem=svid_key_pem())
+            )
+        assert reply.trust_domain == CLUSTER and "BEGIN CERTIFICATE" in reply.bundle_pem
+        return sorted(s.spiffe_id for s in reply.svids)
+
+    base = f"spiffe://{CLUSTER}/role/{ROLE}"
+    assert ask(prod, facts()) == [f"{base}/by-exe", f"{base}/web"]
+    assert ask(dev, facts()) == [f"{base}/by-exe"]  # labels come from auth's own record
+    assert ask(prod, facts(uid=1001, exe="/usr/bin/other")) == []
+    issued_events = audit_events(auth, "spiffe.svid.issue")
+    assert {json.loads(e.fields_json)["node"] for e in issued_events} == {"prod-1", "dev-1"}
+    with auth.admin() as admin:
+        admin.rpc.DeleteWorkloadRule(pb.DeleteWorkloadRuleRequest(name="web"))
+    assert ask(prod, facts()) == [f"{base}/by-exe"]  # removed: not renewed
+    # Users and admins may not ask: it is a node's call.
+    with auth.admin() as admin, pytest.raises(MeziteError):
+        admin.rpc.IssueWorkloadSVIDs(pb.IssueWorkloadSVIDsRequest(facts=facts()))
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [({}, "admit every process"), ({"unix_uid": 1, "unix_user": "x"}, "not both"),
+     ({"exe": "bin/app"}, "absolute"), ({"exe": "/usr/../bin/sh"}, "normalised"),
+     ({"unix_uid": 1, "ttl_seconds": 5}, "10 seconds"), ({"unix_uid": 1, "role": "nope"}, "nope"),
+     ({"unix_uid": 1, "name": "a/b"}, "invalid")],
+)  # fmt: skip
+def test_bad_workload_rules_are_refused_and_change_nothing(
+    auth: RunningAuth, fields: dict[str, object], message: str
+) -> None:
+    with pytest.raises(MeziteError, match=message):
+        put_rule(auth, rule(**fields))
+    with auth.admin() as admin:
+        assert list(admin.rpc.ListWorkloadRules(pb.ListWorkloadRulesRequest()).rules) == []
