@@ -54,6 +54,12 @@ def socket_path(address: str) -> Path:
     return Path(address[len("unix://") :])
 
 
+def check_workload_api(address: str) -> None:
+    """Fail early (before joining or listening) on a bad address or no spiffe package."""
+    socket_path(address)
+    _workload_pb2()
+
+
 def _workload_pb2() -> Any:
     try:
         from spiffe._proto import workload_pb2
