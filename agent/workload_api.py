@@ -44,6 +44,7 @@ DEFAULT_SOCKET = "unix:///run/mezite/workload.sock"
 HEADER = "workload.spiffe.io"
 MIN_WAIT = 1.0  # seconds between renewals at the least
 RETRY = 5.0  # seconds between tries while auth cannot be reached
+MAX_STREAMS_PER_UID = 64  # open FetchX509SVID/FetchX509Bundles streams
 
 
 def socket_path(address: str) -> Path:
@@ -86,6 +87,7 @@ class WorkloadAPI:
         self.pb = _workload_pb2()
         # Connections that made calls: grpclib's Server.close leaves them open.
         self.transports: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+        self.streams: dict[int, int] = {}  # uid -> open streams
 
     def __mapping__(self) -> dict[str, grpclib.const.Handler]:
         from grpclib.const import Cardinality, Handler
@@ -131,6 +133,23 @@ class WorkloadAPI:
 
         facts = self._attest(stream, boot_ticks())
         await stream.recv_message()
+        if self.streams.get(facts.uid, 0) >= MAX_STREAMS_PER_UID:
+            raise GRPCError(Status.RESOURCE_EXHAUSTED, "too many open streams for this uid")
+        self.streams[facts.uid] = self.streams.get(facts.uid, 0) + 1
+        try:
+            async for issued in self._renewals(stream, facts):
+                yield issued
+        finally:
+            self.streams[facts.uid] -= 1
+            if not self.streams[facts.uid]:
+                del self.streams[facts.uid]
+
+    async def _renewals(
+        self, stream: grpclib.server.Stream[Any, Any], facts: Facts
+    ) -> AsyncIterator[Issued]:
+        from grpclib.const import Status
+        from grpclib.exceptions import GRPCError
+
         last: Issued | None = None
         while True:
             try:

@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 Issuer = Callable[[Facts, str], Awaitable[pb.IssueWorkloadSVIDsResponse]]
 
 MAX_CACHED = 1024  # distinct (uid, gid, user, exe) held at once
+# How long "no rule admits it" is believed: a process that keeps asking does not make
+# the node ask auth each time, and a rule added for it counts within this long.
+REFUSAL_TTL = 5.0
 
 
 @dataclass(frozen=True)
@@ -97,12 +100,17 @@ class SVIDCache:
         self._issuer = issuer
         self._clock = clock or SystemClock()
         self._held: dict[tuple[int, int, str, str], Issued] = {}
+        self._refused: dict[tuple[int, int, str, str], Issued] = {}
         self._locks: dict[tuple[int, int, str, str], asyncio.Lock] = {}
         self.issued = 0  # answers asked of auth (for tests and logs)
 
     def cached(self, facts: Facts) -> Issued | None:
+        now = self._clock.now()
+        refused = self._refused.get(facts.key)
+        if refused is not None and now < refused.received + REFUSAL_TTL:
+            return refused
         held = self._held.get(facts.key)
-        return held if held is not None and self._clock.now() < held.half_life else None
+        return held if held is not None and now < held.half_life else None
 
     async def get(self, facts: Facts) -> Issued:
         """The process's SVIDs: the cached ones while in their first half of life, else a
@@ -130,8 +138,14 @@ class SVIDCache:
         now = self._clock.now()
         svids = tuple(_held(s, public_der) for s in reply.svids)
         if not svids:
-            self._forget(facts)
-            return Issued((), b"", reply.trust_domain, b"", now)
+            self._held.pop(facts.key, None)
+            refused = Issued((), b"", reply.trust_domain, b"", now)
+            self._refused = {k: v for k, v in self._refused.items()
+                             if now < v.received + REFUSAL_TTL}  # fmt: skip
+            if len(self._refused) < MAX_CACHED:
+                self._refused[facts.key] = refused
+            return refused
+        self._refused.pop(facts.key, None)
         issued = Issued(
             svids=svids,
             key_der=key.private_bytes(serialization.Encoding.DER,
@@ -147,9 +161,6 @@ class SVIDCache:
                  ", ".join(s.spiffe_id for s in svids), facts.uid, facts.user or "-", facts.exe,
                  facts.pid)  # fmt: skip
         return issued
-
-    def _forget(self, facts: Facts) -> None:
-        self._held.pop(facts.key, None)
 
     def _prune(self, now: float) -> None:
         for key in [k for k, v in self._held.items() if v.expires <= now]:

@@ -195,3 +195,35 @@ def test_a_live_peer_is_attested(sock_dir: Path) -> None:
     with left, right:
         facts = attest_socket(left)
     assert (facts.pid, facts.uid) == (os.getpid(), os.getuid())
+
+
+async def test_a_refusal_is_believed_for_a_while(sock_dir: Path) -> None:
+    auth = FakeAuth(set())
+    async with serving(sock_dir, auth) as address:
+        for _ in range(3):
+            channel, call = await _stream(address)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await call.read()
+            await channel.close()
+            assert err.value.code() is grpc.StatusCode.PERMISSION_DENIED
+            assert "no workload rule admits this process" in (err.value.details() or "")
+    assert len(auth.asked) == 1  # auth was asked once, not for every call
+    assert auth.signed == 0
+
+
+async def test_open_streams_are_bounded_per_uid(
+    sock_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agent.workload_api
+
+    monkeypatch.setattr(agent.workload_api, "MAX_STREAMS_PER_UID", 1)
+    auth = FakeAuth({os.getuid()})
+    async with serving(sock_dir, auth) as address:
+        channel, call = await _stream(address)
+        assert (await call.read()).svids
+        extra, refused = await _stream(address)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await refused.read()
+        assert err.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        await extra.close()
+        await channel.close()
