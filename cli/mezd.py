@@ -190,7 +190,7 @@ def start_cmd(
             "systemd: unix:///run/mezite/workload.sock, with RuntimeDirectory=mezite). Any "
             "local process may connect; each call is attested by the kernel and gets the "
             "SVIDs auth's workload rules give it (`mezctl spiffe workloads`). Needs the "
-            "spiffe package (mezite[spiffe]).",
+            "spiffe package (the mezite\\[spiffe] extra).",
         ),
     ] = None,
 ) -> None:
