@@ -16,7 +16,7 @@ import pytest
 
 from proto.errors import AccessDenied, BadParameter, MeziteError, NotFound
 from proto.v1 import auth_pb2 as pb
-from tests.integration.conftest import add_user, audit_events, login
+from tests.integration.conftest import PASSWORD, add_user, audit_events, login
 from tests.integration.test_nodes import join_node
 from tests.servers import RunningAuth
 
@@ -138,3 +138,39 @@ async def test_on_postgres_every_auth_server_reads_every_recording(postgres: obj
         finally:
             await first.data.close()
             await second.data.close()
+
+
+def test_the_proxy_lists_and_streams_recordings_to_their_users(
+    auth: RunningAuth, tmp_path: Path
+) -> None:
+    from cli.mez_recordings import play_cast
+    from proto.cluster_api import WebClusterAPI
+    from tests.integration.proxy_fixtures import proxy_for
+
+    node = join_node(auth, tmp_path / "n1", "web-1")
+    sid = str(uuid.uuid4())
+    assert upload(node, auth, chunks(sid, CAST)).complete
+    add_user(auth, "alice")
+    add_user(auth, "bob")
+    with proxy_for(auth, tmp_path / "tls") as proxy:
+        ca, web = proxy.tls.ca_file.read_text(), proxy.base_url.removeprefix("https://")
+        sessions = {}
+        with auth.client() as anon:
+            for name in ("alice", "bob"):
+                request = pb.AuthenticateLocalRequest(username=name, password=PASSWORD)
+                sessions[name] = anon.rpc.AuthenticateLocal(request).session_id
+        alice = WebClusterAPI(web, ca, sessions["alice"])
+        assert [r.session_id for r in alice.list_recordings("", "", 0.0)] == [sid]
+        cast = alice.recording(sid)
+        assert cast == CAST
+        written: list[str] = []
+        play_cast(cast, 1000.0, written.append, lambda _: None)
+        assert written[0] == "line 0\r\n"
+        bob = WebClusterAPI(web, ca, sessions["bob"])
+        assert bob.list_recordings("", "", 0.0) == []
+        with pytest.raises(NotFound):
+            bob.recording(sid)
+        with pytest.raises(BadParameter, match="UUID"):
+            alice.recording("not-a-uuid")
+        with pytest.raises((BadParameter, NotFound)):  # no route matches a path-like id
+            alice.recording("..%2F..%2Fetc%2Fpasswd")
