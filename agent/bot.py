@@ -29,7 +29,7 @@ from proto.clock import Clock, SystemClock
 from proto.errors import AccessDenied
 from proto.files import ensure_private_dir, write_private
 from proto.keys import NodeKeys, TLSKey, new_node_keys, new_tls_key
-from proto.lifecycle import IdentityDir, Renewer, join_by_pin
+from proto.lifecycle import IdentityDir, JoinKeys, Renewer, join_by_pin
 from proto.sshconfig import SSHIdentity, certificate_logins, host_block, render
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,11 @@ def _adopt(
 def bootstrap(data_dir: Path, token: str, auth_server: str, ca_pin: str) -> BotState:
     from proto.v1 import auth_pb2 as pb
 
-    keys, svid_key = new_node_keys(), new_tls_key()  # the SVID's, used if it carries one
+    # Kept until the state is saved: a bootstrap whose reply was lost, run again, sends
+    # the same keys and is answered again (``proto.lifecycle.JoinKeys``).
+    pending = JoinKeys(data_dir, "bootstrap")
+    kept = pending.get(lambda: {"node": asdict(new_node_keys()), "svid": asdict(new_tls_key())})
+    keys, svid_key = NodeKeys(**kept["node"]), TLSKey(**kept["svid"])  # the SVID's, if any
     request = pb.BootstrapAgentIdentityRequest(
         token=token, ssh_public_key=keys.ssh_public_line, tls_public_key_pem=keys.tls_public_pem,
         svid_public_key_pem=svid_key.public_pem,
@@ -130,11 +134,13 @@ def bootstrap(data_dir: Path, token: str, auth_server: str, ca_pin: str) -> BotS
         lambda rpc: rpc.BootstrapAgentIdentity(request),
         hint="an agent identity starts with the bootstrap token `mezctl agent-identities "
         "add` prints, and each token works once",
+        rerun=True,
     )
     creds = joined.reply.credentials
     state = _adopt(None, keys, svid_key, creds, name=creds.name, cluster_name=joined.cluster_name,
                    auth_server=auth_server, ca_pin=joined.ca_pin)  # fmt: skip
     state.save(data_dir)
+    pending.discard()
     log.info("bootstrapped agent identity %s (generation %d)", state.name, state.generation)
     return state
 

@@ -167,7 +167,7 @@ def status(ctx: typer.Context, output: FormatOpt = "text") -> None:
     typer.echo(f"Version:      {reply.server_version}")
     typer.echo(f"Auth server:  {client.addr}")
     for ca in reply.authorities:
-        typer.echo(f"{ca.kind + ' CA:':<14}{ca.fingerprint}")
+        typer.echo(f"{ca.kind + ' CA:':<14}{' ' if len(ca.kind) > 9 else ''}{ca.fingerprint}")
     typer.echo(f"CA pin:       {reply.ca_pin}")
 
 

@@ -23,6 +23,9 @@ ROLES_EXT = "mezite-roles@mezite.dev"
 KIND_EXT = "mezite-kind@mezite.dev"
 INCARNATION_EXT = "mezite-incarnation@mezite.dev"
 CERT_KINDS = frozenset({"user", "agent_identity", "spiffe"})
+# Present only when none of the holder's roles records sessions: a node records every PTY
+# session of a certificate without it (the default, and every older certificate).
+NO_RECORD_EXT = "mezite-no-record@mezite.dev"
 WILDCARD = "*"
 MAX_NODE_ACCESS_BYTES = 64 * 1024
 

@@ -19,6 +19,7 @@ A role document::
         permit_pty: true
         port_forwarding: false
         agent_forwarding: false
+        record_sessions: true     # the default; a session is recorded if any role records
 
 This module checks the document's *shape*: known keys, value types, durations. Unknown
 keys and wrong types are a ``BadParameter`` naming the dotted path
@@ -183,7 +184,7 @@ def _options(value: object, path: str) -> auth_pb2.RoleOptions:
     from proto.v1 import auth_pb2
 
     doc = _mapping(value, path)
-    flags = ("permit_pty", "port_forwarding", "agent_forwarding")
+    flags = ("permit_pty", "port_forwarding", "agent_forwarding", "record_sessions")
     _check_keys(doc, ("max_session_ttl", *flags), path)
     msg = auth_pb2.RoleOptions()
     if "max_session_ttl" in doc:
@@ -256,6 +257,9 @@ def role_to_resource(msg: auth_pb2.Role) -> dict[str, Any]:
                 "permit_pty": msg.options.permit_pty,
                 "port_forwarding": msg.options.port_forwarding,
                 "agent_forwarding": msg.options.agent_forwarding,
+                "record_sessions": msg.options.record_sessions
+                if msg.options.HasField("record_sessions")
+                else True,
             },
         },
     }

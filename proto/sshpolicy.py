@@ -46,6 +46,7 @@ from proto.access import (
     CERT_KINDS,
     INCARNATION_EXT,
     KIND_EXT,
+    NO_RECORD_EXT,
     NODE_ACCESS_EXT,
     ROLES_EXT,
     USER_EXT,
@@ -92,6 +93,7 @@ class CertIdentity:
     permit_pty: bool
     permit_port_forwarding: bool
     permit_agent_forwarding: bool
+    record_sessions: bool = True  # PTY sessions of this certificate are recorded
     node_access: bytes = b""  # the signed node-label rules, for decisions made later
     kind: str = "user"  # "user" or "agent_identity"
     incarnation: str = ""
@@ -263,6 +265,7 @@ def check_user_certificate(
         permit_pty=b"permit-pty" in extensions,
         permit_port_forwarding=b"permit-port-forwarding" in extensions,
         permit_agent_forwarding=b"permit-agent-forwarding" in extensions,
+        record_sessions=NO_RECORD_EXT.encode() not in extensions,
         node_access=extensions.get(NODE_ACCESS_EXT.encode(), b""),
         kind=_text(extensions[KIND_EXT.encode()]),
         incarnation=_text(extensions[INCARNATION_EXT.encode()])[:64],

@@ -71,11 +71,23 @@ class AuthServiceBase(abc.ABC):
         pass
 
     @abc.abstractmethod
+    async def ListSessionRecordings(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.ListSessionRecordingsRequest, proto.v1.auth_pb2.ListSessionRecordingsResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def GetSessionRecording(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.GetSessionRecordingRequest, proto.v1.auth_pb2.GetSessionRecordingResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
     async def Heartbeat(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.HeartbeatRequest, proto.v1.auth_pb2.HeartbeatResponse]') -> None:
         pass
 
     @abc.abstractmethod
     async def EmitAuditEvent(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.EmitAuditEventRequest, proto.v1.auth_pb2.EmitAuditEventResponse]') -> None:
+        pass
+
+    @abc.abstractmethod
+    async def UploadSessionRecording(self, stream: 'grpclib.server.Stream[proto.v1.auth_pb2.RecordingChunk, proto.v1.auth_pb2.RecordingUploadStatus]') -> None:
         pass
 
     @abc.abstractmethod
@@ -292,6 +304,18 @@ class AuthServiceBase(abc.ABC):
                 proto.v1.auth_pb2.SearchAuditEventsRequest,
                 proto.v1.auth_pb2.SearchAuditEventsResponse,
             ),
+            '/mezite.v1.AuthService/ListSessionRecordings': grpclib.const.Handler(
+                self.ListSessionRecordings,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                proto.v1.auth_pb2.ListSessionRecordingsRequest,
+                proto.v1.auth_pb2.ListSessionRecordingsResponse,
+            ),
+            '/mezite.v1.AuthService/GetSessionRecording': grpclib.const.Handler(
+                self.GetSessionRecording,
+                grpclib.const.Cardinality.UNARY_STREAM,
+                proto.v1.auth_pb2.GetSessionRecordingRequest,
+                proto.v1.auth_pb2.GetSessionRecordingResponse,
+            ),
             '/mezite.v1.AuthService/Heartbeat': grpclib.const.Handler(
                 self.Heartbeat,
                 grpclib.const.Cardinality.STREAM_STREAM,
@@ -303,6 +327,12 @@ class AuthServiceBase(abc.ABC):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 proto.v1.auth_pb2.EmitAuditEventRequest,
                 proto.v1.auth_pb2.EmitAuditEventResponse,
+            ),
+            '/mezite.v1.AuthService/UploadSessionRecording': grpclib.const.Handler(
+                self.UploadSessionRecording,
+                grpclib.const.Cardinality.STREAM_UNARY,
+                proto.v1.auth_pb2.RecordingChunk,
+                proto.v1.auth_pb2.RecordingUploadStatus,
             ),
             '/mezite.v1.AuthService/RenewHostCerts': grpclib.const.Handler(
                 self.RenewHostCerts,
@@ -586,6 +616,18 @@ class AuthServiceStub:
             proto.v1.auth_pb2.SearchAuditEventsRequest,
             proto.v1.auth_pb2.SearchAuditEventsResponse,
         )
+        self.ListSessionRecordings = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/mezite.v1.AuthService/ListSessionRecordings',
+            proto.v1.auth_pb2.ListSessionRecordingsRequest,
+            proto.v1.auth_pb2.ListSessionRecordingsResponse,
+        )
+        self.GetSessionRecording = grpclib.client.UnaryStreamMethod(
+            channel,
+            '/mezite.v1.AuthService/GetSessionRecording',
+            proto.v1.auth_pb2.GetSessionRecordingRequest,
+            proto.v1.auth_pb2.GetSessionRecordingResponse,
+        )
         self.Heartbeat = grpclib.client.StreamStreamMethod(
             channel,
             '/mezite.v1.AuthService/Heartbeat',
@@ -597,6 +639,12 @@ class AuthServiceStub:
             '/mezite.v1.AuthService/EmitAuditEvent',
             proto.v1.auth_pb2.EmitAuditEventRequest,
             proto.v1.auth_pb2.EmitAuditEventResponse,
+        )
+        self.UploadSessionRecording = grpclib.client.StreamUnaryMethod(
+            channel,
+            '/mezite.v1.AuthService/UploadSessionRecording',
+            proto.v1.auth_pb2.RecordingChunk,
+            proto.v1.auth_pb2.RecordingUploadStatus,
         )
         self.RenewHostCerts = grpclib.client.UnaryUnaryMethod(
             channel,

@@ -73,16 +73,18 @@ class LabelValues(_message.Message):
     def __init__(self, values: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RoleOptions(_message.Message):
-    __slots__ = ("max_session_ttl", "permit_pty", "port_forwarding", "agent_forwarding")
+    __slots__ = ("max_session_ttl", "permit_pty", "port_forwarding", "agent_forwarding", "record_sessions")
     MAX_SESSION_TTL_FIELD_NUMBER: _ClassVar[int]
     PERMIT_PTY_FIELD_NUMBER: _ClassVar[int]
     PORT_FORWARDING_FIELD_NUMBER: _ClassVar[int]
     AGENT_FORWARDING_FIELD_NUMBER: _ClassVar[int]
+    RECORD_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     max_session_ttl: int
     permit_pty: bool
     port_forwarding: bool
     agent_forwarding: bool
-    def __init__(self, max_session_ttl: _Optional[int] = ..., permit_pty: _Optional[bool] = ..., port_forwarding: _Optional[bool] = ..., agent_forwarding: _Optional[bool] = ...) -> None: ...
+    record_sessions: bool
+    def __init__(self, max_session_ttl: _Optional[int] = ..., permit_pty: _Optional[bool] = ..., port_forwarding: _Optional[bool] = ..., agent_forwarding: _Optional[bool] = ..., record_sessions: _Optional[bool] = ...) -> None: ...
 
 class AuditEvent(_message.Message):
     __slots__ = ("id", "type", "code", "time", "user", "session_id", "fields_json", "success")
@@ -1116,3 +1118,83 @@ class IssueWorkloadSVIDsResponse(_message.Message):
     trust_domain: str
     bundle_pem: str
     def __init__(self, svids: _Optional[_Iterable[_Union[WorkloadSVID, _Mapping]]] = ..., trust_domain: _Optional[str] = ..., bundle_pem: _Optional[str] = ...) -> None: ...
+
+class RecordingInfo(_message.Message):
+    __slots__ = ("session_id", "node_id", "node_name", "user", "login", "started", "ended", "size", "sha256", "truncated", "complete")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    LOGIN_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    node_id: str
+    node_name: str
+    user: str
+    login: str
+    started: float
+    ended: float
+    size: int
+    sha256: str
+    truncated: bool
+    complete: bool
+    def __init__(self, session_id: _Optional[str] = ..., node_id: _Optional[str] = ..., node_name: _Optional[str] = ..., user: _Optional[str] = ..., login: _Optional[str] = ..., started: _Optional[float] = ..., ended: _Optional[float] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., truncated: _Optional[bool] = ..., complete: _Optional[bool] = ...) -> None: ...
+
+class RecordingChunk(_message.Message):
+    __slots__ = ("info", "offset", "data", "last", "session_id", "sha256")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    info: RecordingInfo
+    offset: int
+    data: bytes
+    last: bool
+    session_id: str
+    sha256: str
+    def __init__(self, info: _Optional[_Union[RecordingInfo, _Mapping]] = ..., offset: _Optional[int] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ..., session_id: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class RecordingUploadStatus(_message.Message):
+    __slots__ = ("stored", "complete")
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    stored: int
+    complete: bool
+    def __init__(self, stored: _Optional[int] = ..., complete: _Optional[bool] = ...) -> None: ...
+
+class ListSessionRecordingsRequest(_message.Message):
+    __slots__ = ("user", "node", "since")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    node: str
+    since: float
+    def __init__(self, user: _Optional[str] = ..., node: _Optional[str] = ..., since: _Optional[float] = ...) -> None: ...
+
+class ListSessionRecordingsResponse(_message.Message):
+    __slots__ = ("recordings",)
+    RECORDINGS_FIELD_NUMBER: _ClassVar[int]
+    recordings: _containers.RepeatedCompositeFieldContainer[RecordingInfo]
+    def __init__(self, recordings: _Optional[_Iterable[_Union[RecordingInfo, _Mapping]]] = ...) -> None: ...
+
+class GetSessionRecordingRequest(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...
+
+class GetSessionRecordingResponse(_message.Message):
+    __slots__ = ("info", "data")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    info: RecordingInfo
+    data: bytes
+    def __init__(self, info: _Optional[_Union[RecordingInfo, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...

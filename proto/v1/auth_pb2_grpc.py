@@ -106,6 +106,16 @@ class AuthServiceStub:
                 request_serializer=proto_dot_v1_dot_auth__pb2.SearchAuditEventsRequest.SerializeToString,
                 response_deserializer=proto_dot_v1_dot_auth__pb2.SearchAuditEventsResponse.FromString,
                 _registered_method=True)
+        self.ListSessionRecordings = channel.unary_unary(
+                '/mezite.v1.AuthService/ListSessionRecordings',
+                request_serializer=proto_dot_v1_dot_auth__pb2.ListSessionRecordingsRequest.SerializeToString,
+                response_deserializer=proto_dot_v1_dot_auth__pb2.ListSessionRecordingsResponse.FromString,
+                _registered_method=True)
+        self.GetSessionRecording = channel.unary_stream(
+                '/mezite.v1.AuthService/GetSessionRecording',
+                request_serializer=proto_dot_v1_dot_auth__pb2.GetSessionRecordingRequest.SerializeToString,
+                response_deserializer=proto_dot_v1_dot_auth__pb2.GetSessionRecordingResponse.FromString,
+                _registered_method=True)
         self.Heartbeat = channel.stream_stream(
                 '/mezite.v1.AuthService/Heartbeat',
                 request_serializer=proto_dot_v1_dot_auth__pb2.HeartbeatRequest.SerializeToString,
@@ -115,6 +125,11 @@ class AuthServiceStub:
                 '/mezite.v1.AuthService/EmitAuditEvent',
                 request_serializer=proto_dot_v1_dot_auth__pb2.EmitAuditEventRequest.SerializeToString,
                 response_deserializer=proto_dot_v1_dot_auth__pb2.EmitAuditEventResponse.FromString,
+                _registered_method=True)
+        self.UploadSessionRecording = channel.stream_unary(
+                '/mezite.v1.AuthService/UploadSessionRecording',
+                request_serializer=proto_dot_v1_dot_auth__pb2.RecordingChunk.SerializeToString,
+                response_deserializer=proto_dot_v1_dot_auth__pb2.RecordingUploadStatus.FromString,
                 _registered_method=True)
         self.RenewHostCerts = channel.unary_unary(
                 '/mezite.v1.AuthService/RenewHostCerts',
@@ -389,6 +404,20 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSessionRecordings(self, request, context):
+        """ListSessionRecordings lists recordings: admins and auditors see all, users their own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSessionRecording(self, request, context):
+        """GetSessionRecording streams one recording (asciicast v2), to whoever may list it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Heartbeat(self, request_iterator, context):
         """--- agents (x-agent-id + client certificate) ----------------------------
 
@@ -401,6 +430,14 @@ class AuthServiceServicer:
 
     def EmitAuditEvent(self, request, context):
         """EmitAuditEvent records events that an agent observed (sessions, execs, ...).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadSessionRecording(self, request_iterator, context):
+        """UploadSessionRecording stores a node's recording of one of its own sessions, from
+        the offset auth has (resumable); complete once the last chunk's SHA-256 matches.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -715,6 +752,16 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     request_deserializer=proto_dot_v1_dot_auth__pb2.SearchAuditEventsRequest.FromString,
                     response_serializer=proto_dot_v1_dot_auth__pb2.SearchAuditEventsResponse.SerializeToString,
             ),
+            'ListSessionRecordings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSessionRecordings,
+                    request_deserializer=proto_dot_v1_dot_auth__pb2.ListSessionRecordingsRequest.FromString,
+                    response_serializer=proto_dot_v1_dot_auth__pb2.ListSessionRecordingsResponse.SerializeToString,
+            ),
+            'GetSessionRecording': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetSessionRecording,
+                    request_deserializer=proto_dot_v1_dot_auth__pb2.GetSessionRecordingRequest.FromString,
+                    response_serializer=proto_dot_v1_dot_auth__pb2.GetSessionRecordingResponse.SerializeToString,
+            ),
             'Heartbeat': grpc.stream_stream_rpc_method_handler(
                     servicer.Heartbeat,
                     request_deserializer=proto_dot_v1_dot_auth__pb2.HeartbeatRequest.FromString,
@@ -724,6 +771,11 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.EmitAuditEvent,
                     request_deserializer=proto_dot_v1_dot_auth__pb2.EmitAuditEventRequest.FromString,
                     response_serializer=proto_dot_v1_dot_auth__pb2.EmitAuditEventResponse.SerializeToString,
+            ),
+            'UploadSessionRecording': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadSessionRecording,
+                    request_deserializer=proto_dot_v1_dot_auth__pb2.RecordingChunk.FromString,
+                    response_serializer=proto_dot_v1_dot_auth__pb2.RecordingUploadStatus.SerializeToString,
             ),
             'RenewHostCerts': grpc.unary_unary_rpc_method_handler(
                     servicer.RenewHostCerts,
@@ -1277,6 +1329,60 @@ class AuthService:
             _registered_method=True)
 
     @staticmethod
+    def ListSessionRecordings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mezite.v1.AuthService/ListSessionRecordings',
+            proto_dot_v1_dot_auth__pb2.ListSessionRecordingsRequest.SerializeToString,
+            proto_dot_v1_dot_auth__pb2.ListSessionRecordingsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSessionRecording(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mezite.v1.AuthService/GetSessionRecording',
+            proto_dot_v1_dot_auth__pb2.GetSessionRecordingRequest.SerializeToString,
+            proto_dot_v1_dot_auth__pb2.GetSessionRecordingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def Heartbeat(request_iterator,
             target,
             options=(),
@@ -1320,6 +1426,33 @@ class AuthService:
             '/mezite.v1.AuthService/EmitAuditEvent',
             proto_dot_v1_dot_auth__pb2.EmitAuditEventRequest.SerializeToString,
             proto_dot_v1_dot_auth__pb2.EmitAuditEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadSessionRecording(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/mezite.v1.AuthService/UploadSessionRecording',
+            proto_dot_v1_dot_auth__pb2.RecordingChunk.SerializeToString,
+            proto_dot_v1_dot_auth__pb2.RecordingUploadStatus.FromString,
             options,
             channel_credentials,
             insecure,

@@ -85,6 +85,10 @@ class AuthServiceStub:
     """ListNodes lists the nodes the caller's roles allow, filtered by labels."""
     SearchAuditEvents: _grpc.UnaryUnaryMultiCallable[_auth_pb2.SearchAuditEventsRequest, _auth_pb2.SearchAuditEventsResponse]
     """SearchAuditEvents searches the audit log; needs the admin or auditor role."""
+    ListSessionRecordings: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ListSessionRecordingsRequest, _auth_pb2.ListSessionRecordingsResponse]
+    """ListSessionRecordings lists recordings: admins and auditors see all, users their own."""
+    GetSessionRecording: _grpc.UnaryStreamMultiCallable[_auth_pb2.GetSessionRecordingRequest, _auth_pb2.GetSessionRecordingResponse]
+    """GetSessionRecording streams one recording (asciicast v2), to whoever may list it."""
     Heartbeat: _grpc.StreamStreamMultiCallable[_auth_pb2.HeartbeatRequest, _auth_pb2.HeartbeatResponse]
     """--- agents (x-agent-id + client certificate) ----------------------------
 
@@ -93,6 +97,10 @@ class AuthServiceStub:
     """
     EmitAuditEvent: _grpc.UnaryUnaryMultiCallable[_auth_pb2.EmitAuditEventRequest, _auth_pb2.EmitAuditEventResponse]
     """EmitAuditEvent records events that an agent observed (sessions, execs, ...)."""
+    UploadSessionRecording: _grpc.StreamUnaryMultiCallable[_auth_pb2.RecordingChunk, _auth_pb2.RecordingUploadStatus]
+    """UploadSessionRecording stores a node's recording of one of its own sessions, from
+    the offset auth has (resumable); complete once the last chunk's SHA-256 matches.
+    """
     RenewHostCerts: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RenewHostCertsRequest, _auth_pb2.RenewHostCertsResponse]
     """RenewHostCerts re-issues a node's host certificates before they expire."""
     RenewAgentIdentity: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RenewAgentIdentityRequest, _auth_pb2.RenewAgentIdentityResponse]
@@ -227,6 +235,10 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """ListNodes lists the nodes the caller's roles allow, filtered by labels."""
     SearchAuditEvents: _aio.UnaryUnaryMultiCallable[_auth_pb2.SearchAuditEventsRequest, _auth_pb2.SearchAuditEventsResponse]  # type: ignore[assignment]
     """SearchAuditEvents searches the audit log; needs the admin or auditor role."""
+    ListSessionRecordings: _aio.UnaryUnaryMultiCallable[_auth_pb2.ListSessionRecordingsRequest, _auth_pb2.ListSessionRecordingsResponse]  # type: ignore[assignment]
+    """ListSessionRecordings lists recordings: admins and auditors see all, users their own."""
+    GetSessionRecording: _aio.UnaryStreamMultiCallable[_auth_pb2.GetSessionRecordingRequest, _auth_pb2.GetSessionRecordingResponse]  # type: ignore[assignment]
+    """GetSessionRecording streams one recording (asciicast v2), to whoever may list it."""
     Heartbeat: _aio.StreamStreamMultiCallable[_auth_pb2.HeartbeatRequest, _auth_pb2.HeartbeatResponse]  # type: ignore[assignment]
     """--- agents (x-agent-id + client certificate) ----------------------------
 
@@ -235,6 +247,10 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """
     EmitAuditEvent: _aio.UnaryUnaryMultiCallable[_auth_pb2.EmitAuditEventRequest, _auth_pb2.EmitAuditEventResponse]  # type: ignore[assignment]
     """EmitAuditEvent records events that an agent observed (sessions, execs, ...)."""
+    UploadSessionRecording: _aio.StreamUnaryMultiCallable[_auth_pb2.RecordingChunk, _auth_pb2.RecordingUploadStatus]  # type: ignore[assignment]
+    """UploadSessionRecording stores a node's recording of one of its own sessions, from
+    the offset auth has (resumable); complete once the last chunk's SHA-256 matches.
+    """
     RenewHostCerts: _aio.UnaryUnaryMultiCallable[_auth_pb2.RenewHostCertsRequest, _auth_pb2.RenewHostCertsResponse]  # type: ignore[assignment]
     """RenewHostCerts re-issues a node's host certificates before they expire."""
     RenewAgentIdentity: _aio.UnaryUnaryMultiCallable[_auth_pb2.RenewAgentIdentityRequest, _auth_pb2.RenewAgentIdentityResponse]  # type: ignore[assignment]
@@ -452,6 +468,22 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """SearchAuditEvents searches the audit log; needs the admin or auditor role."""
 
     @_abc_1.abstractmethod
+    def ListSessionRecordings(
+        self,
+        request: _auth_pb2.ListSessionRecordingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ListSessionRecordingsResponse, _abc.Awaitable[_auth_pb2.ListSessionRecordingsResponse]]:
+        """ListSessionRecordings lists recordings: admins and auditors see all, users their own."""
+
+    @_abc_1.abstractmethod
+    def GetSessionRecording(
+        self,
+        request: _auth_pb2.GetSessionRecordingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_auth_pb2.GetSessionRecordingResponse], _abc.AsyncIterator[_auth_pb2.GetSessionRecordingResponse]]:
+        """GetSessionRecording streams one recording (asciicast v2), to whoever may list it."""
+
+    @_abc_1.abstractmethod
     def Heartbeat(
         self,
         request_iterator: _MaybeAsyncIterator[_auth_pb2.HeartbeatRequest],
@@ -470,6 +502,16 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.EmitAuditEventResponse, _abc.Awaitable[_auth_pb2.EmitAuditEventResponse]]:
         """EmitAuditEvent records events that an agent observed (sessions, execs, ...)."""
+
+    @_abc_1.abstractmethod
+    def UploadSessionRecording(
+        self,
+        request_iterator: _MaybeAsyncIterator[_auth_pb2.RecordingChunk],
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.RecordingUploadStatus, _abc.Awaitable[_auth_pb2.RecordingUploadStatus]]:
+        """UploadSessionRecording stores a node's recording of one of its own sessions, from
+        the offset auth has (resumable); complete once the last chunk's SHA-256 matches.
+        """
 
     @_abc_1.abstractmethod
     def RenewHostCerts(

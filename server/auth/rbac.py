@@ -32,6 +32,7 @@ class SessionOptions:
     permit_pty: bool
     port_forwarding: bool
     agent_forwarding: bool
+    record_sessions: bool = True
 
 
 def _expand(logins: Sequence[str], traits: Sequence[str]) -> set[str]:
@@ -119,6 +120,9 @@ class AccessChecker:
             permit_pty=any(role.options.permit_pty for role in self._roles),
             port_forwarding=any(role.options.port_forwarding for role in self._roles),
             agent_forwarding=any(role.options.agent_forwarding for role in self._roles),
+            # The strictest role wins: any role that records (the default) records.
+            record_sessions=not self._roles
+            or any(role.options.record_sessions for role in self._roles),
         )
 
 

@@ -87,3 +87,29 @@ def test_a_join_killed_at_any_step_completes_when_run_again(
             while not mezctl(data, "nodes", "ls")[0]["online"]:
                 assert time.monotonic() < deadline, mezd.log.read_text()[-2000:]
                 time.sleep(0.2)
+
+
+@pytest.mark.parametrize(("killed", "failpoint"),
+                         [("auth", "bootstrap.committed"), ("mezd", "join.replied")])  # fmt: skip
+def test_an_identity_bootstrap_killed_after_auth_committed_completes_when_run_again(
+    tmp_path: Path, killed: str, failpoint: str
+) -> None:
+    data, listen = tmp_path / "auth", f"127.0.0.1:{free_port()}"
+    crash = {"MEZITE_FAILPOINT": failpoint}
+    state, dest = tmp_path / "state", tmp_path / "out"
+    with mezctl_start(data, listen=listen, env=crash if killed == "auth" else None) as auth:
+        made = cli("mezctl", "agent-identities", "add", "ci", "--roles", "access", "--logins",
+                   "ci", "--data-dir", str(auth.data_dir))  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        line = next(x for x in made.stdout.splitlines() if "mezd identity start" in x).split()
+        command = [*line[:line.index("--dest")], "--dest", str(dest), "--data-dir", str(state),
+                   "--oneshot"]  # fmt: skip
+        first = cli(*command, env=crash if killed == "mezd" else None)
+        assert first.returncode != 0 and not (dest / "key").exists()
+        if killed == "auth":
+            assert auth.proc.wait(15) == -9
+            assert "Traceback" not in first.stderr
+    with mezctl_start(data, listen=listen):
+        again = cli(*command)
+        assert again.returncode == 0, again.stderr
+        assert (dest / "key-cert.pub").exists()

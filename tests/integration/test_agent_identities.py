@@ -176,3 +176,41 @@ def test_exclusive_state_lock(tmp_path: Path) -> None:
         bot.exclusive(tmp_path / "s"),
     ):
         pass
+
+
+def test_a_bootstrap_whose_reply_was_lost_is_answered_again(
+    auth: RunningAuth, tmp_path: Path
+) -> None:
+    """auth committed the bootstrap, the reply never arrived: the same command, which
+    kept its keys, is answered again (a new renewal token) instead of refused; other keys,
+    or the same bootstrap after a renewal, are refused."""
+    from dataclasses import asdict
+
+    from proto.keys import NodeKeys, TLSKey, new_tls_key
+    from proto.lifecycle import JoinKeys
+
+    token = create(auth)
+    state_dir = tmp_path / "state"
+    kept = JoinKeys(state_dir, "bootstrap").get(
+        lambda: {"node": asdict(new_node_keys()), "svid": asdict(new_tls_key())}
+    )
+    keys, svid = NodeKeys(**kept["node"]), TLSKey(**kept["svid"])
+    with auth.client() as anon:
+        anon.rpc.BootstrapAgentIdentity(pb.BootstrapAgentIdentityRequest(
+            token=token, ssh_public_key=keys.ssh_public_line,
+            tls_public_key_pem=keys.tls_public_pem, svid_public_key_pem=svid.public_pem,
+        ))  # the reply is lost  # fmt: skip
+        other = new_node_keys()
+        with pytest.raises(NotAuthenticated):
+            anon.rpc.BootstrapAgentIdentity(pb.BootstrapAgentIdentityRequest(
+                token=token, ssh_public_key=other.ssh_public_line,
+                tls_public_key_pem=other.tls_public_pem))  # fmt: skip
+    state = bot.bootstrap(state_dir, token, auth.addr, pin(auth))
+    assert state.generation == 1 and not (state_dir / "join-keys.json").exists()
+    renewed = bot.renew(state_dir, state)  # the answer's renewal token is the live one
+    assert renewed.generation == 2 and not identities(auth)["ci"].locked
+    with pytest.raises(NotAuthenticated):
+        bot.bootstrap(tmp_path / "again", token, auth.addr, pin(auth))
+    retried = [json.loads(e.fields_json).get("retry") for e in audit_events(auth)
+               if e.type == "agent_identity.bootstrap" and e.success]  # fmt: skip
+    assert sorted(retried) == [False, True]

@@ -165,3 +165,28 @@ def test_mezd_join_keeps_its_keys_until_the_identity_is_saved(
     assert identity.ssh_host_key_pem == kept["ssh_private_pem"]
     assert not (data_dir / JOIN_KEYS_FILE).exists()
     assert len(agents(auth)) == 1
+
+
+def test_concurrent_joins_under_one_new_name_have_one_winner(auth: RunningAuth) -> None:
+    """The name is claimed in the join's own transaction: the catalog check before it is
+    in memory, and two joins can both pass it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tokens = [new_token(auth) for _ in range(12)]
+
+    def attempt(token: str) -> str:
+        try:
+            register(auth, token, "same-name", new_node_keys())
+        except AlreadyExists:
+            return "taken"
+        return "joined"
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        outcomes = list(pool.map(attempt, tokens))
+    assert outcomes.count("joined") == 1, outcomes
+    assert len(agents(auth)) == 1
+    assert len(keys_under(auth, "tokens/")) == 11  # the losers' tokens are not spent
+    # Removing the node frees the name for a new join.
+    with auth.admin() as admin:
+        admin.rpc.DeleteAgent(pb.DeleteAgentRequest(id_or_name="same-name", kind="node"))
+    assert register(auth, new_token(auth), "same-name", new_node_keys()).agent_id

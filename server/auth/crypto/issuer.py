@@ -44,6 +44,27 @@ HOST_CERT_TTL = 24 * 3600.0
 SERVER_CERT_TTL = 7 * 86400.0
 
 
+def keys_fingerprint(ssh_public_key: str, *pems: str) -> str:
+    """Public keys as one SHA-256 (an SSH line, then PEM public keys, an empty one
+    allowed): what makes a retried join or bootstrap the same one. Comments and PEM line
+    breaks do not count."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(b" ".join(ssh_public_key.encode().split()[:2]))
+    for pem in pems:
+        der = b""
+        if pem:
+            try:
+                der = serialization.load_pem_public_key(pem.encode()).public_bytes(
+                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+            except ValueError:
+                raise BadParameter("a public key is not PEM") from None
+        digest.update(len(der).to_bytes(4, "big") + der)
+    return digest.hexdigest()
+
+
 def load_tls_public_key(pem: str) -> ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey:
     try:
         key = load_pem_public_key(pem.encode()) if len(pem) < 8192 else None

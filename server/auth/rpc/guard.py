@@ -53,6 +53,8 @@ USER_METHODS = _paths(
     "IssueUserCerts",
     "ListNodes",
     "SearchAuditEvents",
+    "ListSessionRecordings",
+    "GetSessionRecording",
 )
 AGENT_METHODS = _paths(
     "Heartbeat",
@@ -61,6 +63,7 @@ AGENT_METHODS = _paths(
     "RenewAgentIdentity",
     "WatchLocks",
     "IssueWorkloadSVIDs",
+    "UploadSessionRecording",
 )
 ADMIN_ONLY_METHODS = _paths(
     "GetClusterStatus",

@@ -16,11 +16,12 @@ from proto.errors import (
     NotAuthenticated,
     NotFound,
 )
+from proto.failpoint import failpoint
 from proto.kinds import AgentKind
 from proto.locks import Lock, LockTarget, Subject
 from proto.v1 import auth_pb2 as pb
 from server.auth.auditing import Auditor
-from server.auth.crypto.issuer import AgentIssuer, load_tls_public_key
+from server.auth.crypto.issuer import AgentIssuer, keys_fingerprint, load_tls_public_key
 from server.auth.crypto.sshcert import MAX_CERT_TTL, parse_public_key, validate_principals
 from server.auth.crypto.svid import load_svid_key, make_spiffe_id
 from server.auth.rbac import AccessChecker
@@ -243,9 +244,12 @@ class AgentIdentityService:
             renewal_token=renewal,
         )
 
-    async def _pending_bootstrap(self, text: str) -> tuple[Item, AgentIdentityState]:
-        """The identity a bootstrap token may still bootstrap; NotAuthenticated for any
-        token that is not its current, unspent, unexpired one, or a locked identity."""
+    async def _pending_bootstrap(
+        self, text: str, keys: str
+    ) -> tuple[Item, AgentIdentityState, bool]:
+        """The identity a bootstrap token may still bootstrap, and whether this is the
+        same bootstrap again (the token spent on these keys, no renewal since: its reply
+        was lost); NotAuthenticated for any other token, AccessDenied if locked."""
         token = parse_token(text, "bootstrap token")
         owner = await self._store.find_by_bootstrap(token.name)
         if owner is None:
@@ -254,18 +258,21 @@ class AgentIdentityService:
             item, state = await self._store.get_item(owner[0])
         except NotFound:
             raise NotAuthenticated(BOOTSTRAP_FAILED) from None
-        pending = state.bootstrap
-        if (
-            state.incarnation != owner[1]
-            or pending is None
-            or not pending.redeemable(token, self._clock.now())
-            or state.generation != 0
-        ):
+        now = self._clock.now()
+        pending, answered = state.bootstrap, state.answered
+        first = pending is not None and pending.redeemable(token, now) and state.generation == 0
+        again = (
+            answered is not None
+            and answered.redeemable(token, now)
+            and state.generation == 1
+            and hmac.compare_digest(state.answered_keys, keys)
+        )
+        if state.incarnation != owner[1] or not (first or again):
             raise NotAuthenticated(BOOTSTRAP_FAILED)
         lock = self._lock_of(state)
         if lock is not None:
             raise AccessDenied(f"access denied: {lock.message()}")
-        return item, state
+        return item, state, again
 
     async def bootstrap_agent_identity(
         self, request: pb.BootstrapAgentIdentityRequest, ctx: CallContext
@@ -274,12 +281,15 @@ class AgentIdentityService:
             # Keys are checked before the one-time token is spent.
             parse_public_key(request.ssh_public_key)
             load_tls_public_key(request.tls_public_key_pem)
-            item, state = await self._pending_bootstrap(request.token)
+            keys = keys_fingerprint(request.ssh_public_key, request.tls_public_key_pem,
+                                    request.svid_public_key_pem)  # fmt: skip
+            item, state, again = await self._pending_bootstrap(request.token, keys)
             self._check_svid_key(state, request.svid_public_key_pem)
             renewal = new_token().text
             fresh = replace(
                 state, generation=1, renewal_hash=_hash(renewal),
                 last_renewed=self._clock.now(), bootstrap=None,
+                answered=state.answered or state.bootstrap, answered_keys=keys,
             )  # fmt: skip
             creds = await self._credentials(
                 state, request.ssh_public_key, request.tls_public_key_pem, 1, renewal,
@@ -290,20 +300,21 @@ class AgentIdentityService:
                 roles=state.roles, incarnation=state.incarnation,
             )  # fmt: skip
             try:
-                # Spent exactly once: only one writer finds the state as it was read.
-                await self._store.replace(
-                    item, fresh, *dropped_bootstrap(state), Put(record.item())
-                )
+                # Spent exactly once: only one writer finds the state as it was read; the
+                # token's index stays until it expires, for a bootstrap run again.
+                await self._store.replace(item, fresh, Put(record.item()))
             except CompareFailed:
                 raise NotAuthenticated(BOOTSTRAP_FAILED) from None
+            failpoint("bootstrap.committed")
         except MeziteError as err:
             self._audit.emit(
                 "agent_identity.bootstrap", success=False, reason=err.message, peer=ctx.peer_addr
             )
             raise
         self._audit.emit(
-            "agent_identity.bootstrap", user=state.name, generation=1, peer=ctx.peer_addr
-        )
+            "agent_identity.bootstrap", user=state.name, generation=1, retry=again,
+            peer=ctx.peer_addr,
+        )  # fmt: skip
         return pb.BootstrapAgentIdentityResponse(credentials=creds)
 
     async def renew_agent_identity(
@@ -331,7 +342,7 @@ class AgentIdentityService:
         renewal = new_token().text
         fresh = replace(
             state, generation=state.generation + 1, renewal_hash=_hash(renewal),
-            last_renewed=self._clock.now(),
+            last_renewed=self._clock.now(), answered=None, answered_keys="",
         )  # fmt: skip
         try:
             await self._store.replace(item, fresh)

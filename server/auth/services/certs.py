@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from proto.access import INCARNATION_EXT, KIND_EXT, NODE_ACCESS_EXT, ROLES_EXT, USER_EXT
+from proto.access import (
+    INCARNATION_EXT,
+    KIND_EXT,
+    NO_RECORD_EXT,
+    NODE_ACCESS_EXT,
+    ROLES_EXT,
+    USER_EXT,
+)
 from proto.clock import Clock
 from proto.errors import AccessDenied, MeziteError
 from proto.v1 import auth_pb2 as pb
@@ -37,6 +44,8 @@ def option_extensions(checker: AccessChecker) -> dict[str, str]:
         extensions["permit-port-forwarding"] = ""
     if opts.agent_forwarding:
         extensions["permit-agent-forwarding"] = ""
+    if not opts.record_sessions:
+        extensions[NO_RECORD_EXT] = ""  # absent (old certificates too): recorded
     return extensions
 
 

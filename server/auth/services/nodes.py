@@ -3,7 +3,6 @@ EmitAuditEvent."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import logging
@@ -12,8 +11,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-
-from cryptography.hazmat.primitives import serialization
 
 from proto.clock import Clock
 from proto.errors import (
@@ -32,12 +29,17 @@ from proto.locks import LockTarget, Subject
 from proto.v1 import auth_pb2 as pb
 from server.audit import new_event
 from server.auth.auditing import Auditor
-from server.auth.crypto.issuer import HOST_CERT_TTL, AgentIssuer, load_tls_public_key
+from server.auth.crypto.issuer import (
+    HOST_CERT_TTL,
+    AgentIssuer,
+    keys_fingerprint,
+    load_tls_public_key,
+)
 from server.auth.crypto.sshcert import parse_public_key
 from server.auth.rbac import AccessChecker, load_checker
 from server.auth.rpc.guard import Principal, PrincipalKind
 from server.auth.rpc.router import CallContext
-from server.auth.stores.agents import AgentRecord, AgentStore
+from server.auth.stores.agents import AgentRecord, AgentStore, name_claim
 from server.auth.stores.iam_tokens import IAMToken
 from server.auth.stores.join_tokens import TOKEN_FAILED, JoinTokens, validate_labels
 from server.auth.stores.locks import (
@@ -89,18 +91,10 @@ class Registration:
 
 
 def join_keys_fingerprint(request: pb.RegisterAgentRequest) -> str:
-    """The public keys a join asks auth to certify, as one SHA-256: what makes a retried
-    join the same join. Comments and PEM line breaks do not count."""
-    digest = hashlib.sha256()
-    digest.update(b" ".join(request.ssh_public_key.encode().split()[:2]))
-    for pem in (request.tls_public_key_pem, request.tls_server_public_key_pem):
-        der = b""
-        if pem:
-            der = load_tls_public_key(pem).public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        digest.update(len(der).to_bytes(4, "big") + der)
-    return digest.hexdigest()
+    """The public keys a join asks auth to certify: what makes a retried join the same."""
+    return keys_fingerprint(
+        request.ssh_public_key, request.tls_public_key_pem, request.tls_server_public_key_pem
+    )
 
 
 def validate_node_name(name: str) -> str:
@@ -193,7 +187,15 @@ class NodeService:
             )
             credentials = await self._credentials(record, request, addrs)
             failpoint("join.issued")
-            await self._tokens.redeem(token, [Put(record.item())])
+            conditions, claims = name_claim(record)
+            try:
+                await self._tokens.redeem(token, [Put(record.item()), *claims], conditions)
+            except NotAuthenticated:
+                if conditions and await self._agents.name_taken(record.name):
+                    raise AlreadyExists(  # a concurrent join took the name first
+                        f"a node named {name!r} is already registered", hint="pick another --name"
+                    ) from None
+                raise
         except MeziteError as err:
             self._audit.emit(
                 "join.failed", reason=err.message, peer=ctx.peer_addr, node=request.name[:64]

@@ -56,6 +56,10 @@ class AgentIdentityState:
     last_renewed: float = 0.0
     bootstrap: PendingToken | None = None
     spiffe_role: str = ""  # an SVID for spiffe://TD/role/<spiffe_role>/<name> with each renewal
+    # The spent bootstrap token and the keys it certified, until the first renewal: the
+    # same bootstrap run again (its reply was lost) is answered again, not refused.
+    answered: PendingToken | None = None
+    answered_keys: str = ""
 
     @property
     def agent_id(self) -> str:
@@ -72,6 +76,8 @@ class AgentIdentityState:
         doc["logins"] = tuple(doc.get("logins", ()))
         pending = doc.get("bootstrap")
         doc["bootstrap"] = PendingToken(**pending) if pending else None
+        answered = doc.get("answered")
+        doc["answered"] = PendingToken(**answered) if answered else None
         if not doc.get("incarnation"):
             doc["incarnation"] = legacy_incarnation(doc["name"], doc["created"])
         return cls(**doc)
@@ -92,7 +98,8 @@ def bootstrap_index(state: AgentIdentityState) -> Item:
 
 
 def dropped_bootstrap(state: AgentIdentityState) -> list[Action]:
-    return [Delete(BOOTSTRAP_PREFIX + state.bootstrap.name)] if state.bootstrap else []
+    tokens = [t for t in (state.bootstrap, state.answered) if t is not None]
+    return [Delete(BOOTSTRAP_PREFIX + t.name) for t in tokens]
 
 
 class AgentIdentityStore:
@@ -130,7 +137,8 @@ class AgentIdentityStore:
         return [AgentIdentityState.decode(item.value) for item in items]
 
     async def find_by_bootstrap(self, token_name: str) -> tuple[str, str] | None:
-        """(identity, incarnation) a bootstrap token was issued to, if it is pending."""
+        """(identity, incarnation) a bootstrap token was issued to, while it lives (the
+        index outlives the bootstrap, so a lost reply can be answered again)."""
         try:
             item = await self._backend.get(BOOTSTRAP_PREFIX + token_name)
         except NotFound:

@@ -10,13 +10,27 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from proto.errors import CompareFailed, NotAuthenticated, NotFound
+from proto.errors import AlreadyExists, CompareFailed, NotAuthenticated, NotFound
 from proto.kinds import AgentKind
 from server.auth.rpc.guard import Principal, PrincipalKind
 from server.backend import Backend, Condition, Delete, Item, Put, prefix_range
 from server.backend.atomic import Action
 
 AGENTS_PREFIX = "agents/"
+# A node's name, claimed in the same write that records the node, so that of concurrent
+# joins under one new name exactly one commits (the catalog check alone is in memory).
+NODE_NAMES_PREFIX = "agent_names/node/"
+
+
+def name_claim(record: AgentRecord) -> tuple[list[Condition], list[Action]]:
+    """The condition and write that claim ``record``'s name (nodes only; proxies may
+    share a name)."""
+    if record.kind != AgentKind.NODE:
+        return [], []
+    key = NODE_NAMES_PREFIX + record.name
+    return [Condition.absent(key)], [Put(Item(key=key, value=record.id.encode()))]
+
+
 AGENT_KINDS = frozenset(AgentKind)
 
 
@@ -67,7 +81,24 @@ class AgentStore:
         return AgentRecord.decode((await self._backend.get(AGENTS_PREFIX + agent_id)).value)
 
     async def create(self, record: AgentRecord) -> None:
-        await self._backend.create(Item(key=AGENTS_PREFIX + record.id, value=record.encode()))
+        """Record a new agent (and claim a node's name); AlreadyExists if a node of that
+        name was recorded first."""
+        conditions, claims = name_claim(record)
+        try:
+            await self._backend.atomic_write(
+                [Condition.absent(AGENTS_PREFIX + record.id), *conditions],
+                [Put(record.item()), *claims],
+            )
+        except CompareFailed:
+            raise AlreadyExists(f"a {record.kind} named {record.name!r} is already registered",
+                                hint="pick another --name") from None  # fmt: skip
+
+    async def name_taken(self, name: str) -> bool:
+        try:
+            await self._backend.get(NODE_NAMES_PREFIX + name)
+        except NotFound:
+            return False
+        return True
 
     async def put(self, record: AgentRecord, expires: float | None = None) -> None:
         await self._backend.put(record.item(expires))
@@ -88,8 +119,9 @@ class AgentStore:
         """Delete ``record`` and write ``also`` (the lock its removal implies) together;
         NotFound if it is already gone."""
         key = AGENTS_PREFIX + record.id
+        names = [Delete(NODE_NAMES_PREFIX + record.name)] if record.kind == AgentKind.NODE else []
         try:
-            await self._backend.atomic_write([Condition(key)], [Delete(key), *also])
+            await self._backend.atomic_write([Condition(key)], [Delete(key), *names, *also])
         except CompareFailed:
             raise NotFound(f"{record.kind} {record.name!r} is already removed") from None
 

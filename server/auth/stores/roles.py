@@ -129,6 +129,7 @@ class RoleOptions:
     permit_pty: bool = False
     port_forwarding: bool = False
     agent_forwarding: bool = False
+    record_sessions: bool = True  # PTY sessions are recorded unless every role says no
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +268,7 @@ def _validate_options(options: RoleOptions) -> None:
         raise BadParameter(
             f"options.max_session_ttl {ttl:g}s is too long: the limit is 30h ({MAX_SESSION_TTL:g}s)"
         )
-    for flag in ("permit_pty", "port_forwarding", "agent_forwarding"):
+    for flag in ("permit_pty", "port_forwarding", "agent_forwarding", "record_sessions"):
         if not isinstance(getattr(options, flag), bool):
             raise BadParameter(f"options.{flag} must be true or false")
 
@@ -310,6 +311,7 @@ def role_to_proto(role: Role) -> auth_pb2.Role:
             permit_pty=role.options.permit_pty,
             port_forwarding=role.options.port_forwarding,
             agent_forwarding=role.options.agent_forwarding,
+            record_sessions=role.options.record_sessions,
         ),
     )
 
@@ -333,6 +335,9 @@ def role_from_proto(msg: auth_pb2.Role) -> Role:
                 permit_pty=msg.options.permit_pty,
                 port_forwarding=msg.options.port_forwarding,
                 agent_forwarding=msg.options.agent_forwarding,
+                record_sessions=msg.options.record_sessions
+                if msg.options.HasField("record_sessions")
+                else True,
             ),
         )
     )
@@ -360,6 +365,7 @@ def role_to_json(role: Role) -> bytes:
             "permit_pty": role.options.permit_pty,
             "port_forwarding": role.options.port_forwarding,
             "agent_forwarding": role.options.agent_forwarding,
+            "record_sessions": role.options.record_sessions,
         },
     }
     return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
@@ -394,6 +400,7 @@ def role_from_json(data: bytes) -> Role:
                 permit_pty=options.get("permit_pty", False),
                 port_forwarding=options.get("port_forwarding", False),
                 agent_forwarding=options.get("agent_forwarding", False),
+                record_sessions=options.get("record_sessions", True),
             ),
         )
         return validate_role(role)
