@@ -28,6 +28,7 @@ from proto.lockwatch import LockView, watch_locks
 
 if TYPE_CHECKING:
     from agent.sshd.server import NodeSSHServer
+    from agent.workload_api import WorkloadServer
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class NodeSettings:
     heartbeat_interval: float = 30.0
     sftp_server: str = "auto"  # see agent.sshd.sftp.resolve_sftp
     recording_max_bytes: int = DEFAULT_MAX_BYTES  # per session (see agent.recording)
+    workload_api: str | None = None  # unix:///PATH: serve the SPIFFE Workload API there
 
 
 class Node:
@@ -56,6 +58,7 @@ class Node:
         # What it knew of the locks when it last heard from auth survives a restart.
         self.locks = LockView(self.clock, self.identity.agent_id, settings.data_dir / LOCKS_FILE)
         self.ssh: NodeSSHServer | None = None
+        self.workload_api: WorkloadServer | None = None
         self.port = 0
         self._hosts: list[str] = []  # what it claims when given no --advertise-addr
         self.spool = Spool(settings.data_dir / RECORDINGS_DIR, settings.recording_max_bytes)
@@ -138,6 +141,14 @@ class Node:
         self.port = server.port
         log.info("node %s serving SSH on %s:%d", ident.name, self.settings.listen_host, self.port)
 
+    async def _start_workload_api(self, address: str) -> None:
+        from agent.workload_api import WorkloadServer
+        from agent.workload_svids import SVIDCache, auth_issuer
+
+        server = WorkloadServer(address, SVIDCache(auth_issuer(self.client), self.clock))
+        await server.start()
+        self.workload_api = server
+
     async def _renew(self, current: NodeIdentity) -> NodeIdentity:
         """RenewHostCerts for fresh keys, kept on disk before anything uses them."""
         from proto.v1 import auth_pb2 as pb
@@ -189,6 +200,8 @@ class Node:
         self.spool.prepare()
         self.uploads.add_left_over()  # before any session can add a new one
         await self._start_ssh()
+        if self.settings.workload_api:
+            await self._start_workload_api(self.settings.workload_api)
         renewer = self.renewer()
         self._renew_if_moved(renewer)  # before the first beat, which names an address
         heartbeat = Heartbeat(
@@ -211,6 +224,8 @@ class Node:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if self.workload_api is not None:
+                await self.workload_api.close()
             if self.ssh is not None:
                 await self.ssh.shut_down()
             # Recordings of the sessions just ended reach the disk (and are uploaded at

@@ -387,6 +387,11 @@ def set_password(
     typer.echo(f"Password set for {reply.username}. Log in with `mez login`.")
 
 
+from cli import mez_recordings  # noqa: E402 - registers its commands on app
+
+mez_recordings.register(app)
+
+
 def main() -> None:
     from proto.errors import NotAuthenticated
 

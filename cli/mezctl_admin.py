@@ -468,12 +468,32 @@ def _export_krl(ctx: typer.Context, out: Path | None) -> None:
     typer.echo(f"KRL revokes {reply.revoked} certificate(s).", err=True)
 
 
+recordings_app = typer.Typer(help="Session recordings (asciicast v2).", no_args_is_help=True)
+
+
+@recordings_app.command("export")
+@admin_command
+def recordings_export(
+    ctx: typer.Context,
+    session_id: Annotated[str, typer.Argument(help="The session id.")],
+) -> None:
+    """Write a session's recording to stdout: `... > s.cast`, then `asciinema play s.cast`."""
+    from proto.v1 import auth_pb2 as pb
+
+    request = pb.GetSessionRecordingRequest(session_id=session_id)
+    with connect(ctx) as client:
+        for part in client.rpc.GetSessionRecording(request):
+            sys.stdout.buffer.write(part.data)
+    sys.stdout.buffer.flush()
+
+
 def register(app: typer.Typer) -> None:
     app.command("export")(export)
     app.add_typer(users_app, name="users")
     app.add_typer(bots_app, name="agent-identities")
     app.add_typer(tokens_app, name="tokens")
     app.add_typer(audit_app, name="audit")
+    app.add_typer(recordings_app, name="recordings")
 
     @app.command("create")
     @admin_command

@@ -190,6 +190,17 @@ def start_cmd(
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG..ERROR.")] = "INFO",
     join_method: JoinMethodOpt = "token",
     aws_region: RegionOpt = None,
+    workload_api: Annotated[
+        str | None,
+        typer.Option(
+            "--workload-api",
+            help="Serve the SPIFFE Workload API at unix:///PATH (off by default; under "
+            "systemd: unix:///run/mezite/workload.sock, with RuntimeDirectory=mezite). Any "
+            "local process may connect; each call is attested by the kernel and gets the "
+            "SVIDs auth's workload rules give it (`mezctl spiffe workloads`). Needs the "
+            "spiffe package (the mezite\\[spiffe] extra).",
+        ),
+    ] = None,
 ) -> None:
     """Serve SSH on this node (joining first when given a token and not yet joined)."""
     from agent.identity import IDENTITY_FILE
@@ -203,6 +214,10 @@ def start_cmd(
     # Sessions fork child processes while gRPC's threads run; gRPC's fork handlers would
     # abort those children, and they only exec, so they need none. Set before grpc loads.
     os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+    if workload_api:  # after that: the spiffe package loads grpc
+        from agent.workload_api import check_workload_api
+
+        check_workload_api(workload_api)
     setup_logging(log_level)
     raise_open_file_limit()
     directory = _data_dir(data_dir)
@@ -212,7 +227,8 @@ def start_cmd(
     addr = HostPort.parse(listen, 3022)
     run_node(NodeSettings(data_dir=directory, listen_host=addr.host, listen_port=addr.port,
                           heartbeat_interval=heartbeat, sftp_server=sftp_server,
-                          recording_max_bytes=recording_max_bytes))  # fmt: skip
+                          recording_max_bytes=recording_max_bytes,
+                          workload_api=workload_api))  # fmt: skip
 
 
 identity_app = typer.Typer(

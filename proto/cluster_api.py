@@ -43,6 +43,14 @@ class ClusterAPI(Protocol):
         """An SVID and a proof of its key for a certificate (needs no session)."""
         ...
 
+    def list_recordings(self, user: str, node: str, since: float) -> list[pb.RecordingInfo]:
+        """Session recordings the caller may play, newest first."""
+        ...
+
+    def recording(self, session_id: str) -> bytes:
+        """One recording, the whole asciicast v2 file."""
+        ...
+
     def list_nodes(self, labels: Mapping[str, str]) -> list[pb.Node]:
         """Every node (all pages) carrying ``labels`` that the caller may reach."""
         ...
@@ -85,6 +93,18 @@ class GrpcClusterAPI:
     ) -> pb.AuthenticateSPIFFEResponse:
         return self.client.rpc.AuthenticateSPIFFE(request)
 
+    def list_recordings(self, user: str, node: str, since: float) -> list[pb.RecordingInfo]:
+        from proto.v1 import auth_pb2 as pb
+
+        request = pb.ListSessionRecordingsRequest(user=user, node=node, since=since)
+        return list(self.client.rpc.ListSessionRecordings(request).recordings)
+
+    def recording(self, session_id: str) -> bytes:
+        from proto.v1 import auth_pb2 as pb
+
+        request = pb.GetSessionRecordingRequest(session_id=session_id)
+        return b"".join(part.data for part in self.client.rpc.GetSessionRecording(request))
+
     def list_nodes(self, labels: Mapping[str, str]) -> list[pb.Node]:
         from proto.v1 import auth_pb2 as pb
 
@@ -106,6 +126,9 @@ class GrpcClusterAPI:
 
     def close(self) -> None:
         self.client.close()
+
+
+MAX_RECORDING_BYTES = 1024 * 1024 * 1024  # auth's own cap
 
 
 class WebClusterAPI:
@@ -155,6 +178,19 @@ class WebClusterAPI:
             "ssh_public_key": request.ssh_public_key,
         }
         return self.web.request("POST", "spiffe/certs", pb.AuthenticateSPIFFEResponse, body=body)
+
+    def list_recordings(self, user: str, node: str, since: float) -> list[pb.RecordingInfo]:
+        from proto.v1 import auth_pb2 as pb
+
+        params = [(k, v) for k, v in (("user", user), ("node", node)) if v]
+        if since:
+            params.append(("since", repr(since)))
+        reply = self.web.request("GET", "recordings", pb.ListSessionRecordingsResponse,
+                                 params=params)  # fmt: skip
+        return list(reply.recordings)
+
+    def recording(self, session_id: str) -> bytes:
+        return self.web.download(f"sessions/{session_id}/recording", MAX_RECORDING_BYTES)
 
     def list_nodes(self, labels: Mapping[str, str]) -> list[pb.Node]:
         from proto.v1 import auth_pb2 as pb

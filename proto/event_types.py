@@ -49,6 +49,7 @@ EventType = Literal[
     "spiffe.trust.delete",
     "spiffe.workload.create",
     "spiffe.workload.delete",
+    "session.recording",
     "proxy.route",
     "lock.create",
     "lock.delete",

@@ -145,6 +145,41 @@ class WebTransport:
             return _parse(doc, reply, self.web_addr)
         raise _error(status, doc)
 
+    def download(self, path: str, limit: int) -> bytes:
+        """GET ``path``'s body as it is (not JSON), at most ``limit`` bytes."""
+        from proto.addr import HostPort
+
+        headers = {"Accept": "*/*"}
+        if self._session_id:
+            headers["Authorization"] = f"Bearer {self._session_id}"
+        failure: OSError | None = None
+        for web_addr in _each(self.web_addr):
+            addr = HostPort.parse(web_addr, 443)
+            conn = http.client.HTTPSConnection(addr.host, addr.port, context=self._context,
+                                               timeout=TIMEOUT)  # fmt: skip
+            try:
+                conn.request("GET", PREFIX + path, headers=headers)
+                reply = conn.getresponse()
+                raw = reply.read(limit + 1)
+            except ssl.SSLCertVerificationError as exc:
+                raise TrustFailure(f"the proxy at {web_addr} is not verified by the cluster CA: "
+                                   f"{exc.verify_message}") from exc  # fmt: skip
+            except OSError as exc:
+                failure = exc
+                continue
+            finally:
+                conn.close()
+            if len(raw) > limit:
+                raise ConnectionProblem(f"the answer is larger than {limit} bytes")
+            if 200 <= reply.status < 300:
+                return raw
+            try:
+                doc = json.loads(raw)
+            except ValueError:
+                doc = None
+            raise _error(reply.status, doc)
+        raise ConnectionProblem(f"cannot reach the proxy at {self.web_addr}: {failure}")
+
     def send(self, method: str, path: str) -> None:
         """``method`` ``path`` for its effect alone (204 No Content)."""
         status, doc = self._send(method, path, None, ())

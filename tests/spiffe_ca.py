@@ -54,17 +54,24 @@ class SpireCA:
         self, *uris: str, ca: bool = False, expired: bool = False
     ) -> tuple[str, ec.EllipticCurvePrivateKey]:
         key = ec.generate_private_key(ec.SECP256R1())
+        return self.certify(key.public_key(), *uris, ca=ca, expired=expired), key
+
+    def certify(
+        self, public_key: ec.EllipticCurvePublicKey, *uris: str, ca: bool = False,
+        expired: bool = False, seconds: float = 3600,
+    ) -> str:  # fmt: skip
+        """An SVID (PEM) for someone else's key, valid for ``seconds`` from now."""
         now = datetime.datetime.now(datetime.UTC)
         start, end = (
             (now - datetime.timedelta(hours=2), now - datetime.timedelta(hours=1))
             if (expired)
-            else (now - datetime.timedelta(minutes=1), now + datetime.timedelta(hours=1))
+            else (now - datetime.timedelta(minutes=1), now + datetime.timedelta(seconds=seconds))
         )
         ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         usage = x509.KeyUsage(not ca, False, False, False, False, ca, ca, False, False)
         cert = (
             x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(self.cert.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .public_key(public_key).serial_number(x509.random_serial_number())
             .not_valid_before(start).not_valid_after(end)
             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
             .add_extension(usage, critical=True)
@@ -75,7 +82,7 @@ class SpireCA:
                            critical=False)
             .sign(self.key, hashes.SHA256())
         )  # fmt: skip
-        return _pem(cert), key
+        return _pem(cert)
 
 
 def spiffe_request(

@@ -72,6 +72,7 @@ EVENT_CODES: Mapping[EventType, str] = MappingProxyType(
         "spiffe.trust.delete": "TSP03I",
         "spiffe.workload.create": "TSP04I",
         "spiffe.workload.delete": "TSP05I",
+        "session.recording": "T2005I",
         "proxy.route": "TPR00I",
         "lock.create": "TLK00I",
         "lock.delete": "TLK01I",

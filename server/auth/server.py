@@ -44,6 +44,7 @@ from server.auth.services.iam_join import IAMJoinService
 from server.auth.services.locks import LockService
 from server.auth.services.login import Invites, LoginService
 from server.auth.services.nodes import NodeService
+from server.auth.services.recordings import RecordingService
 from server.auth.services.resources import RoleAdminService, TokenAdminService
 from server.auth.services.spiffe import SPIFFEService
 from server.auth.services.users import UserAdminService
@@ -56,6 +57,7 @@ from server.auth.stores.lockout import LockoutPolicy, LoginLockout
 from server.auth.stores.locks import LockCache, LockStore
 from server.auth.stores.nodes import NodeCatalog
 from server.auth.stores.presence import PresenceTable, PresenceView
+from server.auth.stores.recordings import Recordings, recording_data
 from server.auth.stores.roles import RoleStore
 from server.auth.stores.sessions import SessionStore
 from server.auth.stores.shared_presence import SharedPresence
@@ -105,6 +107,7 @@ class AuthServer:
         self.sessions = SessionStore(backend, self.users, self.clock, config.auth.session_ttl)
         self.tokens = JoinTokens(backend, self.clock)
         self.iam_tokens = IAMTokens(backend, self.clock)
+        self.recordings = Recordings(backend, recording_data(config))
         self.invites = Invites(backend, self.users, self.clock, config.auth.invite_ttl)
         self.lockout = LoginLockout(
             backend,
@@ -271,6 +274,7 @@ class AuthServer:
                 auditor=self.auditor,
                 clock=self.clock,
             ),
+            RecordingService(self.recordings, self.catalog, self.auditor),
             nodes,
             IAMJoinService(
                 nodes,
@@ -397,6 +401,7 @@ class AuthServer:
                     await identity.retire()
         await self.lock_cache.stop()
         await self.catalog.stop()
+        await self.recordings.data.close()
         if self.shared_presence is not None:
             await self.shared_presence.stop()
         if self._diag is not None:

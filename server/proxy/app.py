@@ -41,6 +41,8 @@ def create_app(
         Route("/v1/webapi/certs", api.certs, methods=["POST"]),
         Route("/v1/webapi/spiffe/bundle", api.spiffe_bundle, methods=["GET"]),
         Route("/v1/webapi/spiffe/certs", api.spiffe_certs, methods=["POST"]),
+        Route("/v1/webapi/recordings", api.recordings, methods=["GET"]),
+        Route("/v1/webapi/sessions/{session_id}/recording", api.session_recording, methods=["GET"]),
         Route(OPENAPI_PATH, openapi, methods=["GET"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),

@@ -20,7 +20,15 @@ from proto.v1 import auth_pb2 as pb
 from proto.v1.auth_docs import DOCS
 from proto.webjson import JSON_OBJECT_FIELDS
 from server.proxy.credentials import CSRF_HEADER, SESSION_COOKIE
-from server.proxy.specs import AUDIT_QUERY, CERTS_BODY, LOGIN_BODY, NODES_QUERY, SPIFFE_BODY
+from server.proxy.specs import (
+    AUDIT_QUERY,
+    CERTS_BODY,
+    LOGIN_BODY,
+    NODES_QUERY,
+    RECORDINGS_QUERY,
+    SESSION_ID_PATTERN,
+    SPIFFE_BODY,
+)
 from server.proxy.validation import QueryParam
 
 Doc = dict[str, Any]
@@ -34,6 +42,7 @@ _ERROR_DESCRIPTIONS = {
     "403": "Refused: a cross-site request, a missing X-Mezite-CSRF header on a "
     "cookie-authenticated change, or the user's roles do not allow it.",
     "413": "The body exceeds the proxy's limit.",
+    "404": "No such thing that the caller may see.",
     "415": "The body is not sent as application/json.",
     "429": "Too many attempts (rate limit or account lockout).",
     "503": "The auth service cannot be reached.",
@@ -135,6 +144,7 @@ REPLIES: tuple[type[Message], ...] = (
     pb.IssueUserCertsResponse,
     pb.GetSPIFFEBundleResponse,
     pb.AuthenticateSPIFFEResponse,
+    pb.ListSessionRecordingsResponse,
 )
 
 
@@ -306,6 +316,39 @@ def _paths() -> dict[str, Doc]:
                     **_errors("400", "401", "413", "415", "429", "503"),
                 },
                 body="SPIFFECertsRequest",
+            )
+        },
+        "/v1/webapi/recordings": {
+            "get": _operation(
+                "Session recordings, newest first: admins and auditors see all, users their own.",
+                {
+                    **_ok("ListSessionRecordingsResponse", "The recordings."),
+                    **_errors("400", "401", "503"),
+                },
+                secured=True,
+                params=_query(RECORDINGS_QUERY),
+            )
+        },
+        "/v1/webapi/sessions/{session_id}/recording": {
+            "get": _operation(
+                "A session's recording, streamed as asciicast v2 (plays in asciinema).",
+                {
+                    "200": {
+                        "description": "The cast.",
+                        "content": {"application/x-asciicast": {"schema": {"type": "string"}}},
+                    },
+                    **_errors("400", "401", "404", "503"),
+                },
+                secured=True,
+                params=[
+                    {
+                        "name": "session_id",
+                        "in": "path",
+                        "required": True,
+                        "description": "The session id (a UUID).",
+                        "schema": {"type": "string", "pattern": SESSION_ID_PATTERN},
+                    }
+                ],
             )
         },
         OPENAPI_PATH: {

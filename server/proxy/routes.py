@@ -13,13 +13,14 @@ import asyncio
 import base64
 import ipaddress
 import logging
+import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from google.protobuf.message import Message
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from proto.addr import HostPort
 from proto.client import Metadata
@@ -32,7 +33,15 @@ from server.proxy.errors import AUTH_UNAVAILABLE, error_body, error_response, re
 from server.proxy.gateway import AuthGateway
 from server.proxy.metrics import ProxyMetrics
 from server.proxy.settings import ProxySettings
-from server.proxy.specs import AUDIT_QUERY, CERTS_BODY, LOGIN_BODY, NODES_QUERY, SPIFFE_BODY
+from server.proxy.specs import (
+    AUDIT_QUERY,
+    CERTS_BODY,
+    LOGIN_BODY,
+    NODES_QUERY,
+    RECORDINGS_QUERY,
+    SESSION_ID_PATTERN,
+    SPIFFE_BODY,
+)
 from server.proxy.validation import parse_json_object, parse_query, read_body, require_json
 
 if TYPE_CHECKING:
@@ -296,6 +305,41 @@ class WebAPI:
         )
         self.metrics.certificates_issued.inc()
         return _reply(reply)
+
+    async def recordings(self, request: Request) -> Response:
+        session = self._session(request)
+        query = parse_query(request, RECORDINGS_QUERY)
+        listing = pb.ListSessionRecordingsRequest(
+            user=query.get("user", ""), node=query.get("node", ""), since=query.get("since", 0.0)
+        )
+        reply = await self._call(
+            "ListSessionRecordings",
+            lambda rpc, md: rpc.ListSessionRecordings(listing, metadata=md),
+            request=request,
+            session=session,
+        )
+        return _reply(reply)
+
+    async def session_recording(self, request: Request) -> Response:
+        """The cast itself, streamed as auth streams it (asciicast v2, one event a line)."""
+        session = self._session(request)
+        parse_query(request, ())
+        session_id = request.path_params["session_id"]
+        if not re.fullmatch(SESSION_ID_PATTERN, session_id):
+            raise BadParameter("the session id is a UUID")
+        metadata = self.auth.metadata(session.session_id, _client_ip(request))
+        wanted = pb.GetSessionRecordingRequest(session_id=session_id)
+        parts = self.auth.stub().GetSessionRecording(wanted, metadata=metadata).__aiter__()
+        await parts.__anext__()  # the info: a refusal is raised here, as a JSON error
+
+        async def cast() -> AsyncIterator[bytes]:
+            async for part in parts:
+                yield part.data
+
+        return StreamingResponse(
+            cast(), media_type="application/x-asciicast",
+            headers={"Content-Disposition": f'attachment; filename="{session_id}.cast"'},
+        )  # fmt: skip
 
     # --- operations ----------------------------------------------------------
 

@@ -115,6 +115,25 @@ NODES_QUERY = (
     _PAGE_TOKEN,
 )
 
+RECORDINGS_QUERY = (
+    QueryParam(
+        "user",
+        StringField("Only this user's recordings (admins and auditors).", max_length=255,
+                    min_length=1, pattern=r"^[!-~]+$", required=False),
+    ),
+    QueryParam(
+        "node",
+        StringField("Only this node's (name or id).", max_length=MAX_AGENT_ID_CHARS,
+                    min_length=1, pattern=PRINCIPAL_PATTERN, required=False),
+    ),
+    QueryParam(
+        "since",
+        NumberField("Recordings started at or after, epoch seconds.", minimum=0,
+                    maximum=MAX_EPOCH),
+    ),
+)  # fmt: skip
+SESSION_ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
 AUDIT_QUERY = (
     QueryParam(
         "since",
