@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
+ASK = -1  # the offset of a chunk that only asks how much auth has
 # An upload's deadline: this much, plus a second per MiB.
 UPLOAD_TIMEOUT = 30.0
 
@@ -93,7 +94,6 @@ class RecordingUploader:
         self._backoff = backoff or Backoff(base=1.0, cap=60.0)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
-        self._stored: dict[str, int] = {}  # what auth last said it had
         self.uploaded = 0
         self.idle = asyncio.Event()
 
@@ -118,14 +118,13 @@ class RecordingUploader:
                 await self._upload_until_done(sid)
             finally:
                 self._queued.discard(sid)
-                self._stored.pop(sid, None)
 
     async def _upload_until_done(self, sid: str) -> None:
         while True:
             try:
-                if await self.upload(sid):
-                    self._backoff.reset()
-                    return
+                await self.upload(sid)
+                self._backoff.reset()
+                return
             except asyncio.CancelledError:
                 raise
             except (BadParameter, AccessDenied, NotFound) as err:
@@ -141,66 +140,65 @@ class RecordingUploader:
                 await asyncio.sleep(delay)
 
     async def upload(self, sid: str) -> bool:
-        """One upload stream; True when auth has the whole recording (and the spool is
-        removed), False when it should be sent again from where auth now is."""
+        """Upload one recording: True once auth has it whole (and the spool is removed).
+
+        A first stream of one empty chunk at offset ASK (never a size) only asks where
+        auth is: auth answers a wrong offset at once, but grpc would have sent on every
+        chunk it could read meanwhile. The second stream starts there."""
+        from proto.v1 import auth_pb2 as pb
+
         cast = self.directory / f"{sid}.cast"
         meta = RecordingMeta.load(self.directory / f"{sid}.json")
         await make_cast(self.directory, sid, meta)
         size = cast.stat().st_size
         digest = await asyncio.to_thread(_sha256, cast)
-        start = self._stored.get(sid, 0)
-        chunks = self._chunks(cast, meta, start, size, digest)
-        status = await self._client().rpc.UploadSessionRecording(
-            chunks, timeout=UPLOAD_TIMEOUT + size / (1024 * 1024)
-        )
-        if status.complete:
-            cast.unlink(missing_ok=True)
-            (self.directory / f"{sid}.json").unlink(missing_ok=True)
-            self.uploaded += 1
-            log.info("recording %s uploaded (%d bytes)", sid, size)
-            return True
-        if status.stored == start:
+        info = pb.RecordingInfo(
+            session_id=sid, node_id=self._node_id, node_name=self._node_name, user=meta.user,
+            login=meta.login, started=meta.started, ended=meta.ended, size=size,
+            truncated=meta.truncated,
+        )  # fmt: skip
+        rpc = self._client().rpc.UploadSessionRecording
+        status = await rpc(_one(pb.RecordingChunk(info=info, session_id=sid, offset=ASK)))
+        if not status.complete:
+            if not 0 <= status.stored <= size:
+                raise ConnectionError(f"auth has {status.stored} bytes of a {size}-byte recording")
+            chunks = self._chunks(cast, info, status.stored, size, digest)
+            status = await rpc(chunks, timeout=UPLOAD_TIMEOUT + size / (1024 * 1024))
+        if not status.complete:
             raise ConnectionError(f"auth kept {status.stored} of {size} bytes and no more")
-        if status.stored > size:
-            raise ConnectionError(f"auth has {status.stored} bytes of a {size}-byte recording")
-        self._stored[sid] = status.stored
-        return False
+        cast.unlink(missing_ok=True)
+        (self.directory / f"{sid}.json").unlink(missing_ok=True)
+        self.uploaded += 1
+        log.info("recording %s uploaded (%d bytes)", sid, size)
+        return True
 
     async def _chunks(
-        self, cast: Path, meta: RecordingMeta, start: int, size: int, digest: str
+        self, cast: Path, info: pb.RecordingInfo, start: int, size: int, digest: str
     ) -> AsyncIterator[pb.RecordingChunk]:
         from proto.v1 import auth_pb2 as pb
 
-        info = pb.RecordingInfo(
-            session_id=meta.session_id,
-            node_id=self._node_id,
-            node_name=self._node_name,
-            user=meta.user,
-            login=meta.login,
-            started=meta.started,
-            ended=meta.ended,
-            size=size,
-            truncated=meta.truncated,
-        )
         f = await asyncio.to_thread(open, cast, "rb")
         with f:
             f.seek(start)
-            offset, first = start, True
+            offset = start
             while True:
                 data = await asyncio.to_thread(f.read, min(CHUNK, size - offset))
                 last = offset + len(data) >= size or not data
                 chunk = pb.RecordingChunk(
-                    offset=offset, data=data, last=last, session_id=meta.session_id
+                    offset=offset, data=data, last=last, session_id=info.session_id
                 )
-                if first:
+                if offset == start:
                     chunk.info.CopyFrom(info)
-                    first = False
                 if last:
                     chunk.sha256 = digest
                 yield chunk
                 offset += len(data)
                 if last:
                     return
+
+
+async def _one(chunk: pb.RecordingChunk) -> AsyncIterator[pb.RecordingChunk]:
+    yield chunk
 
 
 def _sha256(path: Path) -> str:

@@ -188,7 +188,12 @@ def _aio_interceptors(policy: _Policy) -> list[Any]:
         async def intercept_stream_unary(
             self, continuation: Any, details: Any, requests: Any
         ) -> Any:
-            return await settled(await continuation(details_for(details, True), requests))
+            from grpc.aio._interceptor import UnaryUnaryCallResponse
+
+            # grpc.aio wraps a bare response from a unary-unary interceptor, but not one
+            # from a stream-unary interceptor: awaiting it would fail. Wrapped the same way.
+            reply = await settled(await continuation(details_for(details, True), requests))
+            return UnaryUnaryCallResponse(reply)
 
     class UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
         async def intercept_unary_stream(
