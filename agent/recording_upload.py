@@ -19,6 +19,7 @@ from agent import recording_cast
 from agent.recording import RecordingMeta, valid_session_id
 from proto.backoff import Backoff
 from proto.errors import AccessDenied, BadParameter, NotFound
+from proto.failpoint import failpoint
 
 if TYPE_CHECKING:
     from proto.client import AsyncAuthClient
@@ -191,6 +192,8 @@ class RecordingUploader:
                     chunk.info.CopyFrom(info)
                 if last:
                     chunk.sha256 = digest
+                if offset - start >= 2 * CHUNK:
+                    failpoint("recording.uploading")  # tests: mezd killed mid-upload
                 yield chunk
                 offset += len(data)
                 if last:

@@ -17,6 +17,8 @@ command -v ssh >/dev/null || need+=(openssh-client)
 # Programs that run `mez ssh` as their ssh, tested end to end.
 command -v rsync >/dev/null || need+=(rsync)
 command -v git >/dev/null || need+=(git)
+# Recordings exported by mezctl are played by Debian's asciinema (tests/e2e/test_recordings_e2e.py).
+command -v asciinema >/dev/null || need+=(asciinema)
 # The PostgreSQL backend's tests run a throwaway server (initdb + pg_ctl; as root, as
 # the postgres user the package creates).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
