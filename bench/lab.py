@@ -55,11 +55,16 @@ class Lab:
         return [str(BIN / "mez"), "ssh", *flags, self.cluster.node_name, *command]
 
     def node_ssh(
-        self, *command: str, pinned: bool = True, flags: tuple[str, ...] = ()
+        self,
+        *command: str,
+        pinned: bool = True,
+        flags: tuple[str, ...] = (),
+        profile: Path | None = None,
     ) -> list[str]:
         """OpenSSH's ssh to the Mezite node with the options `mez ssh` passes (see
-        cli/mez_client.ssh_options), optionally with the pinned algorithms."""
-        profile = self.cluster.profile_dir()
+        cli/mez_client.ssh_options), optionally with the pinned algorithms; as the
+        cluster's user, or the one logged in under ``profile``."""
+        profile = profile or self.cluster.profile_dir()
         options = [
             "HostName=127.0.0.1",
             f"Port={self.cluster.node_port}",

@@ -33,6 +33,7 @@ from bench import (  # noqa: E402
     b7_cli,
     b8_storm,
     b9_failover,
+    b10_recording,
 )
 from bench.cluster import Cluster, stop_all  # noqa: E402
 from bench.lab import Lab  # noqa: E402
@@ -40,7 +41,7 @@ from bench.machine import describe  # noqa: E402
 from bench.report import write_reports  # noqa: E402
 from bench.results import Outcome, Row, Settings  # noqa: E402
 
-ALL = ("b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9")
+ALL = ("b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "b10")
 
 
 def log(msg: str) -> None:
@@ -75,7 +76,7 @@ def run_suite(settings: Settings, selected: set[str]) -> dict[str, Outcome]:
     outcomes: dict[str, Outcome] = {}
     cluster = Cluster(settings.workdir / "cluster")
     lab = Lab(cluster, settings.workdir / "openssh")
-    needs_cluster = selected & {"b1", "b2", "b3", "b6", "b7"}
+    needs_cluster = selected & {"b1", "b2", "b3", "b6", "b7", "b10"}
     try:
         if needs_cluster:
             log("starting auth (mezctl start), user, mez login")
@@ -86,7 +87,7 @@ def run_suite(settings: Settings, selected: set[str]) -> dict[str, Outcome]:
             guarded("b1", outcomes, lambda: b1_certs.run(settings, cluster))
         if "b7" in selected:
             guarded("b7", outcomes, lambda: b7_cli.run(settings, cluster))
-        if selected & {"b2", "b3", "b6"}:
+        if selected & {"b2", "b3", "b6", "b10"}:
             log("starting mezd (mezd join + mezd start) and two stock sshd")
             node_ok = cluster.start_node()
             if not node_ok:
@@ -99,6 +100,8 @@ def run_suite(settings: Settings, selected: set[str]) -> dict[str, Outcome]:
                 guarded("b2", outcomes, lambda: b2_ssh.run(settings, lab, node_ok))
             if "b3" in selected:
                 guarded("b3", outcomes, lambda: b3_throughput.run(settings, lab, node_ok))
+            if "b10" in selected:
+                guarded("b10", outcomes, lambda: b10_recording.run(settings, lab, node_ok))
             if "b6" in selected:
                 guarded("b6", outcomes, lambda: b6_memory.run(settings, cluster, lab, idle))
                 if cluster.node is not None:
@@ -142,7 +145,7 @@ def _rss(pid: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter windows")
-    parser.add_argument("--only", default=",".join(ALL), help="comma list of b1..b9")
+    parser.add_argument("--only", default=",".join(ALL), help="comma list of b1..b10")
     parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md goes")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     opts = parser.parse_args(argv)
