@@ -403,11 +403,13 @@ class NodeSession(asyncssh.SSHServerSession[bytes]):
         if child is not None and child.returncode is None:
             child.hangup()
         recording: dict[str, Any] = {}  # the session.end fields naming its recording
-        if self._recorder is not None:
-            self._recorder.close(self._node.clock.now())
-            recording = {"recording": self.session_id}
-            if self._recorder.meta.truncated:
-                recording["recording_truncated"] = True
+        recorder = self._recorder
+        if recorder is not None:
+            recorder.close(self._node.clock.now())
+            if not (recorder.failed and recorder.size == 0):  # else nothing was recorded
+                recording = {"recording": self.session_id}
+                if recorder.meta.truncated:
+                    recording["recording_truncated"] = True
         if self._start_audited:
             emit_login_event(
                 self._node.audit,
