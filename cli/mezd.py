@@ -7,6 +7,11 @@ import socket
 from pathlib import Path
 from typing import Annotated
 
+# Sessions fork child processes while gRPC's threads run; gRPC's fork handlers would
+# abort those children (they only exec, so they need none). It must be set before grpc
+# loads, and anything may load it (the spiffe package does): so first, for every command.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+
 import typer
 
 from cli.common import (
@@ -211,10 +216,7 @@ def start_cmd(
 
     resolve_sftp(sftp_server)  # a bad setting fails before joining or listening
 
-    # Sessions fork child processes while gRPC's threads run; gRPC's fork handlers would
-    # abort those children, and they only exec, so they need none. Set before grpc loads.
-    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
-    if workload_api:  # after that: the spiffe package loads grpc
+    if workload_api:  # GRPC_ENABLE_FORK_SUPPORT is set (top of module): spiffe loads grpc
         from agent.workload_api import check_workload_api
 
         check_workload_api(workload_api)
