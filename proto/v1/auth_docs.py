@@ -309,7 +309,7 @@ DOCS: dict[str, str] = {
     'mezite.v1.RecordingChunk.data': 'At most 256 KiB.',
     'mezite.v1.RecordingChunk.info': 'The recording (first chunk only; session_id on every chunk).',
     'mezite.v1.RecordingChunk.last': "The last chunk: the file ends here, and info.sha256 (on this chunk's info) is its hash.",
-    'mezite.v1.RecordingChunk.offset': "Where data starts in the file; the first chunk's must be the size auth has.",
+    'mezite.v1.RecordingChunk.offset': "Where data starts in the file; the first chunk's must be the size auth has, else auth answers at once with that size (-1 asks for it without sending any data).",
     'mezite.v1.RecordingChunk.session_id': 'The session id (every chunk).',
     'mezite.v1.RecordingChunk.sha256': 'On the last chunk: the SHA-256 (hex) of the whole file.',
     'mezite.v1.RecordingInfo': 'RecordingInfo describes one session recording.',
