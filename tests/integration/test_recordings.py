@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from proto.errors import AccessDenied, BadParameter, MeziteError, NotFound
+from proto.errors import AccessDenied, BadParameter, CompareFailed, MeziteError, NotFound
 from proto.v1 import auth_pb2 as pb
 from tests.integration.conftest import PASSWORD, add_user, audit_events, login
 from tests.integration.test_nodes import join_node
@@ -98,7 +98,7 @@ def test_refused_uploads_change_nothing(auth: RunningAuth, tmp_path: Path) -> No
     for bad in ("../../etc/passwd", "not-a-uuid", sid.upper(), ""):
         with pytest.raises(BadParameter):
             upload(first, auth, chunks(bad, CAST))
-    with pytest.raises(BadParameter, match="SHA-256"):
+    with pytest.raises(CompareFailed, match="SHA-256"):  # retryable: the node sends it again
         upload(first, auth, chunks(sid, CAST, offset=64 * 1024, sha="0" * 64))
     # The bad hash discarded the bytes: nothing half-kept; a clean upload completes.
     assert upload(first, auth, chunks(sid, CAST)).complete

@@ -11,7 +11,7 @@ import hmac
 import logging
 from typing import Any
 
-from proto.errors import AccessDenied, BadParameter, LimitExceeded, NotFound
+from proto.errors import AccessDenied, BadParameter, CompareFailed, LimitExceeded, NotFound
 from proto.kinds import AgentKind
 from proto.v1 import auth_pb2 as pb
 from server.auth.auditing import Auditor
@@ -97,7 +97,7 @@ class RecordingService:
         if not hmac.compare_digest(actual, claimed.lower()):
             # What arrived is not what the node has: start over rather than keep it.
             await self._recordings.data.discard(meta.session_id)
-            raise BadParameter("the recording's SHA-256 does not match: upload it again")
+            raise CompareFailed("the recording's SHA-256 does not match: upload it again")
         done = await self._recordings.complete(meta, stored, actual)
         self._audit.emit(
             "session.recording", user=done.user, node=done.node_name, session=done.session_id,
