@@ -161,3 +161,44 @@ def test_ping_advertises_the_public_name_not_the_listener(tmp_path: Path) -> Non
     with mezctl_start(tmp_path / "d", "--proxy-ssh-listen", f"0.0.0.0:{port}", env=env) as s:
         doc = ping(s.web_addr)
     assert doc.proxy_ssh_addr == f"proxies.example.test:{port}"
+
+
+def test_a_recording_uploaded_through_one_server_plays_through_the_other(
+    servers: tuple[Server, Server], tmp_path: Path
+) -> None:
+    """Recordings' bytes live in PostgreSQL, not in one auth server's data dir: the node
+    knows only A, the user and the admin ask B."""
+    a, b = servers
+    pin = cluster_pin(a.data_dir)
+    added = cli(
+        "mezctl", "users", "add", "alice", "--roles", "access", "--logins", LOGIN,
+        "--password-stdin", "--data-dir", str(a.data_dir), stdin=PASSWORD + "\n",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    made = cli("mezctl", "tokens", "add", "--type", "node", "--format", "json",
+               "--data-dir", str(a.data_dir))  # fmt: skip
+    port = free_port()
+    joined = cli("mezd", "join", "--token", json.loads(made.stdout)["token"], "--auth-server",
+                 a.auth, "--ca-pin", pin, "--name", "web-1", "--advertise-addr",
+                 f"127.0.0.1:{port}", "--data-dir", str(tmp_path / "node"))  # fmt: skip
+    assert joined.returncode == 0, joined.stderr
+    env = mez_env(tmp_path / "user")
+    with mezd_start(tmp_path / "node", port):
+        _log_in(env, a.web, pin)
+        _until("mez ls lists the node", lambda: "web-1" in cli("mez", "ls", env=env).stdout)
+        ran = cli("mez", "ssh", "-tt", "web-1", "echo recorded-on-postgres", env=env)
+        assert ran.returncode == 0, ran.stderr
+        _log_in(env, b.web, pin)  # from now on through B alone
+
+        def listed() -> list[dict[str, object]]:
+            done = cli("mez", "recordings", "ls", "--format", "json", env=env)
+            return list(json.loads(done.stdout or "[]"))
+
+        _until("the recording is listed through B", lambda: bool(listed()))
+        session_id = str(listed()[0]["session_id"])
+        played = cli("mez", "play", session_id, "--speed", "100", env=env)
+        assert "recorded-on-postgres" in played.stdout, played.stderr
+        exported = cli("mezctl", "recordings", "export", session_id, "--data-dir",
+                       str(b.data_dir))  # fmt: skip
+        assert exported.returncode == 0 and "recorded-on-postgres" in exported.stdout
+    assert not (b.data_dir / "recordings").exists()  # nothing on B's disk: in PostgreSQL
