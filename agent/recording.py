@@ -121,7 +121,13 @@ class Spool:
         self._idle = threading.Condition()
 
     def prepare(self) -> None:
-        """Create the directory (0700) and make sure nobody else can read it."""
+        """Make sure nobody else can read the directory, if there is one: it is made at
+        the first recording (a start that fails changes nothing in the data dir)."""
+        if self.directory.is_dir():
+            os.chmod(self.directory, 0o700)
+
+    def ensure_directory(self) -> None:
+        """Create the directory (0700): on the writer thread, before a first recording."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.directory, 0o700)
 
@@ -253,6 +259,7 @@ class SessionRecorder:
 
     def _open(self) -> None:
         try:
+            self.spool.ensure_directory()
             self.meta.save(self.spool.meta_path(self.session_id))
             self._file = self.spool.open_file(self.spool.raw_path(self.session_id))
         except OSError as exc:

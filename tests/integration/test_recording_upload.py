@@ -86,7 +86,7 @@ def test_upload_resumes_and_removes_the_spool_once_complete(
 ) -> None:
     node = join_node(auth, tmp_path / "node", "web-1")
     spool = Spool(tmp_path / "node" / "recordings")
-    spool.prepare()
+    spool.ensure_directory()
     sid, cast = record(spool, 40_000)
     assert len(cast) > 3 * CHUNK
     try:
@@ -138,7 +138,7 @@ def test_refused_recording_stays_spooled(auth: RunningAuth, tmp_path: Path) -> N
     first = join_node(auth, tmp_path / "n1", "web-1")
     other = join_node(auth, tmp_path / "n2", "web-2")
     spool = Spool(tmp_path / "n2" / "recordings")
-    spool.prepare()
+    spool.ensure_directory()
     sid, _ = record(spool, 10)
     try:
         asyncio.run(refused(first, other, spool, sid))

@@ -39,7 +39,7 @@ class Finished:
 @pytest.fixture
 def spool(tmp_path: Path) -> Any:
     s = Spool(tmp_path / "recordings", max_bytes=64 * 1024)
-    s.prepare()
+    s.ensure_directory()
     yield s
     s.shut_down()
 

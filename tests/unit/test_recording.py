@@ -87,7 +87,7 @@ def finish(spool: Spool, recorder: SessionRecorder) -> list[Any]:
 @pytest.fixture
 def spool(tmp_path: Path) -> Any:
     s = Spool(tmp_path / "recordings")
-    s.prepare()
+    s.ensure_directory()
     yield s
     s.shut_down()
 
@@ -145,7 +145,7 @@ async def test_output_is_batched_and_merged_on_the_loop(spool: Spool) -> None:
 
 def test_cap_stops_with_a_marker(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "r", max_bytes=2000)
-    spool.prepare()
+    spool.ensure_directory()
     ticks = Ticks()
     recorder = start(spool, ticks)
     for i in range(100):
@@ -167,7 +167,7 @@ def test_full_disk_stops_the_recording_not_the_session(tmp_path: Path) -> None:
         return disk  # type: ignore[return-value]
 
     spool = Spool(tmp_path / "r", opener=opener)
-    spool.prepare()
+    spool.ensure_directory()
     ticks, done = Ticks(), []  # type: list[str]
     recorder = start(spool, ticks, done)
     for _ in range(200):
@@ -189,7 +189,7 @@ def test_unopenable_spool_is_no_recording(tmp_path: Path) -> None:
         raise OSError(errno.EACCES, "Permission denied")
 
     spool = Spool(tmp_path / "r", opener=opener)
-    spool.prepare()
+    spool.ensure_directory()
     done: list[str] = []
     recorder = start(spool, Ticks(), done)
     recorder.output(b"x")
@@ -243,3 +243,16 @@ def test_session_ids(spool: Spool) -> None:
         assert not valid_session_id(bad)
         with pytest.raises(ValueError):
             spool.cast_path(bad)
+
+
+def test_a_start_makes_no_spool_directory_until_a_first_recording(tmp_path: Path) -> None:
+    """A mezd start that fails (a busy port) must leave the data dir as it was."""
+    spool = Spool(tmp_path / "recordings", 1024)
+    spool.prepare()
+    assert not spool.directory.exists()
+    spool.ensure_directory()
+    assert stat.S_IMODE(spool.directory.stat().st_mode) == 0o700
+    spool.directory.chmod(0o755)
+    spool.prepare()  # an existing one is made private again
+    assert stat.S_IMODE(spool.directory.stat().st_mode) == 0o700
+    spool.shut_down()
