@@ -128,14 +128,15 @@ def bootstrap(data_dir: Path, token: str, auth_server: str, ca_pin: str) -> BotS
         token=token, ssh_public_key=keys.ssh_public_line, tls_public_key_pem=keys.tls_public_pem,
         svid_public_key_pem=svid_key.public_pem,
     )  # fmt: skip
-    joined = join_by_pin(
-        auth_server,
-        ca_pin,
-        lambda rpc: rpc.BootstrapAgentIdentity(request),
-        hint="an agent identity starts with the bootstrap token `mezctl agent-identities "
-        "add` prints, and each token works once",
-        rerun=True,
-    )
+    with pending.refusal_discards():
+        joined = join_by_pin(
+            auth_server,
+            ca_pin,
+            lambda rpc: rpc.BootstrapAgentIdentity(request),
+            hint="an agent identity starts with the bootstrap token `mezctl agent-identities "
+            "add` prints, and each token works once",
+            rerun=True,
+        )
     creds = joined.reply.credentials
     state = _adopt(None, keys, svid_key, creds, name=creds.name, cluster_name=joined.cluster_name,
                    auth_server=auth_server, ca_pin=joined.ca_pin)  # fmt: skip

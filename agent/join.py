@@ -63,16 +63,17 @@ def join(request: JoinRequest, data_dir: Path) -> NodeIdentity:
         tls_public_key_pem=keys.tls_public_pem,
         labels=dict(request.labels),
     )
-    joined = join_by_pin(
-        request.auth_server,
-        request.ca_pin,
-        _register_call(request, register),
-        hint="an IAM join names a token from `mezctl tokens add --join-method iam`"
-        if request.join_method == "iam"
-        else "a node joins with a token from `mezctl tokens add --type node`, "
-        "and each token works once",
-        rerun=True,
-    )
+    with pending.refusal_discards():
+        joined = join_by_pin(
+            request.auth_server,
+            request.ca_pin,
+            _register_call(request, register),
+            hint="an IAM join names a token from `mezctl tokens add --join-method iam`"
+            if request.join_method == "iam"
+            else "a node joins with a token from `mezctl tokens add --type node`, "
+            "and each token works once",
+            rerun=True,
+        )
     creds = joined.reply.credentials
     # Blank key material, filled in by the one mapping renewals use too.
     identity = NodeIdentity(

@@ -24,12 +24,13 @@ on disk, the renewal RPC, and how it puts fresh credentials into use (``adopt``)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import re
 import shutil
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -118,6 +119,7 @@ class JoinKeys:
     def __init__(self, directory: Path, name: str) -> None:
         self.path = directory / JOIN_KEYS_FILE
         self._name = name
+        self._made_directory = False
 
     def get(self, new: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         kept = self._kept()
@@ -125,6 +127,7 @@ class JoinKeys:
             log.info("joining again with the keys kept in %s", self.path)
             return kept
         keys = new()
+        self._made_directory = not self.path.parent.exists()
         ensure_private_dir(self.path.parent)
         write_private(self.path, json.dumps({"name": self._name, "keys": keys}))
         return keys
@@ -143,8 +146,25 @@ class JoinKeys:
         return keys if isinstance(keys, dict) else None
 
     def discard(self) -> None:
-        """The identity is saved: the keys live on in it, and a join is not retried."""
+        """The identity is saved (the keys live on in it), or the join was refused: it
+        is not retried. A directory made only for the keys goes with them."""
         self.path.unlink(missing_ok=True)
+        if self._made_directory:
+            with contextlib.suppress(OSError):  # not empty: something else is there now
+                self.path.parent.rmdir()
+
+    @contextlib.contextmanager
+    def refusal_discards(self) -> Iterator[None]:
+        """Around the join call: a refusal (a bad token, a wrong pin, a taken name)
+        leaves nothing behind; a broken call (ConnectionProblem) or an interruption
+        keeps the keys, since auth may have committed the join."""
+        try:
+            yield
+        except ConnectionProblem:
+            raise
+        except MeziteError:
+            self.discard()
+            raise
 
 
 # --- the identity on disk -----------------------------------------------------------------

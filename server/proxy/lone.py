@@ -95,16 +95,17 @@ def _join(config: ServerConfig) -> ProxyIdentity:
         tls_public_key_pem=keys.node.tls_public_pem,
         tls_server_public_key_pem=keys.web.public_pem,
     )
-    joined = join_by_pin(
-        auth_addrs(config),
-        config.ca_pin,
-        _register_call(config, request),
-        hint="an IAM join names a token from `mezctl tokens add --type proxy --join-method iam`"
-        if config.join_method == "iam"
-        else "a proxy joins with a token from `mezctl tokens add --type proxy`, "
-        "and each token works once",
-        rerun=True,
-    )
+    with pending.refusal_discards():
+        joined = join_by_pin(
+            auth_addrs(config),
+            config.ca_pin,
+            _register_call(config, request),
+            hint="an IAM join names a token from `mezctl tokens add --type proxy --join-method iam`"
+            if config.join_method == "iam"
+            else "a proxy joins with a token from `mezctl tokens add --type proxy`, "
+            "and each token works once",
+            rerun=True,
+        )
     identity = store.save(
         config.data_dir,
         keys,

@@ -190,3 +190,23 @@ def test_concurrent_joins_under_one_new_name_have_one_winner(auth: RunningAuth) 
     with auth.admin() as admin:
         admin.rpc.DeleteAgent(pb.DeleteAgentRequest(id_or_name="same-name", kind="node"))
     assert register(auth, new_token(auth), "same-name", new_node_keys()).agent_id
+
+
+def test_a_refused_join_leaves_nothing_but_a_broken_one_keeps_its_keys(
+    auth: RunningAuth, tmp_path: Path
+) -> None:
+    from proto.errors import ConnectionProblem
+
+    assert auth.server.cas is not None
+    pin = auth.server.cas.host_x509.pin
+
+    def attempt(token: str, where: str, server: str) -> None:
+        join(JoinRequest(token=token, auth_server=server, ca_pin=pin, name="j9", labels={},
+                         advertise_addrs=["127.0.0.1:3022"]), tmp_path / where)  # fmt: skip
+
+    with pytest.raises(NotAuthenticated):
+        attempt("0123456789abcdef." + "A" * 43, "refused", auth.addr)
+    assert not (tmp_path / "refused").exists()
+    with pytest.raises(ConnectionProblem):  # nothing listens there: maybe committed? keep
+        attempt(new_token(auth), "broken", "127.0.0.1:1")
+    assert (tmp_path / "broken" / JOIN_KEYS_FILE).exists()

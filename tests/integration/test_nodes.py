@@ -139,7 +139,7 @@ def test_pin_mismatch_is_refused_before_the_token_is_sent(
     )  # fmt: skip
     with pytest.raises(TrustFailure):
         join(request, tmp_path / "node")
-    assert not (tmp_path / "node" / "identity.json").exists()
+    assert not (tmp_path / "node").exists()  # nothing left behind, join keys included
     assert audit_events(auth, "join.failed") == []  # the server never saw the token
     assert register(auth, token, "n1").credentials.agent_id  # and it still works
 
