@@ -54,13 +54,15 @@ def _first_answer(
     path: str,
     body: bytes | None,
     headers: Mapping[str, str],
-) -> tuple[str, int, object]:
+    limit: int = MAX_REPLY,
+) -> tuple[str, int, bytes]:
     """The exchange with the first proxy that takes the connection: a proxy that cannot
-    be reached is passed over, one that fails verification is not (that is refused)."""
+    be reached is passed over, one that fails verification is not (that is refused).
+    The answer's body as it came, at most ``limit`` bytes."""
     failure: OSError | None = None
     for web_addr in _each(web_addrs):
         try:
-            status, doc = _exchange(_connect(web_addr, context), method, path, body, headers)
+            status, raw = _exchange(_connect(web_addr, context), method, path, body, headers, limit)
         except ssl.SSLCertVerificationError as exc:
             raise TrustFailure(
                 f"the proxy at {web_addr} is not verified by the cluster CA: {exc.verify_message}",
@@ -69,7 +71,7 @@ def _first_answer(
         except OSError as exc:
             failure = exc
             continue
-        return web_addr, status, doc
+        return web_addr, status, raw
     raise ConnectionProblem(f"cannot reach the proxy at {web_addrs}: {failure}")
 
 
@@ -79,19 +81,25 @@ def _exchange(
     path: str,
     body: bytes | None,
     headers: Mapping[str, str],
-) -> tuple[int, object]:
+    limit: int,
+) -> tuple[int, bytes]:
     try:
         conn.request(method, path, body=body, headers=dict(headers))
         reply = conn.getresponse()
-        raw = reply.read(MAX_REPLY + 1)
+        raw = reply.read(limit + 1)
     finally:
         conn.close()
-    if len(raw) > MAX_REPLY:
+    if len(raw) > limit:
         raise ConnectionProblem("the proxy's answer is too large")
+    return reply.status, raw
+
+
+def _json(raw: bytes) -> object:
+    """A JSON answer, or None for one that is not JSON."""
     try:
-        return reply.status, json.loads(raw)
+        return json.loads(raw)
     except ValueError:
-        return reply.status, None
+        return None
 
 
 def ping(web_addr: str) -> pb.ProxyPingResponse:
@@ -103,7 +111,8 @@ def ping(web_addr: str) -> pb.ProxyPingResponse:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    web_addr, status, doc = _first_answer(web_addr, context, "GET", PREFIX + "ping", None, {})
+    web_addr, status, raw = _first_answer(web_addr, context, "GET", PREFIX + "ping", None, {})
+    doc = _json(raw)
     if status != 200 or not isinstance(doc, dict):
         raise ConnectionProblem(f"{web_addr} did not answer like a Mezite proxy (HTTP {status})")
     return _parse(doc, pb.ProxyPingResponse, web_addr)
@@ -147,38 +156,12 @@ class WebTransport:
 
     def download(self, path: str, limit: int) -> bytes:
         """GET ``path``'s body as it is (not JSON), at most ``limit`` bytes."""
-        from proto.addr import HostPort
-
-        headers = {"Accept": "*/*"}
-        if self._session_id:
-            headers["Authorization"] = f"Bearer {self._session_id}"
-        failure: OSError | None = None
-        for web_addr in _each(self.web_addr):
-            addr = HostPort.parse(web_addr, 443)
-            conn = http.client.HTTPSConnection(addr.host, addr.port, context=self._context,
-                                               timeout=TIMEOUT)  # fmt: skip
-            try:
-                conn.request("GET", PREFIX + path, headers=headers)
-                reply = conn.getresponse()
-                raw = reply.read(limit + 1)
-            except ssl.SSLCertVerificationError as exc:
-                raise TrustFailure(f"the proxy at {web_addr} is not verified by the cluster CA: "
-                                   f"{exc.verify_message}") from exc  # fmt: skip
-            except OSError as exc:
-                failure = exc
-                continue
-            finally:
-                conn.close()
-            if len(raw) > limit:
-                raise ConnectionProblem(f"the answer is larger than {limit} bytes")
-            if 200 <= reply.status < 300:
-                return raw
-            try:
-                doc = json.loads(raw)
-            except ValueError:
-                doc = None
-            raise _error(reply.status, doc)
-        raise ConnectionProblem(f"cannot reach the proxy at {self.web_addr}: {failure}")
+        _, status, raw = _first_answer(
+            self.web_addr, self._context, "GET", PREFIX + path, None, self._headers("*/*"), limit
+        )
+        if 200 <= status < 300:
+            return raw
+        raise _error(status, _json(raw))
 
     def send(self, method: str, path: str) -> None:
         """``method`` ``path`` for its effect alone (204 No Content)."""
@@ -193,18 +176,22 @@ class WebTransport:
         body: Mapping[str, Any] | None,
         params: Sequence[tuple[str, str]],
     ) -> tuple[int, object]:
-        headers = {"Accept": "application/json"}
-        if self._session_id:
-            headers["Authorization"] = f"Bearer {self._session_id}"
+        headers = self._headers("application/json")
         payload = None
         if body is not None:
             payload = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
         target = PREFIX + path + (f"?{urllib.parse.urlencode(params)}" if params else "")
-        _, status, doc = _first_answer(
+        _, status, raw = _first_answer(
             self.web_addr, self._context, method, target, payload, headers
         )
-        return status, doc
+        return status, _json(raw)
+
+    def _headers(self, accept: str) -> dict[str, str]:
+        headers = {"Accept": accept}
+        if self._session_id:
+            headers["Authorization"] = f"Bearer {self._session_id}"
+        return headers
 
 
 def _error(status: int, doc: object) -> MeziteError:
