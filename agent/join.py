@@ -5,18 +5,17 @@ channel verified against the pinned CA, so a wrong server never sees it)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.identity import NodeIdentity
 from proto.keys import NodeKeys, new_node_keys
-from proto.lifecycle import JoinKeys, join_by_pin
+from proto.lifecycle import JoinKeys, join_by_pin, register_call
 
 if TYPE_CHECKING:
-    from proto.v1 import auth_pb2 as pb
-    from proto.v1.auth_pb2_grpc import AuthServiceStub
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +33,6 @@ class JoinRequest:
     advertise_addrs: Sequence[str]
     join_method: str = "token"
     aws_region: str | None = None
-
-
-def _register_call(
-    request: JoinRequest, register: pb.RegisterAgentRequest
-) -> Callable[[AuthServiceStub], pb.RegisterAgentResponse]:
-    """RegisterAgent with a token; RegisterUsingIAMMethod with this machine's AWS
-    identity, found (and botocore loaded) before anything is sent."""
-    if request.join_method != "iam":
-        return lambda rpc: rpc.RegisterAgent(register)
-    from proto.aws_join import aws_signer, register_by_iam
-
-    signer = aws_signer(request.aws_region)
-    return lambda rpc: register_by_iam(rpc, register, signer)
 
 
 def join(request: JoinRequest, data_dir: Path) -> NodeIdentity:
@@ -67,7 +53,7 @@ def join(request: JoinRequest, data_dir: Path) -> NodeIdentity:
         joined = join_by_pin(
             request.auth_server,
             request.ca_pin,
-            _register_call(request, register),
+            register_call(request.join_method, request.aws_region, register),
             hint="an IAM join names a token from `mezctl tokens add --join-method iam`"
             if request.join_method == "iam"
             else "a node joins with a token from `mezctl tokens add --type node`, "

@@ -48,6 +48,7 @@ from proto.failpoint import failpoint
 from proto.files import check_private_file, ensure_private_dir, write_private
 
 if TYPE_CHECKING:
+    from proto.v1 import auth_pb2 as pb
     from proto.v1.auth_pb2_grpc import AuthServiceStub
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,20 @@ def join_by_pin(
             ) from err
     failpoint("join.replied")
     return Joined(cluster_name=cluster, ca_pin=pin, reply=reply)
+
+
+def register_call(
+    join_method: str, aws_region: str | None, register: pb.RegisterAgentRequest
+) -> Callable[[AuthServiceStub], pb.RegisterAgentResponse]:
+    """How a node or proxy joins: RegisterAgent with a one-time token, or
+    RegisterUsingIAMMethod with this machine's AWS identity (found, and botocore loaded,
+    before anything is sent)."""
+    if join_method != "iam":
+        return lambda rpc: rpc.RegisterAgent(register)
+    from proto.aws_join import aws_signer, register_by_iam
+
+    signer = aws_signer(aws_region)
+    return lambda rpc: register_by_iam(rpc, register, signer)
 
 
 JOIN_KEYS_FILE = "join-keys.json"

@@ -13,13 +13,12 @@ import ipaddress
 import logging
 import socket
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from proto.addr import ANY_HOST, HostPort, is_dns_name
 from proto.clock import Clock, SystemClock
 from proto.errors import BadParameter, NotAuthenticated
-from proto.lifecycle import Renewer, join_by_pin
+from proto.lifecycle import Renewer, join_by_pin, register_call
 from server.config import DEFAULT_SSH_PORT, DEFAULT_WEB_PORT, ServerConfig
 from server.proxy import identity as store
 from server.proxy.identity import ProxyIdentity
@@ -27,8 +26,7 @@ from server.proxy.service import ProxyService
 from server.proxy_files import ProxyCredentials
 
 if TYPE_CHECKING:
-    from proto.v1 import auth_pb2 as pb
-    from proto.v1.auth_pb2_grpc import AuthServiceStub
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -69,19 +67,6 @@ def auth_addrs(config: ServerConfig) -> str:
     return ",".join(str(addr) for addr in config.auth_server)
 
 
-def _register_call(
-    config: ServerConfig, request: pb.RegisterAgentRequest
-) -> Callable[[AuthServiceStub], pb.RegisterAgentResponse]:
-    """RegisterAgent with a one-time token; RegisterUsingIAMMethod with this host's AWS
-    identity (found, and botocore loaded, before anything is sent)."""
-    if config.join_method != "iam":
-        return lambda rpc: rpc.RegisterAgent(request)
-    from proto.aws_join import aws_signer, register_by_iam
-
-    signer = aws_signer(config.aws_region)
-    return lambda rpc: register_by_iam(rpc, request, signer)
-
-
 def _join(config: ServerConfig) -> ProxyIdentity:
     from proto.v1 import auth_pb2 as pb
 
@@ -99,7 +84,7 @@ def _join(config: ServerConfig) -> ProxyIdentity:
         joined = join_by_pin(
             auth_addrs(config),
             config.ca_pin,
-            _register_call(config, request),
+            register_call(config.join_method, config.aws_region, request),
             hint="an IAM join names a token from `mezctl tokens add --type proxy --join-method iam`"
             if config.join_method == "iam"
             else "a proxy joins with a token from `mezctl tokens add --type proxy`, "
