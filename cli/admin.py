@@ -128,6 +128,26 @@ def resolve_data_dir(data_dir: Path | None, config: Path | None) -> Path:
     return cfg.data_dir
 
 
+def web_origin(ctx: typer.Context) -> str:
+    """The web UI's origin, for the links mezctl prints: the proxy running with this
+    data dir (``proxy.json``), else the proxy the `mez` login went through; "" when
+    neither is known."""
+    conn = connection(ctx)
+    try:
+        data_dir = resolve_data_dir(conn.data_dir, conn.config)
+        return str(json.loads((data_dir / "proxy.json").read_text())["public_origin"])
+    except (MeziteError, OSError, ValueError, KeyError, TypeError):
+        pass
+    from proto.profile import load_profile
+
+    try:
+        profile = load_profile()
+    except MeziteError:
+        return ""
+    first = profile.web_addr.split(",")[0].strip()
+    return f"https://{first}" if first else ""
+
+
 def auth_address(data_dir: Path, override: str | None) -> str:
     if override:
         return override

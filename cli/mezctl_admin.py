@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.admin import admin_command, connect
+from cli.admin import admin_command, connect, web_origin
 from cli.common import print_json
 from cli.render import FormatOpt, parse_labels, show_rows, split_list, when
 
@@ -25,11 +25,10 @@ bots_app = typer.Typer(
 )
 
 
-def _pin_and_addr(client: Any) -> str:
+def _addr_and_pin(client: Any) -> tuple[str, str]:
     from proto.v1 import auth_pb2 as pb
 
-    pin = client.rpc.Ping(pb.PingRequest()).ca_pin
-    return f"--auth-server {client.addr} --ca-pin {pin}"
+    return str(client.addr), str(client.rpc.Ping(pb.PingRequest()).ca_pin)
 
 
 @users_app.command("add")
@@ -60,15 +59,23 @@ def users_add(
         if password:
             typer.echo(f"User {name!r} created.")
             return
-        join = _pin_and_addr(client)
-    _print_invite(name, reply.invite_token, reply.invite_expires, join)
+        addr, pin = _addr_and_pin(client)
+    _print_invite(ctx, name, reply.invite_token, reply.invite_expires, addr, pin)
 
 
-def _print_invite(name: str, token: str, expires: float, join: str) -> None:
+def _print_invite(
+    ctx: typer.Context, name: str, token: str, expires: float, addr: str, pin: str
+) -> None:
+    from proto.joinline import invite_url, set_password_command
+
     typer.echo(f"User {name!r} has an invite, valid until {when(expires)}:")
     typer.echo(f"  {token}")
     typer.echo("They set their password with:")
-    typer.echo(f"  mez set-password --token {token} {join}")
+    typer.echo(f"  {set_password_command(token, addr, pin)}")
+    origin = web_origin(ctx)
+    if origin:
+        typer.echo("or in a browser:")
+        typer.echo(f"  {invite_url(origin, token)}")
 
 
 @users_app.command("ls")
@@ -125,8 +132,8 @@ def users_reset(
 
     with connect(ctx) as client:
         reply = client.rpc.ResetUser(pb.ResetUserRequest(name=name))
-        join = _pin_and_addr(client)
-    _print_invite(name, reply.invite_token, reply.invite_expires, join)
+        addr, pin = _addr_and_pin(client)
+    _print_invite(ctx, name, reply.invite_token, reply.invite_expires, addr, pin)
 
 
 _RULE_FIELD = re.compile(r",(?=(?:account|arn)=)")
@@ -199,12 +206,10 @@ def tokens_add(
     )
     with connect(ctx) as client:
         reply = client.rpc.CreateToken(request)
-        join = _pin_and_addr(client)
-    method = " --join-method iam" if iam else ""
-    if type == "proxy":
-        line = f"mezctl start --roles proxy{method} --token {reply.token} {join}"
-    else:
-        line = f"mezd join{method} --token {reply.token} {join}"
+        addr, pin = _addr_and_pin(client)
+    from proto.joinline import join_command
+
+    line = join_command(type, reply.token, addr, pin, join_method=join_method)
     if output == "json":
         print_json(
             {"token": reply.token, "name": reply.name, "expires": reply.expires, "join": line}
@@ -345,7 +350,10 @@ def bots_add(
                 spiffe_role=spiffe_role,
             ),
         )
-        join = _pin_and_addr(client)
+        addr, pin = _addr_and_pin(client)
+    from proto.joinline import auth_flags
+
+    join = auth_flags(addr, pin)
     typer.echo(f"Agent identity {name!r} created; its bootstrap token is valid until "
                f"{when(reply.token_expires)}. On the machine, run:")  # fmt: skip
     typer.echo(f"  mezd identity start --token {reply.bootstrap_token} {join} --dest {dest}")

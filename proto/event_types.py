@@ -51,6 +51,7 @@ EventType = Literal[
     "spiffe.workload.delete",
     "session.recording",
     "proxy.route",
+    "web.terminal",
     "lock.create",
     "lock.delete",
     "krl.export",

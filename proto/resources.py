@@ -298,24 +298,48 @@ def load_resource_file(path: Path) -> list[dict[str, Any]]:
         except tomllib.TOMLDecodeError as exc:
             raise BadParameter(f"{path}: invalid TOML: {exc}") from None
     else:
-        import yaml
+        documents = _yaml_documents(text, str(path))
+    return _resource_documents(documents, str(path))
 
-        try:
-            documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
-        except yaml.YAMLError as exc:
-            raise BadParameter(f"{path}: invalid YAML: {exc}") from None
 
+def _yaml_documents(text: str, source: str) -> list[object]:
+    import yaml
+
+    try:
+        return [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except yaml.YAMLError as exc:
+        raise BadParameter(f"{source}: invalid YAML: {exc}") from None
+
+
+def _resource_documents(documents: list[object], source: str) -> list[dict[str, Any]]:
     if not documents or documents == [{}]:
-        raise BadParameter(f"{path}: contains no resources")
+        raise BadParameter(f"{source}: contains no resources")
     out: list[dict[str, Any]] = []
     for index, doc in enumerate(documents, start=1):
         if not isinstance(doc, dict):
             raise BadParameter(
-                f"{path}: document {index} is {_type_name(doc)}, expected a mapping "
+                f"{source}: document {index} is {_type_name(doc)}, expected a mapping "
                 "with kind, version, metadata and spec"
             )
         out.append(doc)
     return out
+
+
+def role_from_yaml(text: str, *, source: str = "role") -> auth_pb2.Role:
+    """Exactly one role document in YAML text (the web UI's role editor)."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_RESOURCE_FILE_BYTES:
+        raise BadParameter(f"{source}: larger than {MAX_RESOURCE_FILE_BYTES} bytes")
+    documents = _resource_documents(_yaml_documents(text, source), source)
+    if len(documents) != 1:
+        raise BadParameter(f"{source}: holds {len(documents)} documents; give exactly one role")
+    return parse_role_resource(documents[0], source=source)
+
+
+def role_to_yaml(msg: auth_pb2.Role) -> str:
+    """The YAML ``role_from_yaml`` reads back into the same role."""
+    import yaml
+
+    return str(yaml.safe_dump(role_to_resource(msg), sort_keys=False))
 
 
 def load_role_resources(path: Path) -> list[auth_pb2.Role]:

@@ -143,6 +143,7 @@ class ProxyConfig:
     diag_listen_addr: HostPort | None = None  # Prometheus metrics, plain HTTP (not 3080)
     request_head_timeout: float = 10.0  # seconds for the TLS handshake, then for each head
     request_body_timeout: float = 30.0  # seconds from a request's head to its body's end
+    web_idle_timeout: float = 1800.0  # seconds a browser terminal may sit without traffic
     max_connections_per_address: int = 128  # open web connections per client address
 
 
@@ -494,6 +495,7 @@ _SETTINGS: tuple[_Setting, ...] = (
     _Setting("proxy.diag_listen_addr", _hostport(None)),
     _Setting("proxy.request_head_timeout", _duration(1, 10 * MINUTE), 10.0),
     _Setting("proxy.request_body_timeout", _duration(1, HOUR), 30.0),
+    _Setting("proxy.web_idle_timeout", _duration(1, 24 * HOUR), 1800.0),
     _Setting("proxy.max_connections_per_address", _integer(1, 100_000), 128),
     _Setting("backend.type", _choice(BACKEND_TYPES), "sqlite"),
     _Setting("backend.path", _path),  # None here; data_dir/backend.sqlite for sqlite
@@ -693,6 +695,7 @@ def _build(layers: _Layers) -> ServerConfig:
             diag_listen_addr=layers.optional("proxy.diag_listen_addr", HostPort),
             request_head_timeout=layers.get("proxy.request_head_timeout", float),
             request_body_timeout=layers.get("proxy.request_body_timeout", float),
+            web_idle_timeout=layers.get("proxy.web_idle_timeout", float),
             max_connections_per_address=layers.get("proxy.max_connections_per_address", int),
         ),
         auth_server=layers.optional("auth_server", tuple),

@@ -645,20 +645,24 @@ class EmitAuditEventResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class SearchAuditEventsRequest(_message.Message):
-    __slots__ = ("start", "end", "types", "user", "limit", "page_token")
+    __slots__ = ("start", "end", "types", "user", "limit", "page_token", "node", "newest_first")
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     TYPES_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    NEWEST_FIRST_FIELD_NUMBER: _ClassVar[int]
     start: float
     end: float
     types: _containers.RepeatedScalarFieldContainer[str]
     user: str
     limit: int
     page_token: str
-    def __init__(self, start: _Optional[float] = ..., end: _Optional[float] = ..., types: _Optional[_Iterable[str]] = ..., user: _Optional[str] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    node: str
+    newest_first: bool
+    def __init__(self, start: _Optional[float] = ..., end: _Optional[float] = ..., types: _Optional[_Iterable[str]] = ..., user: _Optional[str] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ..., node: _Optional[str] = ..., newest_first: _Optional[bool] = ...) -> None: ...
 
 class SearchAuditEventsResponse(_message.Message):
     __slots__ = ("events", "next_page_token")

@@ -74,6 +74,8 @@ EVENT_CODES: Mapping[EventType, str] = MappingProxyType(
         "spiffe.workload.delete": "TSP05I",
         "session.recording": "T2005I",
         "proxy.route": "TPR00I",
+        # A browser terminal the proxy opened (or refused) for a web session.
+        "web.terminal": "TWT00I",
         "lock.create": "TLK00I",
         "lock.delete": "TLK01I",
         "krl.export": "TLK02I",

@@ -21,7 +21,7 @@ import math
 import re
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Self
@@ -46,8 +46,10 @@ _EVENT_ID = re.compile(r"[0-9a-f]{32}")
 @dataclass(frozen=True, slots=True)
 class Query:
     """A validated search, as handed to a store: events with ``start <= time < end``,
-    of one of ``types`` (empty: any) and by ``user`` (empty: anyone), strictly after
-    ``after`` in (time, id) order, oldest first, at most ``limit`` of them."""
+    of one of ``types`` (empty: any), by ``user`` (empty: anyone) and about ``node``
+    (its name or id in the fields a node's events carry; empty: any), strictly after
+    ``after`` in (time, id) order (before it, when ``newest_first``), at most ``limit``
+    of them."""
 
     start: float
     end: float
@@ -55,6 +57,8 @@ class Query:
     user: str
     after: tuple[float, str] | None
     limit: int
+    node: str = ""
+    newest_first: bool = False
 
 
 class AuditLog(abc.ABC):
@@ -141,11 +145,19 @@ class AuditLog(abc.ABC):
         user: str = "",
         limit: int = DEFAULT_SEARCH_LIMIT,
         page_token: str = "",
+        node: str = "",
+        newest_first: bool = False,
     ) -> tuple[list[AuditEvent], str]:
-        """Events with ``start <= time < end``, oldest first by (time, id), and the token
-        for the next page ("" when there is none). ``limit`` 0 means the default; more
-        than ``MAX_SEARCH_LIMIT`` is capped. Pending events are flushed first."""
+        """Events with ``start <= time < end``, oldest first by (time, id) (or newest
+        first), and the token for the next page ("" when there is none). ``limit`` 0
+        means the default; more than ``MAX_SEARCH_LIMIT`` is capped. Pending events are
+        flushed first."""
         query = _validate_query(start, end, types, user, limit, page_token)
+        if not isinstance(node, str) or len(node) > limits.MAX_AGENT_ID_CHARS:
+            raise BadParameter(
+                f"node must be a name or id of at most {limits.MAX_AGENT_ID_CHARS} characters"
+            )
+        query = replace(query, node=node, newest_first=bool(newest_first))
         await self.flush()
         # One more than asked for tells whether there is a next page.
         found = await self._query(replace(query, limit=query.limit + 1))
@@ -331,10 +343,17 @@ def row_event(row: Sequence[Any]) -> AuditEvent:
 
 
 def search_sql(
-    query: Query, select: str, *, mark: str, user_column: str = "user"
+    query: Query,
+    select: str,
+    *,
+    mark: str,
+    json_text: Callable[[str], str],
+    user_column: str = "user",
 ) -> tuple[str, list[object]]:
     """``query`` as SQL after ``select`` (which names the columns of ``event_row``), for
-    a driver whose placeholder is ``mark``; every store answers in (time, id) order."""
+    a driver whose placeholder is ``mark`` and whose ``json_text(key)`` is the SQL of
+    the fields' text value at ``key``; every store answers in (time, id) order, or its
+    reverse."""
     where = [f"time >= {mark}", f"time < {mark}"]
     params: list[object] = [query.start, query.end]
     if query.types:
@@ -343,9 +362,13 @@ def search_sql(
     if query.user:
         where.append(f"{user_column} = {mark}")
         params.append(query.user)
+    if query.node:
+        where.append(f"({json_text('node')} = {mark} OR {json_text('node_id')} = {mark})")
+        params.extend([query.node, query.node])
+    beyond, order = ("<", "time DESC, id DESC") if query.newest_first else (">", "time, id")
     if query.after is not None:
         after_time, after_id = query.after
-        where.append(f"(time > {mark} OR (time = {mark} AND id > {mark}))")
+        where.append(f"(time {beyond} {mark} OR (time = {mark} AND id {beyond} {mark}))")
         params.extend([after_time, after_time, after_id])
     params.append(query.limit)
-    return f"{select} WHERE {' AND '.join(where)} ORDER BY time, id LIMIT {mark}", params
+    return f"{select} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT {mark}", params

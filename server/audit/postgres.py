@@ -26,6 +26,11 @@ from .log import (
     search_sql,
 )
 
+
+def _json_text(key: str) -> str:
+    return f"(fields::jsonb ->> '{key}')"
+
+
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS mezite_audit_events ("
     ' seq BIGSERIAL PRIMARY KEY, id TEXT COLLATE "C" UNIQUE NOT NULL,'
@@ -88,7 +93,9 @@ class PostgresAuditLog(AuditLog):
 
     async def _query(self, query: Query) -> list[AuditEvent]:
         await self._open()
-        sql, params = search_sql(query, _SELECT, mark="%s", user_column="user_name")
+        sql, params = search_sql(
+            query, _SELECT, mark="%s", json_text=_json_text, user_column="user_name"
+        )
         async with self._connection() as conn:
             rows = await (await conn.execute(sql.encode(), params)).fetchall()
         return [row_event(row) for row in rows]

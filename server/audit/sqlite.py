@@ -32,6 +32,10 @@ from .log import (
 T = TypeVar("T")
 
 
+def _json_text(key: str) -> str:
+    return f"json_extract(fields, '$.{key}')"
+
+
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS events ("
     " seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, time REAL NOT NULL,"
@@ -89,7 +93,7 @@ class SQLiteAuditLog(AuditLog):
         await self._run(insert)
 
     async def _query(self, query: Query) -> list[AuditEvent]:
-        sql, params = search_sql(query, _SELECT, mark="?")
+        sql, params = search_sql(query, _SELECT, mark="?", json_text=_json_text)
 
         def read(db: sqlite3.Connection) -> list[AuditEvent]:
             return [row_event(row) for row in db.execute(sql, params)]

@@ -21,7 +21,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from proto.errors import AccessDenied, NotAuthenticated
 from server.proxy.settings import ProxySettings
@@ -57,7 +57,7 @@ def parse_bearer(value: str) -> str:
     return token
 
 
-def _session_cookies(request: Request) -> list[str]:
+def _session_cookies(request: HTTPConnection) -> list[str]:
     """Every ``mezite_session`` value in the Cookie header(s), parsed by hand: a lenient
     parser would quietly pick one of two conflicting cookies (cookie tossing)."""
     found: list[str] = []
@@ -69,7 +69,7 @@ def _session_cookies(request: Request) -> list[str]:
     return found
 
 
-def session_from_request(request: Request) -> SessionCredential:
+def session_from_request(request: HTTPConnection) -> SessionCredential:
     authorization = request.headers.getlist("authorization")
     if authorization:
         if len(authorization) != 1:

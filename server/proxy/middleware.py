@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.proxy.errors import RequestTimeout, internal_error_response, new_request_id
 from server.proxy.metrics import ProxyMetrics
+from server.proxy.pages import PAGE_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,32 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
     ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"),
     ("Referrer-Policy", "no-referrer"),
 )
+# The web UI's pages and files (``pages.py``): scripts only from this origin and never
+# inline; inline styles because xterm.js sets them at run time (without them its text
+# renders invisible); fetches and the terminal's WebSocket only to this origin. Not
+# secret, so cached, but revalidated (ETag) so an upgrade shows at once.
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+PAGE_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Cache-Control", "no-cache"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Strict-Transport-Security", "max-age=31536000"),
+    ("Content-Security-Policy", PAGE_CSP),
+    ("X-Frame-Options", "DENY"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Referrer-Policy", "no-referrer"),
+)
+
+
+def headers_for(path: str, status: int) -> tuple[tuple[str, str], ...]:
+    """The page headers for a page or file of the web UI that was found; the API's for
+    everything else (an error under /web/ is a JSON answer like any other)."""
+    if path.startswith(PAGE_PREFIX) and status < 400:
+        return PAGE_HEADERS
+    return SECURITY_HEADERS
 
 
 def route_label(route: object) -> str:
@@ -84,7 +111,7 @@ class EdgeMiddleware:
                 started = True
                 status = int(message["status"])
                 headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS:
+                for name, value in headers_for(str(scope.get("path", "")), status):
                     headers[name] = value
                 headers[REQUEST_ID_HEADER] = request_id
             await send(message)

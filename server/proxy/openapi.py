@@ -23,11 +23,16 @@ from server.proxy.credentials import CSRF_HEADER, SESSION_COOKIE
 from server.proxy.specs import (
     AUDIT_QUERY,
     CERTS_BODY,
+    INVITE_BODY,
     LOGIN_BODY,
+    NAME_PATTERN,
     NODES_QUERY,
     RECORDINGS_QUERY,
+    ROLE_BODY,
     SESSION_ID_PATTERN,
     SPIFFE_BODY,
+    TOKEN_BODY,
+    USER_BODY,
 )
 from server.proxy.validation import QueryParam
 
@@ -43,6 +48,7 @@ _ERROR_DESCRIPTIONS = {
     "cookie-authenticated change, or the user's roles do not allow it.",
     "413": "The body exceeds the proxy's limit.",
     "404": "No such thing that the caller may see.",
+    "409": "It exists already.",
     "415": "The body is not sent as application/json.",
     "429": "Too many attempts (rate limit or account lockout).",
     "503": "The auth service cannot be reached.",
@@ -145,6 +151,9 @@ REPLIES: tuple[type[Message], ...] = (
     pb.GetSPIFFEBundleResponse,
     pb.AuthenticateSPIFFEResponse,
     pb.ListSessionRecordingsResponse,
+    pb.AcceptInviteResponse,
+    pb.ListUsersResponse,
+    pb.ListTokensResponse,
 )
 
 
@@ -164,6 +173,36 @@ def _schemas() -> dict[str, Doc]:
         "LoginRequest": LOGIN_BODY.schema(),
         "CertsRequest": CERTS_BODY.schema(),
         "SPIFFECertsRequest": SPIFFE_BODY.schema(),
+        "InviteRequest": INVITE_BODY.schema(),
+        "UserRequest": USER_BODY.schema(),
+        "TokenRequest": TOKEN_BODY.schema(),
+        "RoleRequest": ROLE_BODY.schema(),
+        "Invite": _object(
+            {
+                "invite_token": _string("The one-time invite token."),
+                "invite_expires": {"type": "number", "description": "Expiry, epoch seconds."},
+                "invite_url": _string("The web UI's page that accepts it."),
+            }
+        ),
+        "CreatedToken": _object(
+            {
+                "token": _string("The token secret; shown once."),
+                "name": _string("Its public name."),
+                "expires": {"type": "number", "description": "Expiry, epoch seconds."},
+                "join_command": _string("The command line that joins with it."),
+            }
+        ),
+        "Roles": _object(
+            {
+                "roles": {
+                    "type": "array",
+                    "items": _object(
+                        {"name": _string("Role name."), "yaml": _string("The role as YAML.")}
+                    ),
+                }
+            }
+        ),
+        "RoleSaved": _object({"created": {"type": "boolean", "description": "Was it new."}}),
     }
     for reply in REPLIES:
         _message_schema(reply.DESCRIPTOR, schemas)
@@ -227,6 +266,35 @@ def _operation(
     return op
 
 
+_NAME_PARAM: Doc = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "The name.",
+    "schema": {"type": "string", "pattern": NAME_PATTERN},
+}
+
+
+def _done(description: str) -> dict[str, Doc]:
+    return {"204": {"description": description}}
+
+
+def _admin(
+    summary: str, ok: dict[str, Doc], *, params: Sequence[Doc] = (), body: str | None = None
+) -> Doc:
+    """An admin operation: a session whose roles include admin (auth checks; else 403)."""
+    changes = body is not None or "204" in ok or bool(params)
+    codes = ("400", "401", "403", "404", "409", "413", "415", "503") if changes else (
+        "400", "401", "403", "503")  # fmt: skip
+    return _operation(
+        f"{summary} Needs the admin role.",
+        {**ok, **_errors(*codes)},
+        secured=True,
+        params=[*params, *([_CSRF_PARAM] if changes else [])],
+        body=body,
+    )
+
+
 def _paths() -> dict[str, Doc]:
     set_cookie = {
         "Set-Cookie": {
@@ -263,6 +331,59 @@ def _paths() -> dict[str, Doc]:
                 params=[_CSRF_PARAM],
             )
         },
+        "/v1/webapi/invite": {
+            "post": _operation(
+                "Set a password with the invite token mezctl or an admin page gave; needs no "
+                "session. An Origin header, when sent, must be the proxy's own.",
+                {
+                    **_ok("AcceptInviteResponse", "The password is set."),
+                    **_errors("400", "401", "403", "413", "415", "429", "503"),
+                },
+                body="InviteRequest",
+            )
+        },
+        "/v1/webapi/users": {
+            "get": _admin("List users.", _ok("ListUsersResponse", "The users.")),
+            "post": _admin(
+                "Add a user; the answer holds the invite and its web link.",
+                _ok("Invite", "The invite."),
+                body="UserRequest",
+            ),
+        },
+        "/v1/webapi/users/{name}": {
+            "delete": _admin(
+                "Remove a user (their sessions end).", _done("Removed."), params=[_NAME_PARAM]
+            ),
+        },
+        "/v1/webapi/users/{name}/reset": {
+            "post": _admin(
+                "Clear a user's password, end their sessions, give a new invite.",
+                _ok("Invite", "The new invite."),
+                params=[_NAME_PARAM],
+            ),
+        },
+        "/v1/webapi/tokens": {
+            "get": _admin("List join tokens.", _ok("ListTokensResponse", "The tokens.")),
+            "post": _admin(
+                "Add a one-time join token; the answer holds the command line that uses it.",
+                _ok("CreatedToken", "The token."),
+                body="TokenRequest",
+            ),
+        },
+        "/v1/webapi/tokens/{name}": {
+            "delete": _admin("Remove a join token.", _done("Removed."), params=[_NAME_PARAM]),
+        },
+        "/v1/webapi/roles": {
+            "get": _admin("Roles, each as YAML.", _ok("Roles", "The roles.")),
+        },
+        "/v1/webapi/roles/{name}": {
+            "put": _admin(
+                "Create or replace a role from one YAML document naming the same role.",
+                _ok("RoleSaved", "Saved."),
+                params=[_NAME_PARAM],
+                body="RoleRequest",
+            ),
+        },
         "/v1/webapi/me": {
             "get": _operation(
                 "The caller: user, roles and allowed logins.",
@@ -280,7 +401,8 @@ def _paths() -> dict[str, Doc]:
         },
         "/v1/webapi/audit/events": {
             "get": _operation(
-                "Search the audit log, oldest first; needs the auditor or admin role.",
+                "Search the audit log, oldest first (order=desc: newest first); needs the "
+                "auditor or admin role.",
                 {
                     **_ok("SearchAuditEventsResponse", "One page of events."),
                     **_errors("400", "401", "403", "503"),

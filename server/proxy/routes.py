@@ -36,6 +36,7 @@ from server.proxy.settings import ProxySettings
 from server.proxy.specs import (
     AUDIT_QUERY,
     CERTS_BODY,
+    INVITE_BODY,
     LOGIN_BODY,
     NODES_QUERY,
     RECORDINGS_QUERY,
@@ -96,7 +97,7 @@ def _reply(message: Message) -> JSONResponse:
     return JSONResponse(to_json(message))
 
 
-def _labels(pairs: list[str]) -> dict[str, str]:
+def labels_from_pairs(pairs: list[str]) -> dict[str, str]:
     labels: dict[str, str] = {}
     for pair in pairs:
         key, _, value = pair.partition("=")
@@ -114,7 +115,7 @@ class WebAPI:
         self.auth = auth
         self.metrics = metrics
 
-    async def _call(
+    async def call(
         self,
         method: str,
         send: Send[R],
@@ -142,12 +143,12 @@ class WebAPI:
                 time.perf_counter() - started
             )
 
-    def _session(self, request: Request) -> SessionCredential:
+    def session(self, request: Request) -> SessionCredential:
         session = credentials.session_from_request(request)
         credentials.check_csrf(request, session, self.settings)
         return session
 
-    async def _json_body(self, request: Request) -> bytes:
+    async def json_body(self, request: Request) -> bytes:
         require_json(request)
         return await read_body(request, self.settings.max_body_bytes)
 
@@ -170,10 +171,10 @@ class WebAPI:
     async def login(self, request: Request) -> Response:
         parse_query(request, ())
         credentials.check_origin(request, self.settings)
-        body = parse_json_object(await self._json_body(request), LOGIN_BODY)
+        body = parse_json_object(await self.json_body(request), LOGIN_BODY)
         login = pb.AuthenticateLocalRequest(username=body["username"], password=body["password"])
         try:
-            reply = await self._call(
+            reply = await self.call(
                 "AuthenticateLocal",
                 lambda rpc, md: rpc.AuthenticateLocal(login, metadata=md),
                 request=request,
@@ -188,13 +189,31 @@ class WebAPI:
         self.metrics.sessions_created_minus_logged_out.inc()
         # The cookie never outlives the session it carries.
         max_age = min(self.settings.session_cookie_max_age, int(reply.expires - time.time()))
-        response = _reply(reply)
+        if request.headers.getlist("origin"):
+            # A browser (every browser sends Origin on a POST): the session lives in the
+            # HttpOnly cookie alone, out of reach of the page's scripts.
+            response = _reply(pb.AuthenticateLocalResponse(expires=reply.expires))
+        else:
+            response = _reply(reply)
         response.headers.append("Set-Cookie", credentials.session_cookie(reply.session_id, max_age))
         return response
 
+    async def accept_invite(self, request: Request) -> Response:
+        """Set a password with an invite (the web UI's invite page); no session."""
+        parse_query(request, ())
+        credentials.check_origin(request, self.settings)
+        body = parse_json_object(await self.json_body(request), INVITE_BODY)
+        accept = pb.AcceptInviteRequest(token=body["token"], password=body["password"])
+        reply = await self.call(
+            "AcceptInvite",
+            lambda rpc, md: rpc.AcceptInvite(accept, metadata=md),
+            request=request,
+        )
+        return _reply(reply)
+
     async def spiffe_bundle(self, request: Request) -> Response:
         parse_query(request, ())
-        reply = await self._call(
+        reply = await self.call(
             "GetSPIFFEBundle",
             lambda rpc, md: rpc.GetSPIFFEBundle(pb.GetSPIFFEBundleRequest(), metadata=md),
             request=request,
@@ -205,7 +224,7 @@ class WebAPI:
         """AuthenticateSPIFFE for clients that reach only 3080: the SVID and its proof
         are the credential, so no session and no CSRF header (nothing ambient)."""
         parse_query(request, ())
-        body = parse_json_object(await self._json_body(request), SPIFFE_BODY)
+        body = parse_json_object(await self.json_body(request), SPIFFE_BODY)
         try:
             signature = base64.b64decode(body["proof_signature"], validate=True)
         except ValueError:
@@ -214,7 +233,7 @@ class WebAPI:
             svid_chain_pem=body["svid_chain_pem"], proof_signature=signature,
             proof_time=float(body["proof_time"]), ssh_public_key=body["ssh_public_key"],
         )  # fmt: skip
-        reply = await self._call(
+        reply = await self.call(
             "AuthenticateSPIFFE",
             lambda rpc, md: rpc.AuthenticateSPIFFE(authenticate, metadata=md),
             request=request,
@@ -225,10 +244,10 @@ class WebAPI:
     # --- a session -----------------------------------------------------------
 
     async def logout(self, request: Request) -> Response:
-        session = self._session(request)
+        session = self.session(request)
         parse_query(request, ())
         try:
-            await self._call(
+            await self.call(
                 "Logout",
                 lambda rpc, md: rpc.Logout(pb.LogoutRequest(), metadata=md),
                 request=request,
@@ -245,9 +264,9 @@ class WebAPI:
         return logged_out
 
     async def me(self, request: Request) -> Response:
-        session = self._session(request)
+        session = self.session(request)
         parse_query(request, ())
-        reply = await self._call(
+        reply = await self.call(
             "GetCurrentUser",
             lambda rpc, md: rpc.GetCurrentUser(pb.GetCurrentUserRequest(), metadata=md),
             request=request,
@@ -256,14 +275,14 @@ class WebAPI:
         return _reply(reply)
 
     async def nodes(self, request: Request) -> Response:
-        session = self._session(request)
+        session = self.session(request)
         query = parse_query(request, NODES_QUERY)
         listing = pb.ListNodesRequest(
-            labels=_labels(query.get("label", [])),
+            labels=labels_from_pairs(query.get("label", [])),
             limit=query.get("limit", 0),
             page_token=query.get("page_token", ""),
         )
-        reply = await self._call(
+        reply = await self.call(
             "ListNodes",
             lambda rpc, md: rpc.ListNodes(listing, metadata=md),
             request=request,
@@ -272,7 +291,7 @@ class WebAPI:
         return _reply(reply)
 
     async def audit_events(self, request: Request) -> Response:
-        session = self._session(request)
+        session = self.session(request)
         query = parse_query(request, AUDIT_QUERY)
         search = pb.SearchAuditEventsRequest(
             start=query.get("since", 0.0),
@@ -281,8 +300,10 @@ class WebAPI:
             user=query.get("user", ""),
             limit=query.get("limit", 0),
             page_token=query.get("page_token", ""),
+            node=query.get("node", ""),
+            newest_first=query.get("order") == "desc",
         )
-        reply = await self._call(
+        reply = await self.call(
             "SearchAuditEvents",
             lambda rpc, md: rpc.SearchAuditEvents(search, metadata=md),
             request=request,
@@ -291,13 +312,13 @@ class WebAPI:
         return _reply(reply)
 
     async def certs(self, request: Request) -> Response:
-        session = self._session(request)
+        session = self.session(request)
         parse_query(request, ())
-        body = parse_json_object(await self._json_body(request), CERTS_BODY)
+        body = parse_json_object(await self.json_body(request), CERTS_BODY)
         issue = pb.IssueUserCertsRequest(
             ssh_public_key=body["public_key"], ttl_seconds=body["ttl_seconds"]
         )
-        reply = await self._call(
+        reply = await self.call(
             "IssueUserCerts",
             lambda rpc, md: rpc.IssueUserCerts(issue, metadata=md),
             request=request,
@@ -307,12 +328,12 @@ class WebAPI:
         return _reply(reply)
 
     async def recordings(self, request: Request) -> Response:
-        session = self._session(request)
+        session = self.session(request)
         query = parse_query(request, RECORDINGS_QUERY)
         listing = pb.ListSessionRecordingsRequest(
             user=query.get("user", ""), node=query.get("node", ""), since=query.get("since", 0.0)
         )
-        reply = await self._call(
+        reply = await self.call(
             "ListSessionRecordings",
             lambda rpc, md: rpc.ListSessionRecordings(listing, metadata=md),
             request=request,
@@ -322,7 +343,7 @@ class WebAPI:
 
     async def session_recording(self, request: Request) -> Response:
         """The cast itself, streamed as auth streams it (asciicast v2, one event a line)."""
-        session = self._session(request)
+        session = self.session(request)
         parse_query(request, ())
         session_id = request.path_params["session_id"]
         if not re.fullmatch(SESSION_ID_PATTERN, session_id):
@@ -350,7 +371,7 @@ class WebAPI:
         """Ready when auth answers Ping; the proxy can do nothing useful without it."""
         try:
             async with asyncio.timeout(READY_TIMEOUT):
-                await self._call(
+                await self.call(
                     "Ping",
                     lambda rpc, md: rpc.Ping(pb.PingRequest(), metadata=md),
                     request=request,

@@ -24,6 +24,7 @@ from server.proxy.app import create_app
 from server.proxy.gateway import RELOAD_GRACE, GrpcAuthGateway
 from server.proxy.metrics import ProxyMetrics
 from server.proxy.settings import ProxySettings
+from server.proxy.terminal import WebTerminals
 from server.proxy.webserver import WebLimits, WebServerHandle, serve_web
 from server.proxy_files import ProxyCredentials
 
@@ -127,7 +128,13 @@ class ProxyService:
             public_origin=self.public_origin(self.web.port),
             request_body_timeout=proxy.request_body_timeout,
         )
-        holder["app"] = create_app(settings, self._gateway, metrics=self.metrics)
+        assert self.ssh is not None
+        terminals = WebTerminals(
+            settings, self._gateway, self.ssh, idle_timeout=proxy.web_idle_timeout
+        )
+        holder["app"] = create_app(
+            settings, self._gateway, metrics=self.metrics, terminals=terminals
+        )
         if proxy.diag_listen_addr is not None:
             self.diag = serve_metrics(self.metrics.registry, proxy.diag_listen_addr, "proxy")
         write_private(

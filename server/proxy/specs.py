@@ -19,7 +19,14 @@ from proto.limits import (
     MAX_PASSWORD_BYTES,
     MAX_USERNAME_CHARS,
 )
-from server.proxy.validation import BodySpec, IntegerField, NumberField, QueryParam, StringField
+from server.proxy.validation import (
+    BodySpec,
+    IntegerField,
+    ListField,
+    NumberField,
+    QueryParam,
+    StringField,
+)
 
 # Epoch seconds up to the end of year 9999: far enough, and finite.
 MAX_EPOCH = 253402300799.0
@@ -168,6 +175,75 @@ AUDIT_QUERY = (
             required=False,
         ),
     ),
+    QueryParam(
+        "node",
+        StringField(
+            "Only events about this node (its name or id).",
+            max_length=MAX_AGENT_ID_CHARS,
+            min_length=1,
+            pattern=PRINCIPAL_PATTERN,
+            required=False,
+        ),
+    ),
+    QueryParam(
+        "order",
+        StringField(
+            "'asc' (oldest first, the default) or 'desc' (newest first).",
+            max_length=4,
+            min_length=3,
+            pattern="^(asc|desc)$",
+            required=False,
+        ),
+    ),
     _LIMIT,
     _PAGE_TOKEN,
 )
+
+# Users, roles and tokens as auth names them (server/auth/rpc/guard.py validate_name).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+_NAME = StringField("A name.", max_length=64, min_length=1, pattern=NAME_PATTERN)
+MAX_ROLE_YAML_CHARS = 64 * 1024
+
+
+INVITE_BODY = BodySpec(
+    {
+        "token": StringField("The invite token mezctl printed (or the link carried).",
+                             max_length=256, min_length=1, pattern=r"^[A-Za-z0-9_-]+$"),
+        "password": StringField("The new password (never logged or audited).",
+                                max_length=MAX_PASSWORD_BYTES, min_length=1),
+    }
+)  # fmt: skip
+
+USER_BODY = BodySpec(
+    {
+        "name": StringField("The user's name.", max_length=64, min_length=1,
+                            pattern=NAME_PATTERN),
+        "roles": ListField("Role names; each must exist.", _NAME, max_items=32, required=True),
+        "logins": ListField(
+            "OS logins the user's roles may use through {{internal.logins}}.",
+            StringField("An OS login.", max_length=64, min_length=1, pattern=r"^[!-~]+$"),
+            max_items=32,
+        ),
+    }
+)  # fmt: skip
+
+TOKEN_BODY = BodySpec(
+    {
+        "type": StringField("'node' or 'proxy'.", max_length=5, min_length=4,
+                            pattern="^(node|proxy)$"),
+        "ttl_seconds": IntegerField("Lifetime in seconds; 0 means 30 minutes.", minimum=0,
+                                    maximum=7 * 24 * 3600),
+        "labels": ListField(
+            "Labels 'name=value' for nodes that join with it.",
+            StringField("A label.", max_length=317, min_length=2, pattern=LABEL_PATTERN),
+            max_items=MAX_LABELS,
+        ),
+    }
+)  # fmt: skip
+
+ROLE_BODY = BodySpec(
+    {
+        "yaml": StringField("One role as YAML (the form `mezctl get roles` prints).",
+                            max_length=MAX_ROLE_YAML_CHARS, min_length=1),
+    }
+)  # fmt: skip

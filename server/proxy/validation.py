@@ -131,7 +131,35 @@ class NumberField:
         }
 
 
-Field = StringField | IntegerField | NumberField
+@dataclass(frozen=True)
+class ListField:
+    """A JSON array of strings, each checked by ``item``, at most ``max_items``."""
+
+    description: str
+    item: StringField
+    max_items: int
+    required: bool = False
+
+    def check(self, name: str, value: object) -> list[str]:
+        if not isinstance(value, list):
+            raise BadParameter(f"{name} must be a list of strings")
+        if len(value) > self.max_items:
+            raise BadParameter(f"{name} may hold at most {self.max_items} items")
+        return [self.item.check(f"{name}[{i}]", v) for i, v in enumerate(value)]
+
+    def from_text(self, name: str, text: str) -> list[str]:
+        raise BadParameter(f"{name} is not a query parameter")
+
+    def schema(self) -> JsonSchema:
+        return {
+            "type": "array",
+            "description": self.description,
+            "items": self.item.schema(),
+            "maxItems": self.max_items,
+        }
+
+
+Field = StringField | IntegerField | NumberField | ListField
 
 
 @dataclass(frozen=True)
@@ -229,6 +257,8 @@ def parse_json_object(raw: bytes, spec: BodySpec) -> dict[str, Any]:
             raise BadParameter(f"missing field {name!r}")
         elif isinstance(field, IntegerField):
             out[name] = field.default
+        elif isinstance(field, ListField):
+            out[name] = []
     return out
 
 

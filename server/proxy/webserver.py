@@ -26,6 +26,8 @@ from server.tls import reload_cert_chain, restrict_groups
 
 log = logging.getLogger(__name__)
 
+WS_MAX_BYTES = 64 * 1024 + 1024
+
 GRACEFUL_SHUTDOWN_SECONDS = 5
 MAX_CONNECTIONS = 1000
 HEAD_TIMEOUT = 10.0  # seconds for a TLS handshake, then for each request head
@@ -123,7 +125,13 @@ async def serve_web(
         app,
         # Pure-Python h11 on purpose: its header and line limits are the ones we document.
         http=cast(Any, _protocol_factory(tls, limits, limiter)),
-        ws="none",
+        # The browser terminal (terminal.py): wsproto, pure Python like h11; frames are
+        # capped a little over the terminal's own 64 KiB, and a dead browser is found
+        # by pings.
+        ws="wsproto",
+        ws_max_size=WS_MAX_BYTES,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
         lifespan="off",
         # Clients' X-Forwarded-For would otherwise be trusted from loopback peers.
         proxy_headers=False,

@@ -140,6 +140,37 @@ async def test_paging_returns_every_event_exactly_once_in_order(
     assert [(e.time, e.id) for e in seen] == sorted((e.time, e.id) for e in seen)
 
 
+async def test_newest_first_pages_walk_back_in_time_exactly_once(audit: SQLiteAuditLog) -> None:
+    clock = FakeClock(T0)
+    for i in range(23):
+        audit.emit(new_event("user.login", clock=clock, user=f"u{i}"))
+        if i % 3 == 2:
+            clock.advance(0.5)
+    seen: list[AuditEvent] = []
+    token = ""
+    while True:
+        page, token = await audit.search(
+            start=T0, end=FAR_FUTURE, limit=5, page_token=token, newest_first=True
+        )
+        seen.extend(page)
+        if not token:
+            break
+    assert [(e.time, e.id) for e in seen] == sorted(((e.time, e.id) for e in seen), reverse=True)
+    assert len({e.id for e in seen}) == 23
+
+
+async def test_node_filter_matches_the_name_or_the_id_exactly(audit: SQLiteAuditLog) -> None:
+    clock = FakeClock(T0)
+    audit.emit(new_event("session.start", clock=clock, user="a", node="web-1", node_id="n1"))
+    audit.emit(new_event("session.start", clock=clock, user="b", node="web-10", node_id="n10"))
+    audit.emit(new_event("user.login", clock=clock, user="web-1"))
+    for node, users in (("web-1", ["a"]), ("n10", ["b"]), ("web", []), ("WEB-1", []), ("%", [])):
+        found, _ = await audit.search(start=0, end=FAR_FUTURE, node=node)
+        assert [e.user for e in found] == users, node
+    with pytest.raises(BadParameter):
+        await audit.search(start=0, end=FAR_FUTURE, node="x" * 129)
+
+
 async def test_exact_multiple_of_limit_ends_with_an_empty_token(audit: SQLiteAuditLog) -> None:
     emit_logins(audit, FakeClock(T0), 10)
     page, token = await audit.search(start=T0, end=FAR_FUTURE, limit=5)

@@ -27,7 +27,8 @@ def events() -> list[AuditEvent]:
     made = []
     for i in range(40):
         kind = "user.login.failed" if i == 7 else ("user.login", "join", "cert.create")[i % 3]
-        made.append(new_event(kind, clock=clock, user=f"user{i % 4}", success=i != 7, n=i))
+        about = {"node": f"web-{i % 2}", "node_id": f"id-{i % 2}"} if i % 3 == 1 else {}
+        made.append(new_event(kind, clock=clock, user=f"user{i % 4}", success=i != 7, n=i, **about))
         if i % 5 == 4:
             clock.advance(1.5)
     return made
@@ -61,12 +62,25 @@ async def test_search_answers_exactly_as_sqlite_does(
             for types in ((), ("join",), ("join", "cert.create"))
             for user in ("", "user1")
             for limit in (3, 1000)
+        ] + [
+            {"start": 0, "end": FAR, "node": node, "newest_first": newest, "limit": limit}
+            for node in ("", "web-1", "id-0", "nobody")
+            for newest in (False, True)
+            for limit in (4, 1000)
         ]
         for query in queries:
             assert await every_page(pg, **query) == await every_page(lite, **query), query
         everything = [e for page in await every_page(pg, start=0, end=FAR) for e in page]
         assert sorted(e.id for e in everything) == sorted(e.id for e in made)
         assert not next(e for e in everything if e.fields["n"] == 7).success
+        about_web1 = [
+            e for page in await every_page(pg, start=0, end=FAR, node="id-1") for e in page
+        ]
+        assert {e.fields["n"] for e in about_web1} == {n for n in range(40) if n % 6 == 1}
+        newest = [
+            e for p in await every_page(pg, start=0, end=FAR, newest_first=True, limit=7) for e in p
+        ]
+        assert newest == everything[::-1]
 
 
 async def test_events_are_append_only(postgres: PostgresServer) -> None:

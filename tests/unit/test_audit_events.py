@@ -36,6 +36,7 @@ def test_codes_follow_teleport_style() -> None:
         "agent_identity.generation_mismatch": "TAI03W",
         "spiffe.authenticate.failed": "TSP00W",
         "proxy.route": "TPR00I",
+        "web.terminal": "TWT00I",
     }
     for event_type, code in expected.items():
         assert EVENT_CODES[event_type] == code

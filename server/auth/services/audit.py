@@ -41,6 +41,8 @@ class AuditService:
             user=request.user,
             limit=request.limit or 100,
             page_token=request.page_token,
+            node=request.node,
+            newest_first=request.newest_first,
         )
         return pb.SearchAuditEventsResponse(
             events=[event_to_proto(e) for e in events], next_page_token=next_token

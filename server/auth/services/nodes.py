@@ -75,7 +75,7 @@ AGENT_EVENT_TYPES = frozenset(
     }
 )
 
-PROXY_EVENT_TYPES = frozenset({"proxy.route", "auth.failed", "session.terminated"})
+PROXY_EVENT_TYPES = frozenset({"proxy.route", "web.terminal", "auth.failed", "session.terminated"})
 
 
 @dataclass(frozen=True)
