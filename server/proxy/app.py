@@ -69,7 +69,7 @@ def create_app(
         *page_routes(),
     ]
     if terminals is not None:
-        routes.append(WebSocketRoute(TERMINAL_PATH, terminals))
+        routes.append(WebSocketRoute(TERMINAL_PATH, terminals.serve))
     app = Starlette(
         routes=routes,
         middleware=[

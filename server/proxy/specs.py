@@ -208,7 +208,7 @@ MAX_ROLE_YAML_CHARS = 64 * 1024
 INVITE_BODY = BodySpec(
     {
         "token": StringField("The invite token mezctl printed (or the link carried).",
-                             max_length=256, min_length=1, pattern=r"^[A-Za-z0-9_-]+$"),
+                             max_length=256, min_length=1, pattern=r"^[A-Za-z0-9._-]+$"),
         "password": StringField("The new password (never logged or audited).",
                                 max_length=MAX_PASSWORD_BYTES, min_length=1),
     }

@@ -176,7 +176,7 @@ class WebTerminals:
         self.idle_timeout = idle_timeout
         self.live = 0
 
-    async def __call__(self, websocket: WebSocket) -> None:
+    async def serve(self, websocket: WebSocket) -> None:
         client_ip = websocket.client.host if websocket.client else ""
         origins = websocket.headers.getlist("origin")
         if origins != [self.settings.public_origin]:
