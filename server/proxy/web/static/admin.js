@@ -242,9 +242,10 @@ export function tokensPage() {
       onsubmit: async (ev) => {
         ev.preventDefault();
         say(addError, "");
-        let labelMap;
+        // The backend takes labels as "k=v" strings (server/proxy/specs.py TOKEN_BODY).
+        let labelPairs;
         try {
-          labelMap = Object.fromEntries(parseLabels(labels.value));
+          labelPairs = parseLabels(labels.value).map(([k, v]) => `${k}=${v}`);
         } catch (err) {
           say(addError, err.message);
           return;
@@ -252,7 +253,7 @@ export function tokensPage() {
         submit.disabled = true;
         try {
           const res = await api("POST", "/tokens", {
-            body: { type: type.value, ttl_seconds: Number.parseInt(ttl.value, 10), labels: labelMap },
+            body: { type: type.value, ttl_seconds: Number.parseInt(ttl.value, 10), labels: labelPairs },
           });
           result.replaceChildren(
             h("h2", {}, `Join token ${res.name}`),

@@ -12,29 +12,32 @@ function toEpoch(value) {
   return Number.isNaN(ms) ? "" : String(Math.floor(ms / 1000));
 }
 
-function fullEvent(event) {
-  let fields = event.fields_json;
-  if (typeof fields === "string") {
+// The proxy gives an event's fields as an object ("fields"); a "fields_json" string (the
+// RPC's form) is parsed too, so either shape shows as one pretty-printed object.
+function fieldsOf(event) {
+  if (event.fields && typeof event.fields === "object") return event.fields;
+  if (typeof event.fields_json === "string") {
     try {
-      fields = JSON.parse(fields);
+      return JSON.parse(event.fields_json);
     } catch {
-      /* keep the raw string */
+      return event.fields_json;
     }
   }
+  return undefined;
+}
+
+function fullEvent(event) {
   const out = { ...event };
+  const fields = fieldsOf(event);
   delete out.fields_json;
-  out.fields = fields;
+  if (fields !== undefined) out.fields = fields;
   return out;
 }
 
 function nodeOf(event) {
-  try {
-    const f = typeof event.fields_json === "string" ? JSON.parse(event.fields_json) : {};
-    const v = f && (f.node || f.server_hostname || f.node_name || f.hostname);
-    return typeof v === "string" ? v : "";
-  } catch {
-    return "";
-  }
+  const f = fieldsOf(event);
+  const v = f && typeof f === "object" ? f.node || f.server_hostname || f.node_name : "";
+  return typeof v === "string" ? v : "";
 }
 
 export function auditPage() {

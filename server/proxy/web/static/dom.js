@@ -90,17 +90,28 @@ export function parseList(text) {
 
 /** Chips for a {key: value} map. */
 export function labelChips(labels) {
-  const entries = Object.entries(labels || {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const pairs = Array.isArray(labels)
+    ? labels.map((l) => String(l).split(/=(.*)/s, 2))
+    : Object.entries(labels && typeof labels === "object" ? labels : {});
+  const entries = pairs.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return h(
     "span",
     { class: "labels" },
-    entries.map(([k, v]) => h("span", { class: "label", dataset: { key: k } }, `${k}=${v}`)),
+    entries.map(([k, v = ""]) => h("span", { class: "label", dataset: { key: k } }, `${k}=${v}`)),
   );
 }
 
 /** A copy-to-clipboard box: a read-only field with the value and a Copy button. */
 export function copyBox(id, value, copyId) {
-  const field = h("input", { id, class: "copy-field", readOnly: true, value, spellcheck: "false" });
+  // A read-only textarea, so a long join command shows whole (wrapped) instead of cut off.
+  const field = h("textarea", {
+    id,
+    class: "copy-field",
+    readOnly: true,
+    rows: String(Math.min(4, Math.max(1, Math.ceil(String(value).length / 90)))),
+    spellcheck: "false",
+  });
+  field.value = value;
   const status = h("span", { class: "copy-status", role: "status" });
   const button = h(
     "button",
