@@ -82,7 +82,7 @@ fi
 cat <<MSG
 
 A local Mezite cluster is running (logs in $DEMO/*.log):
-  auth + proxy  127.0.0.1:3025 (gRPC), https://127.0.0.1:3080 (web API), 127.0.0.1:3023 (SSH)
+  auth + proxy  127.0.0.1:3025 (gRPC), https://127.0.0.1:3080 (web UI and API), 127.0.0.1:3023 (SSH)
   node          demo-node at 127.0.0.1:3022, labels env=demo
   user          demo, password in $DEMO/demo-password, may log in as $LOGIN
 
@@ -90,6 +90,10 @@ Log in and connect:
   ${KEYRING}$BIN/mez login --proxy 127.0.0.1:3080 --user demo --ca-pin $PIN --password-stdin < $DEMO/demo-password
   ${KEYRING}$BIN/mez ls
   ${KEYRING}$BIN/mez ssh demo-node id
+
+Or in a browser: https://127.0.0.1:3080/ as demo, then Nodes > Connect (the certificate is
+from the cluster's own CA: import the output of \`$BIN/mezctl export --type tls-ca --data-dir
+$DEMO/data\` into the browser, or accept the warning).
 
 Stop it:  kill \$(cat $DEMO/auth.pid) \$(cat $DEMO/node.pid)
 MSG

@@ -29,6 +29,10 @@ command -v gnome-keyring-daemon >/dev/null || need+=(gnome-keyring)
 command -v secret-tool >/dev/null || need+=(libsecret-tools)
 { command -v dbus-run-session && command -v dbus-send; } >/dev/null || need+=(dbus)
 command -v keyctl >/dev/null || need+=(keyutils)
+# The web UI's browser tests (tests/e2e/test_web_ui_e2e.py) drive Debian's Chromium through
+# Playwright, never a downloaded browser; a font, so that the terminal's text renders.
+command -v chromium >/dev/null || need+=(chromium)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

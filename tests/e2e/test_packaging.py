@@ -124,6 +124,30 @@ def test_wheel_contains_proto_files(installed: Installed, path: str) -> None:
     assert path in names, f"{path} missing from {installed.wheel.name}"
 
 
+def test_wheel_carries_the_whole_web_ui(installed: Installed) -> None:
+    """Every file of the web UI in the tree is in the wheel (the vendored xterm.js and its
+    licence included), and the installed proxy serves its app from there."""
+    web = REPO_ROOT / "server" / "proxy" / "web"
+    wanted = {
+        f"server/proxy/web/{p.relative_to(web).as_posix()}"
+        for p in web.rglob("*")
+        if p.is_file() and p.name != "README.md"
+    }
+    assert "server/proxy/web/static/vendor/xterm/xterm.js" in wanted
+    assert "server/proxy/web/static/vendor/xterm/LICENSE-xterm" in wanted
+    with zipfile.ZipFile(installed.wheel) as whl:
+        names = set(whl.namelist())
+    assert wanted <= names, sorted(wanted - names)
+    probe = (
+        "from server.proxy.pages import page_routes; "
+        "from importlib import resources; "
+        "print(len(page_routes()), "
+        "(resources.files('server.proxy') / 'web/static/vendor/xterm/xterm.js').is_file())"
+    )
+    result = _check(_run([installed.venv / "bin" / "python", "-c", probe], cwd=installed.elsewhere))
+    assert result.stdout.split() == ["4", "True"]
+
+
 @pytest.mark.parametrize("prog", PROGRAMS)
 def test_entry_point_version(installed: Installed, prog: str) -> None:
     result = _check(_run([installed.bin / prog, "--version"], cwd=installed.elsewhere))

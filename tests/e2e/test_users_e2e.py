@@ -83,6 +83,10 @@ def test_invite_flow_with_mez_set_password(cluster: AuthProcess) -> None:
     assert done.returncode == 0, done.stderr
     line = next(ln for ln in done.stdout.splitlines() if "mez set-password" in ln).split()
     assert line[:2] == ["mez", "set-password"]
+    # The same invite as a link to the web UI of the proxy running with this data dir.
+    origin = json.loads((cluster.data_dir / "proxy.json").read_text())["public_origin"]
+    token = line[line.index("--token") + 1]
+    assert f"  {origin}/web/#/invite/{token}" in done.stdout.splitlines()
     wrong_pin = list(line[2:])
     wrong_pin[wrong_pin.index("--ca-pin") + 1] = "sha256:" + "0" * 64
     refused = cli("mez", "set-password", *wrong_pin, "--password-stdin", stdin=PASSWORD + "\n")

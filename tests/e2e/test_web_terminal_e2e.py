@@ -253,3 +253,31 @@ def test_an_idle_terminal_is_closed(web: Web) -> None:
     with web.terminal(web.login("alice")) as ws:
         code, reason = _close_code(ws)
     assert code == 4408 and "idle" in reason
+
+
+def test_the_terminal_through_a_proxy_on_its_own(tmp_path: Path) -> None:
+    """The same path with the proxy in a process of its own (as on another host): it dials
+    the node's registered address and verifies its host certificate the same way."""
+    from tests.e2e.test_lone_proxy_e2e import _proxy_token
+
+    with ExitStack() as stack:
+        auth = stack.enter_context(mezctl_start(tmp_path / "auth", roles="auth"))
+        join_args = _proxy_token(auth)
+        _add_user(auth, "alice", "access")
+        port = free_port()
+        join_node(auth, tmp_path / "node", "web-1", port)
+        stack.enter_context(mezd_start(tmp_path / "node", port))
+        lone = stack.enter_context(
+            mezctl_start(tmp_path / "proxy", *join_args, "--name", "edge-1", roles="proxy")
+        )
+        runtime = json.loads((lone.data_dir / "proxy.json").read_text())
+        ca_pem = (auth.data_dir / "admin" / "ca.pem").read_text()
+        web = Web(auth, runtime["public_origin"], ssl.create_default_context(cadata=ca_pem))
+        with web.terminal(web.login("alice")) as ws:
+            ws.send(b"id -un; exit 7\n")
+            output, control = _until_closed(ws)
+        assert LOGIN.encode() in output
+        assert control == [{"type": "exit", "status": 7}]
+        (opened,) = web.audit_when("web.terminal", bool)
+        assert opened["success"] and opened["fields"]["node"] == "web-1"
+        assert opened["fields"]["proxy_id"], opened  # stamped by auth: the lone proxy's own
