@@ -9,7 +9,12 @@ import { usersPage, tokensPage, rolesPage } from "./admin.js";
 import { terminals } from "./terminal.js";
 
 // meAnswered: /me said 401 since the last login or logout, so #/login need not ask again.
-const state = { me: null, meAnswered: false, cleanup: null, notice: "" };
+const state = { me: null, meAnswered: false, cleanup: null, notice: "", cluster: "" };
+
+// The cluster's name, from ping (which needs no session); the host until it answers.
+function clusterLabel() {
+  return state.cluster || window.location.host;
+}
 
 const content = () => document.getElementById("content");
 
@@ -36,7 +41,7 @@ function renderHeader() {
   const header = document.getElementById("app-header");
   const loggedIn = !!state.me;
   header.hidden = !loggedIn;
-  document.getElementById("header-cluster").textContent = window.location.host;
+  document.getElementById("header-cluster").textContent = clusterLabel();
   document.getElementById("header-user").textContent = loggedIn ? state.me.username : "";
   document.getElementById("nav-audit").hidden = !canAudit();
   document.getElementById("nav-admin").hidden = !isAdmin();
@@ -239,7 +244,7 @@ function loginPage() {
       },
     },
     h("h1", { tabindex: "-1" }, "Log in to Mezite"),
-    h("p", { class: "muted" }, window.location.host),
+    h("p", { class: "muted", id: "login-cluster" }, clusterLabel()),
     notice,
     h("label", { for: "login-username" }, "Username"),
     username,
@@ -404,6 +409,14 @@ function start() {
   document.getElementById("logout").addEventListener("click", () => logout(null));
   window.addEventListener("hashchange", () => route());
   route();
+  api("GET", "/v1/webapi/ping", { quiet401: true })
+    .then((ping) => {
+      state.cluster = String(ping.cluster_name || "");
+      renderHeader();
+      const shown = document.getElementById("login-cluster");
+      if (shown) shown.textContent = clusterLabel();
+    })
+    .catch(() => {});
 }
 
 start();
