@@ -21,7 +21,7 @@ from proto.joinline import invite_url, join_command
 from proto.resources import role_from_yaml, role_to_yaml
 from proto.v1 import auth_pb2 as pb
 from proto.webjson import to_json
-from server.proxy.routes import WebAPI, labels_from_pairs
+from server.proxy.routes import R, Send, WebAPI, labels_from_pairs
 from server.proxy.specs import NAME_PATTERN, ROLE_BODY, TOKEN_BODY, USER_BODY
 from server.proxy.validation import parse_json_object, parse_query
 
@@ -39,6 +39,13 @@ class AdminAPI:
     def __init__(self, api: WebAPI) -> None:
         self.api = api
 
+    async def _ask(self, request: Request, method: str, send: Send[R]) -> R:
+        """One admin call of auth's ``method`` for the caller's session (CSRF-checked),
+        for a request whose query string must be empty."""
+        session = self.api.session(request)
+        parse_query(request, ())
+        return await self.api.call(method, send, request=request, session=session)
+
     def _invite(self, token: str, expires: float) -> Response:
         return JSONResponse(
             {
@@ -51,13 +58,8 @@ class AdminAPI:
     # --- users -------------------------------------------------------------------
 
     async def users(self, request: Request) -> Response:
-        session = self.api.session(request)
-        parse_query(request, ())
-        reply = await self.api.call(
-            "ListUsers",
-            lambda rpc, md: rpc.ListUsers(pb.ListUsersRequest(), metadata=md),
-            request=request,
-            session=session,
+        reply = await self._ask(
+            request, "ListUsers", lambda rpc, md: rpc.ListUsers(pb.ListUsersRequest(), metadata=md)
         )
         return JSONResponse(to_json(reply))
 
@@ -75,40 +77,24 @@ class AdminAPI:
         return self._invite(reply.invite_token, reply.invite_expires)
 
     async def reset_user(self, request: Request) -> Response:
-        session = self.api.session(request)
-        parse_query(request, ())
         reset = pb.ResetUserRequest(name=_name(request, "user"))
-        reply = await self.api.call(
-            "ResetUser",
-            lambda rpc, md: rpc.ResetUser(reset, metadata=md),
-            request=request,
-            session=session,
+        reply = await self._ask(
+            request, "ResetUser", lambda rpc, md: rpc.ResetUser(reset, metadata=md)
         )
         return self._invite(reply.invite_token, reply.invite_expires)
 
     async def remove_user(self, request: Request) -> Response:
-        session = self.api.session(request)
-        parse_query(request, ())
         remove = pb.DeleteUserRequest(name=_name(request, "user"))
-        await self.api.call(
-            "DeleteUser",
-            lambda rpc, md: rpc.DeleteUser(remove, metadata=md),
-            request=request,
-            session=session,
-        )
+        await self._ask(request, "DeleteUser", lambda rpc, md: rpc.DeleteUser(remove, metadata=md))
         return Response(status_code=204)
 
     # --- join tokens -------------------------------------------------------------
 
     async def tokens(self, request: Request) -> Response:
-        session = self.api.session(request)
-        parse_query(request, ())
-        reply = await self.api.call(
-            "ListTokens",
+        reply = await self._ask(
+            request, "ListTokens",
             lambda rpc, md: rpc.ListTokens(pb.ListTokensRequest(), metadata=md),
-            request=request,
-            session=session,
-        )
+        )  # fmt: skip
         return JSONResponse(to_json(reply))
 
     async def add_token(self, request: Request) -> Response:
@@ -140,27 +126,17 @@ class AdminAPI:
         )
 
     async def remove_token(self, request: Request) -> Response:
-        session = self.api.session(request)
-        parse_query(request, ())
         remove = pb.DeleteTokenRequest(name=_name(request, "token"))
-        await self.api.call(
-            "DeleteToken",
-            lambda rpc, md: rpc.DeleteToken(remove, metadata=md),
-            request=request,
-            session=session,
+        await self._ask(
+            request, "DeleteToken", lambda rpc, md: rpc.DeleteToken(remove, metadata=md)
         )
         return Response(status_code=204)
 
     # --- roles -------------------------------------------------------------------
 
     async def roles(self, request: Request) -> Response:
-        session = self.api.session(request)
-        parse_query(request, ())
-        reply = await self.api.call(
-            "ListRoles",
-            lambda rpc, md: rpc.ListRoles(pb.ListRolesRequest(), metadata=md),
-            request=request,
-            session=session,
+        reply = await self._ask(
+            request, "ListRoles", lambda rpc, md: rpc.ListRoles(pb.ListRolesRequest(), metadata=md)
         )
         return JSONResponse(
             {"roles": [{"name": role.name, "yaml": role_to_yaml(role)} for role in reply.roles]}
