@@ -409,7 +409,7 @@ function start() {
   document.getElementById("logout").addEventListener("click", () => logout(null));
   window.addEventListener("hashchange", () => route());
   route();
-  api("GET", "/v1/webapi/ping", { quiet401: true })
+  api("GET", "/ping", { quiet401: true })
     .then((ping) => {
       state.cluster = String(ping.cluster_name || "");
       renderHeader();
