@@ -33,11 +33,12 @@ import contextlib
 import json
 import logging
 import re
+import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncssh
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from proto.errors import (
     AccessDenied,
@@ -192,11 +193,16 @@ class WebTerminals:
             await self._serve(websocket, client_ip)
         except MeziteError as err:
             await self._close(websocket, close_code(err), err.message)
+        except WebSocketDisconnect:
+            pass  # the browser went away (a closed tab): the SSH session ends with it
         except _Idle:
             minutes = self.idle_timeout / 60
             await self._close(websocket, IDLE_CODE, f"closed after {minutes:g} minutes idle")
-        except Exception:
-            log.exception("web terminal failed")
+        except Exception as exc:
+            # Not the message: a failed send's error can quote the terminal's bytes.
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            log.error("web terminal failed: %s at %s:%s", type(exc).__name__,
+                      where.filename, where.lineno)  # fmt: skip
             await self._close(websocket, INTERNAL_CODE, "internal error")
         finally:
             self.live -= 1

@@ -281,3 +281,17 @@ def test_the_terminal_through_a_proxy_on_its_own(tmp_path: Path) -> None:
         (opened,) = web.audit_when("web.terminal", bool)
         assert opened["success"] and opened["fields"]["node"] == "web-1"
         assert opened["fields"]["proxy_id"], opened  # stamped by auth: the lone proxy's own
+
+
+def test_a_browser_gone_mid_output_ends_the_session_quietly(web: Web) -> None:
+    """Backpressure from the node's side and a closed tab: output the browser never reads
+    stays in the SSH window (the proxy reads no faster than it sends), and when the
+    socket goes the node's session ends, with no error at the proxy."""
+    with web.terminal(web.login("alice")) as ws:
+        ws.send(b"yes mezite-flood\n")
+        _wait_for(ws, b"mezite-flood\r\nmezite-flood")
+        time.sleep(1)  # the browser stops reading while the node keeps writing
+    ended = web.audit_when("session.end", bool)
+    assert [e["user"] for e in ended] == ["alice"]
+    log = web.auth.log.read_text()
+    assert "web terminal failed" not in log and "Traceback" not in log, log[-2000:]
