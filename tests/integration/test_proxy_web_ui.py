@@ -134,7 +134,7 @@ def test_the_app_never_builds_html_from_strings(proxy: RunningProxy) -> None:
     """Attacker-influenced text (labels, audit fields, names) must reach the DOM as text:
     no innerHTML/outerHTML/insertAdjacentHTML/document.write anywhere in the app."""
     with proxy.client() as client:
-        for name in ("app", "api", "dom", "nodes", "terminal", "audit", "admin"):
+        for name in ("app", "api", "dom", "nodes", "terminal", "audit", "admin", "recordings"):
             source = client.get(f"/web/static/{name}.js")
             assert source.status_code == 200, name
             code = re.sub(r"/\*.*?\*/|//[^\n]*", "", source.text, flags=re.S)

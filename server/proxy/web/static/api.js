@@ -16,6 +16,11 @@ export function setUnauthenticatedHandler(fn) {
   onUnauthenticated = fn;
 }
 
+/** Report a 401 that came some other way than api() (a streamed download). */
+export function unauthenticated(error) {
+  onUnauthenticated(error);
+}
+
 /**
  * api("GET", "/nodes", {params: [["label", "a=b"]]}) or api("POST", "/users", {body: {...}}).
  * Resolves the parsed JSON (null for 204); rejects with ApiError.

@@ -5,6 +5,7 @@ import { api, ApiError, setUnauthenticatedHandler } from "./api.js";
 import { h, say, formatTime, relativeTime } from "./dom.js";
 import { nodesPage } from "./nodes.js";
 import { auditPage } from "./audit.js";
+import { recordingsPage, playerPage } from "./recordings.js";
 import { usersPage, tokensPage, rolesPage } from "./admin.js";
 import { terminals } from "./terminal.js";
 
@@ -139,6 +140,7 @@ async function doRoute() {
   const pages = {
     nodes: () => nodesPage({ me: state.me, openTerminal }),
     audit: () => (canAudit() ? auditPage() : forbidden()),
+    recordings: () => (parts.length > 1 ? playerPage(decodedSegment(parts.slice(1).join("/"))) : recordingsPage({ go })),
     account: () => accountPage(),
     admin: () => adminPage(parts[1] || "users"),
   };
@@ -155,6 +157,14 @@ async function doRoute() {
     show(page.el || page);
   }
   renderHeader();
+}
+
+function decodedSegment(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }
 
 function show(el) {
