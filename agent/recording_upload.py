@@ -19,7 +19,7 @@ from agent import recording_cast
 from agent.recording import RecordingMeta, valid_session_id
 from proto.backoff import Backoff
 from proto.errors import AccessDenied, BadParameter, NotFound
-from proto.failpoint import failpoint
+from proto.failpoint import armed, failpoint
 
 if TYPE_CHECKING:
     from proto.client import AsyncAuthClient
@@ -192,12 +192,26 @@ class RecordingUploader:
                     chunk.info.CopyFrom(info)
                 if last:
                     chunk.sha256 = digest
-                if offset - start >= 2 * CHUNK:
-                    failpoint("recording.uploading")  # tests: mezd killed mid-upload
+                if offset - start >= 2 * CHUNK and armed("recording.uploading"):
+                    # Tests: mezd killed mid-upload, once auth holds what was sent (a
+                    # kill with chunks still in grpc's buffers would test nothing).
+                    await self._stored_at_least(info, offset)
+                    failpoint("recording.uploading")
                 yield chunk
                 offset += len(data)
                 if last:
                     return
+
+
+    async def _stored_at_least(self, info: pb.RecordingInfo, size: int) -> None:
+        from proto.v1 import auth_pb2 as pb
+
+        rpc = self._client().rpc.UploadSessionRecording
+        ask = pb.RecordingChunk(info=info, session_id=info.session_id, offset=ASK)
+        for _ in range(200):
+            if (await rpc(_one(ask))).stored >= size:
+                return
+            await asyncio.sleep(0.05)
 
 
 async def _one(chunk: pb.RecordingChunk) -> AsyncIterator[pb.RecordingChunk]:

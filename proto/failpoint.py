@@ -14,6 +14,12 @@ import signal
 ENV = "MEZITE_FAILPOINT"
 
 
+def armed(name: str) -> bool:
+    """Whether this run dies at ``failpoint(name)``: for a point that must first wait
+    for its peer to reach a known state, so the test sees the same crash every run."""
+    return os.environ.get(ENV) == name
+
+
 def failpoint(name: str) -> None:
-    if os.environ.get(ENV) == name:
+    if armed(name):
         os.kill(os.getpid(), signal.SIGKILL)
