@@ -202,7 +202,6 @@ class RecordingUploader:
                 if last:
                     return
 
-
     async def _stored_at_least(self, info: pb.RecordingInfo, size: int) -> None:
         from proto.v1 import auth_pb2 as pb
 
