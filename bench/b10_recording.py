@@ -81,7 +81,7 @@ def _drained(spool: Path, timeout: float = 120) -> float:
 
 def run(settings: Settings, lab: Lab, node_ok: bool) -> Outcome:
     size = settings.pick(48, 24) * MIB
-    runs = settings.pick(5, 3)
+    runs = settings.pick(11, 3)
     target = f"≥ {TARGET_RATIO}×"  # noqa: RUF001
     if not node_ok:
         return Outcome(rows=[skipped("B10", "PTY output, recorded", "node not running", target)])

@@ -5,6 +5,7 @@ functions with the most samples (self and inclusive).
     .venv/bin/python -m bench.profile certs        # auth during saturated IssueUserCerts
     .venv/bin/python -m bench.profile listnodes    # auth during ListNodes walks (N nodes)
     .venv/bin/python -m bench.profile throughput   # mezd during a bulk transfer
+    .venv/bin/python -m bench.profile recording    # mezd during B10's PTY output, on and off
 
 Needs py-spy (`.venv/bin/pip install py-spy`); not part of `python -m bench`."""
 
@@ -177,9 +178,48 @@ def profile_throughput(tmp: Path, mib: int) -> str:
         cluster.stop()
 
 
+def profile_recording(tmp: Path, mib: int, runs: int = 4) -> str:
+    """mezd during B10's PTY output: the same runs recorded and not, each profiled."""
+    from bench import b10_recording
+    from bench.lab import Lab
+
+    cluster = Cluster(tmp / "cluster")
+    lab = Lab(cluster, tmp / "openssh")
+    try:
+        cluster.start_auth()
+        cluster.add_user()
+        cluster.mez_login()
+        if not cluster.start_node():
+            return f"mezd did not start: {cluster.node_error}"
+        lab.find_node()
+        assert cluster.node is not None
+        env_off, profile_off = b10_recording._unrecorded_profile(lab)
+        command = f"head -c {mib * 1024 * 1024} /dev/zero | tr '\\0' x"
+        spool = cluster.root / "node-data" / "recordings"
+        cases = {
+            "recorded": (lab.node_ssh(command, flags=("-tt",)), lab.user_env()),
+            "not recorded": (lab.node_ssh(command, flags=("-tt",), profile=profile_off), env_off),
+        }
+        report = []
+        for name, (argv, env) in cases.items():
+            out = tmp / f"recording-{name}.txt"
+            spy = record(cluster.node.pid, 120, out)
+            took = []
+            for _ in range(runs):  # drained after each, as in B10 (the upload shows apart)
+                took.append(b10_recording._once(argv, env, mib * 1024 * 1024))
+                b10_recording._drained(spool)
+            spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            spy.wait()
+            seconds = ", ".join(f"{t:.2f}" for t in took)
+            report += [f"== {name}: {runs} x {mib} MiB in {seconds} s", summarise(out), ""]
+        return "\n".join(report)
+    finally:
+        cluster.stop()
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench.profile")
-    parser.add_argument("target", choices=["certs", "listnodes", "throughput"])
+    parser.add_argument("target", choices=["certs", "listnodes", "throughput", "recording"])
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--nodes", type=int, default=50_000)
     parser.add_argument("--mib", type=int, default=512)
@@ -189,6 +229,8 @@ def main(argv: list[str]) -> int:
             print(profile_certs(Path(tmp), opts.seconds))
         elif opts.target == "listnodes":
             print(profile_listnodes(Path(tmp), opts.nodes))
+        elif opts.target == "recording":
+            print(profile_recording(Path(tmp), min(opts.mib, 48)))
         else:
             print(profile_throughput(Path(tmp), opts.mib))
     return 0
