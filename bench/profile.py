@@ -19,9 +19,12 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.cluster import Cluster
+from bench.lab import Lab
 from bench.results import run_worker
 
 PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -154,10 +157,9 @@ def profile_listnodes(tmp: Path, n: int) -> str:
         proc.wait(30)
 
 
-def profile_throughput(tmp: Path, mib: int) -> str:
-    from bench.b3_throughput import transfer
-    from bench.lab import Lab
-
+@contextmanager
+def _cluster_with_node(tmp: Path) -> Iterator[tuple[Cluster, Lab] | str]:
+    """A cluster with a logged-in user and one node found by the lab, or why not."""
     cluster = Cluster(tmp / "cluster")
     lab = Lab(cluster, tmp / "openssh")
     try:
@@ -165,8 +167,21 @@ def profile_throughput(tmp: Path, mib: int) -> str:
         cluster.add_user()
         cluster.mez_login()
         if not cluster.start_node():
-            return f"mezd did not start: {cluster.node_error}"
+            yield f"mezd did not start: {cluster.node_error}"
+            return
         lab.find_node()
+        yield cluster, lab
+    finally:
+        cluster.stop()
+
+
+def profile_throughput(tmp: Path, mib: int) -> str:
+    from bench.b3_throughput import transfer
+
+    with _cluster_with_node(tmp) as started:
+        if isinstance(started, str):
+            return started
+        cluster, lab = started
         assert cluster.node is not None
         out = tmp / "throughput.txt"
         spy = record(cluster.node.pid, 60, out)
@@ -174,24 +189,16 @@ def profile_throughput(tmp: Path, mib: int) -> str:
         spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
         spy.wait()
         return summarise(out)
-    finally:
-        cluster.stop()
 
 
 def profile_recording(tmp: Path, mib: int, runs: int = 4) -> str:
     """mezd during B10's PTY output: the same runs recorded and not, each profiled."""
     from bench import b10_recording
-    from bench.lab import Lab
 
-    cluster = Cluster(tmp / "cluster")
-    lab = Lab(cluster, tmp / "openssh")
-    try:
-        cluster.start_auth()
-        cluster.add_user()
-        cluster.mez_login()
-        if not cluster.start_node():
-            return f"mezd did not start: {cluster.node_error}"
-        lab.find_node()
+    with _cluster_with_node(tmp) as started:
+        if isinstance(started, str):
+            return started
+        cluster, lab = started
         assert cluster.node is not None
         env_off, profile_off = b10_recording._unrecorded_profile(lab)
         command = f"head -c {mib * 1024 * 1024} /dev/zero | tr '\\0' x"
@@ -213,8 +220,6 @@ def profile_recording(tmp: Path, mib: int, runs: int = 4) -> str:
             seconds = ", ".join(f"{t:.2f}" for t in took)
             report += [f"== {name}: {runs} x {mib} MiB in {seconds} s", summarise(out), ""]
         return "\n".join(report)
-    finally:
-        cluster.stop()
 
 
 def main(argv: list[str]) -> int:
