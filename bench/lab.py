@@ -57,12 +57,11 @@ class Lab:
     def node_ssh(
         self,
         *command: str,
-        pinned: bool = True,
         flags: tuple[str, ...] = (),
         profile: Path | None = None,
     ) -> list[str]:
         """OpenSSH's ssh to the Mezite node with the options `mez ssh` passes (see
-        cli/mez_client.ssh_options), optionally with the pinned algorithms; as the
+        cli/mez_client.ssh_options) and the pinned algorithms; as the
         cluster's user, or the one logged in under ``profile``."""
         profile = profile or self.cluster.profile_dir()
         options = [
@@ -80,8 +79,7 @@ class Lab:
         argv = ["ssh", "-F", "/dev/null"]
         for option in options:
             argv += ["-o", option]
-        if pinned:
-            argv += pinned_args()
+        argv += pinned_args()
         return [*argv, *flags, "-l", self.login, self.cluster.node_name, *command]
 
     def sshd_ssh(self, *command: str, jump: bool = False, flags: tuple[str, ...] = ()) -> list[str]:

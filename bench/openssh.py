@@ -6,6 +6,7 @@ CA with an ``@cert-authority`` line, the same way `mez ssh` trusts Mezite's host
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -160,16 +161,20 @@ def client_config(
     return path
 
 
-def negotiated(argv: list[str], timeout: float = 5.0) -> dict[str, str]:
-    """The kex, cipher and host key algorithm an ssh command line negotiates (from -v;
-    the key exchange is logged before the command runs, so a hang later is fine)."""
+def negotiated(
+    argv: list[str], timeout: float = 5.0, *, verbose_at: int = 1, env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The kex, cipher and host key algorithm an ssh command line negotiates (from -v,
+    put in at ``verbose_at``: 2 for `mez ssh`, which passes it on to the ssh it execs; the
+    key exchange is logged before the command runs, so a hang later is fine)."""
     try:
         done = subprocess.run(
-            [argv[0], "-v", *argv[1:]],
+            [*argv[:verbose_at], "-v", *argv[verbose_at:]],
             capture_output=True,
             timeout=timeout,
             check=False,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
         )
         err: bytes | str | None = done.stderr
     except subprocess.TimeoutExpired as exc:
