@@ -211,7 +211,9 @@ def current_user(profile: Profile) -> pb.GetCurrentUserResponse:
         api.close()
 
 
-def list_nodes(profile: Profile, labels: Mapping[str, str] | None = None) -> list[pb.Node]:
+def list_nodes(
+    profile: Profile, labels: Mapping[str, str] | None = None, name: str = ""
+) -> list[pb.Node]:
     if profile.is_spiffe:
         raise BadParameter(
             "a SPIFFE login has no session to list nodes with",
@@ -220,7 +222,7 @@ def list_nodes(profile: Profile, labels: Mapping[str, str] | None = None) -> lis
         )
     api = connect(profile)
     try:
-        return api.list_nodes(labels or {})
+        return api.list_nodes(labels or {}, name)
     finally:
         api.close()
 
@@ -252,7 +254,7 @@ def resolve_targets(profile: Profile, host: str) -> list[pb.Node]:
         if not found:
             raise NotFound(f"no node you can reach matches {host!r}", hint="see `mez ls`")
         return found
-    nodes = list_nodes(profile)
+    nodes = list_nodes(profile, name=host)  # auth finds it: no walk of the whole fleet
     exact = [n for n in nodes if host in (n.id, n.name)]
     if not exact:
         raise NotFound(f"no node named {host!r} that you can reach", hint="see `mez ls`")

@@ -51,8 +51,9 @@ class ClusterAPI(Protocol):
         """One recording, the whole asciicast v2 file."""
         ...
 
-    def list_nodes(self, labels: Mapping[str, str]) -> list[pb.Node]:
-        """Every node (all pages) carrying ``labels`` that the caller may reach."""
+    def list_nodes(self, labels: Mapping[str, str], name: str = "") -> list[pb.Node]:
+        """Every node (all pages) carrying ``labels`` that the caller may reach; only
+        the one with the name or id ``name``, when given."""
         ...
 
     def logout(self) -> None: ...
@@ -105,14 +106,14 @@ class GrpcClusterAPI:
         request = pb.GetSessionRecordingRequest(session_id=session_id)
         return b"".join(part.data for part in self.client.rpc.GetSessionRecording(request))
 
-    def list_nodes(self, labels: Mapping[str, str]) -> list[pb.Node]:
+    def list_nodes(self, labels: Mapping[str, str], name: str = "") -> list[pb.Node]:
         from proto.v1 import auth_pb2 as pb
 
         nodes: list[pb.Node] = []
         page = ""
         while True:
             reply = self.client.rpc.ListNodes(
-                pb.ListNodesRequest(labels=dict(labels), page_token=page)
+                pb.ListNodesRequest(labels=dict(labels), page_token=page, name=name)
             )
             nodes += reply.nodes
             page = reply.next_page_token
@@ -192,13 +193,15 @@ class WebClusterAPI:
     def recording(self, session_id: str) -> bytes:
         return self.web.download(f"sessions/{session_id}/recording", MAX_RECORDING_BYTES)
 
-    def list_nodes(self, labels: Mapping[str, str]) -> list[pb.Node]:
+    def list_nodes(self, labels: Mapping[str, str], name: str = "") -> list[pb.Node]:
         from proto.v1 import auth_pb2 as pb
 
         found: list[pb.Node] = []
         page = ""
         while True:
             params = [("label", f"{k}={v}") for k, v in labels.items()]
+            if name:
+                params.append(("name", name))
             if page:
                 params.append(("page_token", page))
             reply = self.web.request("GET", "nodes", pb.ListNodesResponse, params=params)

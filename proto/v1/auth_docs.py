@@ -235,6 +235,7 @@ DOCS: dict[str, str] = {
     'mezite.v1.ListNodesRequest': 'ListNodesRequest filters and pages nodes.',
     'mezite.v1.ListNodesRequest.labels': 'Labels every returned node must carry.',
     'mezite.v1.ListNodesRequest.limit': 'Page size (0 = server default, capped).',
+    'mezite.v1.ListNodesRequest.name': 'Only the node with this name or id, exactly ("" = every node); at most 128 characters.',
     'mezite.v1.ListNodesRequest.page_token': 'Token from the previous page.',
     'mezite.v1.ListNodesResponse': 'ListNodesResponse is one page of nodes.',
     'mezite.v1.ListNodesResponse.next_page_token': 'Token for the next page ("" at the end).',

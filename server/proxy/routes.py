@@ -281,6 +281,7 @@ class WebAPI:
             labels=labels_from_pairs(query.get("label", [])),
             limit=query.get("limit", 0),
             page_token=query.get("page_token", ""),
+            name=query.get("name", ""),
         )
         reply = await self.call(
             "ListNodes",

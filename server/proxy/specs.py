@@ -118,6 +118,16 @@ NODES_QUERY = (
         ),
         max_items=MAX_LABELS,
     ),
+    QueryParam(
+        "name",
+        StringField(
+            "Only the node with this name or id, exactly.",
+            max_length=MAX_AGENT_ID_CHARS,
+            min_length=1,
+            pattern=r"^[!-~]+$",
+            required=False,
+        ),
+    ),
     _LIMIT,
     _PAGE_TOKEN,
 )

@@ -241,6 +241,49 @@ def test_list_nodes_is_filtered_by_role_labels(auth: RunningAuth, tmp_path: Path
         beating.close()
 
 
+def test_list_nodes_by_name_or_id(auth: RunningAuth, tmp_path: Path) -> None:
+    """What `mez ssh NAME` asks: one node, found by exact name or id, under the same
+    role and online rules as the full listing."""
+    from proto.errors import BadParameter
+
+    role = pb.Role(
+        name="dev-only",
+        allow=pb.RoleConditions(
+            logins=["{{internal.logins}}"], node_labels={"env": pb.LabelValues(values=["dev"])}
+        ),
+    )
+    with auth.admin() as admin:
+        admin.rpc.UpsertRole(pb.UpsertRoleRequest(role=role))
+    add_user(auth, "dora", roles=("dev-only",))
+    beating = Beating(auth)
+    try:
+        idents = {}
+        for name, env in (("dev-1", "dev"), ("dev-10", "dev"), ("prod-1", "prod")):
+            idents[name] = join_node(auth, tmp_path / name, name, env=env)
+            beating.start(idents[name])
+        join_node(auth, tmp_path / "dev-2", "dev-2", env="dev")  # registered, never online
+
+        def named(client: AuthClient, name: str, **labels: str) -> list[str]:
+            request = pb.ListNodesRequest(name=name, labels=labels)
+            return [n.name for n in client.rpc.ListNodes(request).nodes]
+
+        with login(auth, "dora") as dora:
+            assert named(dora, "dev-1") == ["dev-1"]  # exact: not dev-10
+            assert named(dora, idents["dev-10"].agent_id) == ["dev-10"]
+            assert named(dora, "DEV-1") == [] and named(dora, "dev") == []
+            # Not hers to see: the same empty answer as for no such node.
+            assert named(dora, "prod-1") == [] == named(dora, idents["prod-1"].agent_id)
+            assert named(dora, "dev-2") == [] and named(dora, "nope") == []
+            with pytest.raises(BadParameter):
+                named(dora, "x" * 129)
+        with auth.admin() as admin:
+            assert named(admin, "prod-1") == ["prod-1"]
+            assert named(admin, "prod-1", env="dev") == []
+            assert _node_names(admin) == ["dev-1", "dev-10", "prod-1"]  # nothing changed
+    finally:
+        beating.close()
+
+
 def test_nodes_report_audit_events_under_their_own_name(auth: RunningAuth, tmp_path: Path) -> None:
     ident = join_node(auth, tmp_path / "n", "web-1")
     node = auth.client(

@@ -265,6 +265,25 @@ def test_bearer_and_cookie_both_authenticate_reads(
             assert_error(bad, 400, "BadParameter")
             twice = client.get("/v1/webapi/nodes?limit=1&limit=2", headers=bearer(session))
             assert_error(twice, 400, "BadParameter")
+            lookups = [
+                ("web-proxy-1", ["web-proxy-1"]),
+                (ident.agent_id, ["web-proxy-1"]),
+                ("web-proxy", []),
+                ("WEB-PROXY-1", []),
+                ("a&name=web-proxy-1", []),
+            ]
+            for name, found in lookups:
+                named = client.get(
+                    "/v1/webapi/nodes", params={"name": name}, headers=bearer(session)
+                )
+                assert [n["name"] for n in named.json()["nodes"]] == found, name
+            for bad_name in ("x" * 129, "", "a b"):
+                bad = client.get(
+                    "/v1/webapi/nodes", params={"name": bad_name}, headers=bearer(session)
+                )
+                assert_error(bad, 400, "BadParameter")
+            names = client.get("/v1/webapi/nodes?name=a&name=b", headers=bearer(session))
+            assert_error(names, 400, "BadParameter")
     finally:
         beating.close()
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from proto import limits
 from proto.clock import Clock
 from proto.errors import (
     AccessDenied,
@@ -395,6 +396,8 @@ class NodeService:
     ) -> pb.ListNodesResponse:
         principal = ctx.principal
         labels = validate_labels(dict(request.labels))
+        if len(request.name) > limits.MAX_AGENT_ID_CHARS:
+            raise BadParameter(f"name must be at most {limits.MAX_AGENT_ID_CHARS} characters")
         if principal.is_admin or principal.agent_kind == AgentKind.PROXY:
             # Admins see every node; a proxy routes to every node (checking each user's
             # node access itself, from the user's certificate).
@@ -412,8 +415,9 @@ class NodeService:
             return node_id not in locked and allowed(node_labels)
 
         views, next_token = self._catalog.online(
-            labels=labels, allowed=listed, limit=request.limit, page_token=request.page_token
-        )
+            labels=labels, allowed=listed, limit=request.limit, page_token=request.page_token,
+            name=request.name,
+        )  # fmt: skip
         return pb.ListNodesResponse(
             nodes=[
                 pb.Node(

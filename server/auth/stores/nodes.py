@@ -78,6 +78,17 @@ class NodeCatalog:
             self._sorted = sorted(self._nodes.values(), key=lambda r: (r.name, r.id))
         return self._sorted
 
+    def _named(self, name: str) -> list[AgentRecord]:
+        """The records named ``name`` or with the id ``name``, by (name, id)."""
+        ordered = self._in_order()
+        lo = bisect.bisect_left(ordered, name, key=lambda r: r.name)
+        hi = bisect.bisect_right(ordered, name, lo=lo, key=lambda r: r.name)
+        found = ordered[lo:hi]
+        by_id = self._nodes.get(name)
+        if by_id is not None and by_id.name != name:
+            found = sorted([*found, by_id], key=lambda r: (r.name, r.id))
+        return found
+
     async def _watch(self, ready: asyncio.Event) -> None:
         while True:
             try:
@@ -115,14 +126,16 @@ class NodeCatalog:
         allowed: Callable[[Mapping[str, str], str], bool],
         limit: int,
         page_token: str,
+        name: str = "",
     ) -> tuple[list[NodeView], str]:
         """One page of online nodes, sorted by (name, id), that carry ``labels`` and
-        that ``allowed(labels, id)`` lets the caller see."""
+        that ``allowed(labels, id)`` lets the caller see; only the one named or with the
+        id ``name``, when given (found without a walk of the catalog)."""
         if limit < 0:
             raise BadParameter("limit must not be negative")
         limit = min(limit or DEFAULT_PAGE, MAX_PAGE)
         after = _parse_page_key(page_token) if page_token else None
-        ordered = self._in_order()
+        ordered = self._named(name) if name else self._in_order()
         start = bisect.bisect_right(ordered, after, key=lambda r: (r.name, r.id)) if after else 0
         views: list[NodeView] = []
         for record in itertools.islice(ordered, start, None):
