@@ -16,9 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
-from proto.client import AuthClient, ClientIdentity
-from proto.web_client import WebTransport
-
 if TYPE_CHECKING:
     from proto.profile import Profile
     from proto.v1 import auth_pb2 as pb
@@ -65,6 +62,10 @@ class GrpcClusterAPI:
     """``ClusterAPI`` over auth's gRPC service."""
 
     def __init__(self, addr: str, ca_pem: bytes, session_id: str | None = None) -> None:
+        # Imported here: one transport's stack (grpc here, http.client for the web one)
+        # is all a `mez` command loads before it execs ssh.
+        from proto.client import AuthClient, ClientIdentity
+
         self.client = AuthClient(addr, ca_pem, ClientIdentity(session_id=session_id))
 
     def ping(self) -> pb.PingResponse:
@@ -136,6 +137,8 @@ class WebClusterAPI:
     """``ClusterAPI`` over the proxy's REST API (``/v1/webapi/``)."""
 
     def __init__(self, web_addr: str, ca_pem: str, session_id: str | None = None) -> None:
+        from proto.web_client import WebTransport
+
         self.web = WebTransport(web_addr, ca_pem, session_id)
 
     def ping(self) -> pb.PingResponse:
