@@ -211,7 +211,8 @@ def test_heartbeats_list_nodes_and_expiry_removes_them(
         assert _node_names(admin) == []
 
 
-def test_list_nodes_is_filtered_by_role_labels(auth: RunningAuth, tmp_path: Path) -> None:
+def add_dev_only_user(auth: RunningAuth, name: str) -> None:
+    """A user whose one role reaches the nodes labelled env=dev only."""
     role = pb.Role(
         name="dev-only",
         allow=pb.RoleConditions(
@@ -220,7 +221,11 @@ def test_list_nodes_is_filtered_by_role_labels(auth: RunningAuth, tmp_path: Path
     )
     with auth.admin() as admin:
         admin.rpc.UpsertRole(pb.UpsertRoleRequest(role=role))
-    add_user(auth, "dana", roles=("dev-only",))
+    add_user(auth, name, roles=("dev-only",))
+
+
+def test_list_nodes_is_filtered_by_role_labels(auth: RunningAuth, tmp_path: Path) -> None:
+    add_dev_only_user(auth, "dana")
     beating = Beating(auth)
     try:
         for name, env in (("dev-1", "dev"), ("prod-1", "prod"), ("dev-2", "dev")):
@@ -246,15 +251,7 @@ def test_list_nodes_by_name_or_id(auth: RunningAuth, tmp_path: Path) -> None:
     role and online rules as the full listing."""
     from proto.errors import BadParameter
 
-    role = pb.Role(
-        name="dev-only",
-        allow=pb.RoleConditions(
-            logins=["{{internal.logins}}"], node_labels={"env": pb.LabelValues(values=["dev"])}
-        ),
-    )
-    with auth.admin() as admin:
-        admin.rpc.UpsertRole(pb.UpsertRoleRequest(role=role))
-    add_user(auth, "dora", roles=("dev-only",))
+    add_dev_only_user(auth, "dora")
     beating = Beating(auth)
     try:
         idents = {}
