@@ -68,6 +68,23 @@ def claim_problem(host: str, *, cluster: str, name: str) -> str | None:
     return None
 
 
+def name_problem(name: str, *, cluster: str) -> str | None:
+    """Why a node may not be called ``name``, or None. A node's name, ``name.cluster``
+    and id are principals of its host certificate and the keys the proxy routes by (and
+    `mez ssh NAME` checks the node's certificate for NAME), so no name may be another
+    agent's key: not the proxy's name, not an agent id's form, not in the cluster's own
+    names (``web.CLUSTER`` is node ``web``'s), not an IP literal (which a node claims)."""
+    if name == PROXY_PRINCIPAL:
+        return "is the proxy's name"
+    if _AGENT_ID.fullmatch(name):
+        return "has the form of an agent id"
+    if is_ip(name):
+        return "is an IP address"
+    if name == cluster or name.endswith("." + cluster):
+        return f"ends in the cluster's name ({cluster})"
+    return None
+
+
 def parse_claims(
     addrs: Sequence[str], *, cluster: str, name: str, principals: bool = True
 ) -> list[str]:

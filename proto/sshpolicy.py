@@ -69,6 +69,9 @@ MAX_KEY_BLOB = 16 * 1024
 SHA1_RSA_SIGNATURE = b"ssh-rsa"
 
 
+NODE_ACCESS_REFUSED = "node access denied by the user's roles"
+
+
 class AuthRefused(Exception):
     """A login that this node refuses; ``reason`` is safe to log and audit."""
 
@@ -227,7 +230,7 @@ def _refusal(
     if labels is not None and not node_access_allows(
         cert.extensions.get(NODE_ACCESS_EXT.encode()), labels
     ):
-        return "node access denied by the user's roles"
+        return NODE_ACCESS_REFUSED
     return None
 
 

@@ -65,6 +65,12 @@ Relay = Callable[[asyncssh.SSHReader[bytes], asyncssh.SSHWriter[bytes]], Awaitab
 Emit = Callable[..., None]
 
 
+def unreachable(name: str) -> str:
+    """The refusal for a node name that is unknown or that the user's roles do not
+    reach (the same words for both, on every path that routes by name)."""
+    return f"no node named {name[:64]!r} that you can reach (see `mez ls`)"
+
+
 class NodeDirectory:
     """Registered, online nodes, refreshed from auth in the background, so that routing
     decisions are synchronous (asyncssh asks for them synchronously).
@@ -91,10 +97,14 @@ class NodeDirectory:
         self._started += 1
         number = self._started
         nodes = await self._list_nodes()
+        # Ids first, then names, then name.cluster, each only where no stronger key has
+        # it: auth refuses names that could be another node's key (proto.host_claims.
+        # name_problem), and a record from before that rule cannot take over another's.
         table: dict[str, RoutedNode] = {}
-        for node in nodes:
-            for key in (node.id, node.name, f"{node.name}.{self._cluster}"):
-                table[key] = node
+        for keys in ((n.id for n in nodes), (n.name for n in nodes),
+                     (f"{n.name}.{self._cluster}" for n in nodes)):  # fmt: skip
+            for key, node in zip(keys, nodes, strict=True):
+                table.setdefault(key, node)
         if number > self._applied:
             self._by_key, self._applied = table, number
         self.ready.set()
@@ -286,11 +296,17 @@ class _Handler(asyncssh.SSHServer):
     def connection_requested(
         self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
     ) -> Relay | Awaitable[SSHTCPStreamSession[bytes]]:
-        if self._router.directory.resolve(dest_host) is None:
-            # Perhaps a node that came online since the last refresh: asyncssh awaits
-            # this, and an open failure raised in it reaches the client as usual.
+        if not self._reachable(self._router.directory.resolve(dest_host)):
+            # Perhaps a node that came online (or got new labels) since the last
+            # refresh: asyncssh awaits this, and an open failure raised in it reaches the
+            # client as usual. A node the roles do not reach waits the same as none, so
+            # the answer's timing tells no more than its words.
             return self._route_after_refresh(dest_host, dest_port, orig_host, orig_port)
         return self._route(dest_host, dest_port, orig_host, orig_port)
+
+    def _reachable(self, node: RoutedNode | None) -> bool:
+        assert self._conn is not None and self._conn.identity is not None
+        return node is not None and node_access_allows(self._conn.identity.node_access, node.labels)
 
     async def _route_after_refresh(
         self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
@@ -302,24 +318,20 @@ class _Handler(asyncssh.SSHServer):
         assert self._conn is not None and self._conn.identity is not None
         identity = self._conn.identity
         node = self._router.directory.resolve(dest_host)
-        allowed = node is not None and node_access_allows(identity.node_access, node.labels)
+        reachable = self._reachable(node)
         locked = self._router.locks.refusal(identity.subject(node=node.id)) if node else None
-        allowed = allowed and locked is None
+        allowed = reachable and locked is None
         self._router.audit(
             "proxy.route", user=identity.user, success=allowed, requested=dest_host[:256],
             node=node.name if node else "", node_id=node.id if node else "",
             key_id=identity.key_id, remote_addr=str(orig_host)[:64],
         )  # fmt: skip
-        if node is None:
-            raise asyncssh.ChannelOpenError(
-                asyncssh.OPEN_CONNECT_FAILED, f"no registered node named {dest_host[:64]!r}"
-            )
+        if node is None or not reachable:
+            # One answer for a node that is not there and one the roles do not reach:
+            # a user learns no more names from the hop than `mez ls` shows them.
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, unreachable(dest_host))
         if locked is not None:
             raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, locked)
-        if not allowed:
-            raise asyncssh.ChannelOpenError(
-                asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, "your roles do not allow this node"
-            )
         conn = self._conn
 
         async def relay(

@@ -49,11 +49,12 @@ from proto.errors import (
     NotAuthenticated,
     NotFound,
 )
-from proto.sshpolicy import AuthRefused, check_user_certificate
+from proto.sshpolicy import NODE_ACCESS_REFUSED, AuthRefused, check_user_certificate
 from proto.v1 import auth_pb2 as pb
 from server.proxy import credentials
 from server.proxy.gateway import AuthGateway
 from server.proxy.settings import ProxySettings
+from server.proxy.ssh_router import unreachable
 
 if TYPE_CHECKING:
     from server.proxy.ssh_router import ProxySSHRouter, RoutedNode
@@ -232,7 +233,7 @@ class WebTerminals:
         node = await self._node(request.node)
         if node is None:
             self.router.audit("web.terminal", success=False, reason="no such node", **refusal)
-            raise NotFound(f"no registered node named {request.node!r}")
+            raise NotFound(unreachable(request.node))
         refusal.update(node=node.name, node_id=node.id)
         key = asyncssh.generate_private_key("ssh-ed25519")
         issued = await stub.IssueUserCerts(
@@ -249,6 +250,8 @@ class WebTerminals:
             )  # fmt: skip
         except AuthRefused as refused:
             self.router.audit("web.terminal", success=False, reason=refused.reason, **refusal)
+            if refused.reason == NODE_ACCESS_REFUSED:  # the same answer as no such node
+                raise NotFound(unreachable(request.node)) from None
             raise AccessDenied(f"access to {node.name} denied: {refused.reason}") from None
         locked = self.router.locks.refusal(identity.subject(login=request.login, node=node.id))
         if locked is not None:

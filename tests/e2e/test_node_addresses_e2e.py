@@ -208,7 +208,7 @@ def _mez_ssh(c: Cluster, node: str) -> subprocess.CompletedProcess[str]:
     deadline = time.monotonic() + 15
     while True:
         done = cli("mez", "ssh", node, "id", "-un", stdin="", env=c.env)
-        if "no registered node" not in done.stderr or time.monotonic() > deadline:
+        if "no node named" not in done.stderr or time.monotonic() > deadline:
             return done
         time.sleep(0.3)
 

@@ -220,10 +220,14 @@ def test_refusals_end_with_their_code_and_open_nothing(web: Web) -> None:
     # None of those got as far as a certificate.
     assert len(web.audit("cert.create")) == certs_before
     # Bob's role reaches env=prod only: a certificate is made (in memory), judged by the
-    # node policy with web-1's labels, and nothing is dialled.
+    # node policy with web-1's labels, and nothing is dialled. He gets the answer a node
+    # that is not there gets: the terminal names no node `mez ls` does not show him.
     with web.terminal(bob) as ws:
         got, reason = _close_code(ws)
-    assert got == 4403 and "web-1" in reason, reason
+    with web.terminal(bob, "web-9") as ws:
+        absent = _close_code(ws)
+    assert (got, reason.replace("web-1", "N")) == (absent[0], absent[1].replace("web-9", "N"))
+    assert got == 4404 and "no node named 'web-1' that you can reach" in reason, reason
     # A logged-out session is dead for the terminal too.
     web.logout(alice)
     with web.terminal(alice) as ws:

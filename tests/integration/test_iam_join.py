@@ -293,6 +293,8 @@ def test_a_bad_registration_is_refused_before_any_challenge(
     iam_token(auth)
     with pytest.raises(BadParameter, match="invalid node name"):
         iam_join(auth, name="Not A Name")
+    with pytest.raises(BadParameter, match="is the proxy's name"):
+        iam_join(auth, name="proxy")  # the same name rules as a token join
     with auth.client() as anon, pytest.raises(BadParameter, match="registration, then"):
         list(anon.rpc.RegisterUsingIAMMethod(iter([answer(pb.SignedSTSRequest())])))
     assert nodes(auth) == []

@@ -13,7 +13,7 @@ import pytest
 
 from agent.join import JoinRequest, join
 from proto.clock import FakeClock
-from proto.errors import AccessDenied, AlreadyExists, NotAuthenticated
+from proto.errors import AccessDenied, AlreadyExists, BadParameter, NotAuthenticated
 from proto.keys import NodeKeys, TLSKey, new_node_keys, new_tls_key
 from proto.lifecycle import JOIN_KEYS_FILE, JoinKeys
 from proto.v1 import auth_pb2 as pb
@@ -210,3 +210,31 @@ def test_a_refused_join_leaves_nothing_but_a_broken_one_keeps_its_keys(
     with pytest.raises(ConnectionProblem):  # nothing listens there: maybe committed? keep
         attempt(new_token(auth), "broken", "127.0.0.1:1")
     assert (tmp_path / "broken" / JOIN_KEYS_FILE).exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("proxy", "is the proxy's name"),
+        ("0f8ad6c2-61b5-4b1e-9a53-3c2f0e7d9a11", "has the form of an agent id"),
+        ("local-admin", "has the form of an agent id"),
+        ("10.0.0.7", "is an IP address"),
+        ("test-cluster", "ends in the cluster's name (test-cluster)"),
+        ("web.test-cluster", "ends in the cluster's name (test-cluster)"),
+    ],
+)
+def test_a_name_that_is_another_agents_key_is_refused_and_spends_nothing(
+    auth: RunningAuth, name: str, why: str
+) -> None:
+    """A node's name, NAME.CLUSTER and id are its certificate's principals and what the
+    proxy routes `mez ssh NAME` by: a node called like another's id or another's
+    NAME.CLUSTER could answer for it."""
+    token, keys = new_token(auth), new_node_keys()
+    before = agents(auth)
+    with pytest.raises(BadParameter) as refused:
+        register(auth, token, name, keys)
+    assert refused.value.message == f"node name {name!r} {why}"
+    assert agents(auth) == before
+    assert keys_under(auth, "tokens/") == [f"tokens/{token.split('.')[0]}"]
+    assert register(auth, token, "web", keys).agent_id  # the token still joins, once
+    assert keys_under(auth, "tokens/") == []

@@ -85,7 +85,7 @@ async def test_a_name_auth_does_not_list_is_still_refused(late_hop: tuple[Hop, A
     hop, _ = late_hop
     result = await hop.ssh(hop.node.certs.issue("alice"), "true")
     assert result.returncode == 255
-    assert f"no registered node named '{NODE_NAME}'" in result.stderr.decode()
+    assert f"no node named '{NODE_NAME}' that you can reach" in result.stderr.decode()
     (route,) = hop.of("proxy.route")  # audited once, after the refresh
     assert route["success"] is False and route["requested"] == NODE_NAME
     assert hop.node.audit.of("session.start") == []
@@ -160,3 +160,22 @@ async def test_an_older_refresh_never_replaces_a_newer_table() -> None:
     late.set()
     await old
     assert directory.resolve("other") == OTHER
+
+
+async def test_an_id_beats_a_name_and_a_name_beats_name_dot_cluster() -> None:
+    """Records from before auth refused such names cannot take another node's key,
+    whichever order auth lists them in: `mez ssh KEY` reaches the node whose id, then
+    name, then name.cluster KEY is (ssh checks that node's certificate for KEY)."""
+    real = RoutedNode("0f8ad6c2-61b5-4b1e-9a53-3c2f0e7d9a11", "web", "127.0.0.1:1", {})
+    named_as_id = RoutedNode("a1", real.id, "127.0.0.1:2", {})
+    named_as_fqdn = RoutedNode("a2", "web.c", "127.0.0.1:3", {})
+    for order in ([real, named_as_id, named_as_fqdn], [named_as_fqdn, named_as_id, real]):
+        auth = Auth()
+        auth.nodes[:] = order
+        directory = NodeDirectory(auth.list_nodes, "c")
+        await directory.refresh()
+        assert directory.resolve(real.id) == real
+        assert directory.resolve("web.c") == named_as_fqdn  # its name, not web's NAME.CLUSTER
+        assert directory.resolve("web") == real
+        assert directory.resolve("a1") == named_as_id
+        await directory.stop()

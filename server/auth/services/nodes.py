@@ -24,7 +24,7 @@ from proto.errors import (
 )
 from proto.event_types import known_event_type
 from proto.failpoint import failpoint
-from proto.host_claims import parse_claims
+from proto.host_claims import name_problem, parse_claims
 from proto.kinds import AgentKind
 from proto.locks import LockTarget, Subject
 from proto.v1 import auth_pb2 as pb
@@ -134,12 +134,15 @@ class NodeService:
     def check_registration(self, request: pb.RegisterAgentRequest) -> Registration:
         """Everything that can be wrong with a join request, checked before any token is
         spent or any proof is asked for (the IAM join checks the same)."""
-        name = validate_node_name(request.name)
-        parse_public_key(request.ssh_public_key)
-        load_tls_public_key(request.tls_public_key_pem)
         # Only a proxy asks for a server certificate, and only a proxy token grants
         # one: a node token cannot mint a certificate browsers would trust.
         kind = AgentKind.PROXY if request.tls_server_public_key_pem else AgentKind.NODE
+        name = validate_node_name(request.name)
+        why = name_problem(name, cluster=self._issuer.cluster_name)
+        if kind == AgentKind.NODE and why is not None:
+            raise BadParameter(f"node name {name!r} {why}", hint="pick another --name")
+        parse_public_key(request.ssh_public_key)
+        load_tls_public_key(request.tls_public_key_pem)
         addrs = self._claims(request.advertise_addrs, name, kind)
         if kind == AgentKind.PROXY:
             load_tls_public_key(request.tls_server_public_key_pem)
