@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.reporting import Hints, exit_code, report_unexpected
 from proto import __version__
 from proto.errors import MeziteError
 
@@ -71,49 +72,22 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
-def report(err: MeziteError) -> None:
-    typer.secho(f"error: {err.message}", fg=typer.colors.RED, err=True)
-    if err.hint:
-        typer.echo(f"hint: {err.hint}", err=True)
-
-
 OPEN_FILES_CAP = 1_048_576  # where the hard limit is unlimited
 
 
-def run(
-    app: typer.Typer, prog: str, default_hints: dict[type[MeziteError], str] | None = None
-) -> None:
+def run(app: typer.Typer, prog: str, default_hints: Hints | None = None) -> None:
     """Entry point wrapper: Mezite errors become one line, a hint and an exit code.
-    Hints do not cross the wire, so a CLI can name its own way out per error class.
     Any other error is a bug: its traceback goes to a log file (or, with --debug, to
-    stderr) and the user gets one line saying where."""
+    stderr) and the user gets one line saying where (cli/reporting.py)."""
     diagnostics = Diagnostics()
     try:
         app(prog_name=prog, standalone_mode=True, obj=diagnostics)
     except MeziteError as err:
-        log.debug("%s failed", prog, exc_info=True)
-        if err.hint is None and default_hints:
-            err.hint = next((h for cls, h in default_hints.items() if isinstance(err, cls)), None)
-        report(err)
-        sys.exit(err.exit_code)
+        sys.exit(exit_code(prog, err, default_hints))
     except Exception as exc:
         if diagnostics.debug:
             raise
-        sys.exit(_report_unexpected(prog, exc))
-
-
-def _report_unexpected(prog: str, exc: Exception) -> int:
-    from cli import crashlog
-
-    what = f"error: unexpected {type(exc).__name__} (a bug in {prog})"
-    try:
-        path = crashlog.write(prog, exc)
-    except OSError as failed:
-        typer.secho(f"{what}; rerun with --debug for details (no log: {failed})",
-                    fg=typer.colors.RED, err=True)  # fmt: skip
-    else:
-        typer.secho(f"{what}; details in {path}", fg=typer.colors.RED, err=True)
-    return 1
+        sys.exit(report_unexpected(prog, exc))
 
 
 def joined(values: list[str] | None) -> str | None:

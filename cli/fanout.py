@@ -6,13 +6,10 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
-from cli.mez_client import ssh_argv
+from cli.mez_client import NodeRef, ssh_argv
 from proto.profile import Profile
-
-if TYPE_CHECKING:
-    from proto.v1 import auth_pb2 as pb
 
 MAX_PARALLEL = 32
 
@@ -39,7 +36,7 @@ async def _one(argv: list[str], name: str, gate: asyncio.Semaphore) -> int:
 
 
 def run_everywhere(
-    profile: Profile, nodes: Sequence[pb.Node], login: str, flags: Sequence[str],
+    profile: Profile, nodes: Sequence[NodeRef], login: str, flags: Sequence[str],
     command: Sequence[str],
 ) -> int:  # fmt: skip
     """The worst exit code of all nodes (255 if any could not be reached)."""

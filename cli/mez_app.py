@@ -1,4 +1,5 @@
-"""`mez`: Mezite user client: log in, list nodes, ssh and scp."""
+"""`mez`'s commands (typer): log in, list nodes, ssh and scp. The entry point is
+cli/mez.py, which runs `mez ssh` without this module."""
 
 from __future__ import annotations
 
@@ -278,26 +279,9 @@ def ssh(
     ] = None,
 ) -> None:
     """SSH to a node (OpenSSH does the session); exit code is the remote command's."""
-    from cli import mez_client
-    from cli.sshargs import parse
-    from proto.profile import load_profile
+    from cli.mez_ssh import ssh as run_ssh
 
-    call = parse(args or [])
-    if "-v" in call.flags:
-        for note in call.notes:
-            typer.echo(f"mez ssh: {note}", err=True)
-    profile = load_profile()
-    mez_client.ensure_certs(profile)
-    at_login, host = mez_client.split_login(call.target, "")
-    login_name = call.login or at_login or mez_client.default_login(profile)
-    nodes = mez_client.resolve_targets(profile, host)
-    if len(nodes) == 1 and mez_client.parse_selector(host) is None:
-        argv = mez_client.ssh_argv(profile, nodes[0], login_name, call.flags, call.command)
-        sys.stdout.flush()
-        os.execv(argv[0], argv)  # noqa: S606 - OpenSSH's ssh, with our pinned options
-    from cli.fanout import run_everywhere
-
-    raise typer.Exit(run_everywhere(profile, nodes, login_name, call.flags, call.command))
+    raise typer.Exit(run_ssh(args or []))
 
 
 @app.command()
@@ -361,7 +345,7 @@ def proxy_connect(
 
     profile = load_profile()
     name = host.removesuffix(f".{profile.cluster}")
-    (node,) = mez_client.resolve_targets(profile, name)
+    node = mez_client.find_node(profile, name)
     mez_client.ensure_certs(profile)
     pipe_stdio(node.addr)
 
@@ -393,6 +377,6 @@ mez_recordings.register(app)
 
 
 def main() -> None:
-    from proto.errors import NotAuthenticated
+    from cli.mez import HINTS
 
-    run(app, "mez", {NotAuthenticated: "run `mez login`"})
+    run(app, "mez", HINTS)

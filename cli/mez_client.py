@@ -7,10 +7,12 @@ forwarding and exit codes are exactly OpenSSH's."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from proto.addr import HostPort
 from proto.cluster_api import connect
@@ -240,25 +242,59 @@ def parse_selector(text: str) -> dict[str, str] | None:
     return labels
 
 
-def resolve_targets(profile: Profile, host: str) -> list[pb.Node]:
-    """A node name, a node id, or a label selector (every match)."""
-    if profile.is_spiffe and parse_selector(host) is None:
-        from proto.v1 import auth_pb2 as pb
+# What a node's name, NAME.CLUSTER or id can look like (and all ssh gets to read).
+_NODE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,252}")
 
-        # No session to look it up with: the proxy resolves the name, and the node's
-        # host certificate names it, so the host CA line verifies it under that name.
-        return [pb.Node(id=host, name=host)]
+
+class NodeRef(Protocol):
+    """What the OpenSSH command line needs of a node (a pb.Node is one)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def addr(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class NamedNode:
+    """A node as the user named it (name, name.cluster or id), for the proxy to find.
+    All three are principals of the node's host certificate, and the proxy routes by
+    no other key, so ssh checks that certificate for the name given (HostKeyAlias)."""
+
+    id: str
+    name: str
+    addr: str = ""
+
+
+def resolve_targets(profile: Profile, host: str) -> list[NodeRef]:
+    """A node name, a node id, or a label selector (every match). Through a proxy a
+    name needs no RPC: the proxy resolves it under the same role and lock rules as
+    ListNodes, with the same answer for a node that is not there and one the roles do
+    not reach, so `mez ssh NAME` execs ssh at once."""
     selector = parse_selector(host)
+    if selector is None and (profile.proxy_addr or profile.is_spiffe):
+        if not _NODE_REF.fullmatch(host):
+            raise BadParameter(
+                f"invalid node name {host[:80]!r}", hint="a node's name, NAME.CLUSTER or id"
+            )
+        return [NamedNode(id=host, name=host)]
     if selector is not None:
         found = list_nodes(profile, selector)
         if not found:
             raise NotFound(f"no node you can reach matches {host!r}", hint="see `mez ls`")
-        return found
+        return list(found)
+    return [find_node(profile, host)]
+
+
+def find_node(profile: Profile, host: str) -> pb.Node:
+    """The node named (or with the id) ``host`` that the user may reach, asked of auth."""
     nodes = list_nodes(profile, name=host)  # auth finds it: no walk of the whole fleet
     exact = [n for n in nodes if host in (n.id, n.name)]
     if not exact:
         raise NotFound(f"no node named {host!r} that you can reach", hint="see `mez ls`")
-    return exact[:1]
+    return exact[0]
 
 
 def split_login(target: str, default: str) -> tuple[str, str]:
@@ -350,7 +386,7 @@ def proxy_ssh_config(profile: Profile) -> Path:
     return path
 
 
-def ssh_options(profile: Profile, node: pb.Node, extra: Sequence[str] = ()) -> list[str]:
+def ssh_options(profile: Profile, node: NodeRef, extra: Sequence[str] = ()) -> list[str]:
     """The options that pin a connection to Mezite's identity and host CA; ``extra``
     (a caller's own ssh options) goes after the pinned ones, so that it cannot change
     them, and before the defaults, so that it can change those."""
@@ -369,7 +405,7 @@ def ssh_options(profile: Profile, node: pb.Node, extra: Sequence[str] = ()) -> l
 
 
 def ssh_argv(
-    profile: Profile, node: pb.Node, login: str, flags: Sequence[str], command: Sequence[str]
+    profile: Profile, node: NodeRef, login: str, flags: Sequence[str], command: Sequence[str]
 ) -> list[str]:
     # "--" before the host: OpenSSH would otherwise parse options again after the host,
     # and a remote command starting with "-" must stay a command.

@@ -6,8 +6,10 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
+import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.procs import (
+    BIN,
     AuthProcess,
     cli,
     cluster_pin,
@@ -112,6 +115,47 @@ def test_mez_ssh_goes_through_the_proxy(hop: Hop) -> None:
     assert cli("mez", "ssh", "web-1", "exit 9", stdin="", env=hop.env).returncode == 9
 
 
+# What `mez ssh NAME` through a proxy must not load: the command-line framework (it
+# reads ssh's own arguments) and any client for an RPC (the proxy resolves the name).
+NOT_ON_THE_SSH_PATH = ("typer", "click", "grpc", "google.protobuf", "http.client",
+                       "proto.client", "proto.web_client", "keyring")  # fmt: skip
+
+
+def _imported(stderr: str) -> set[str]:
+    return {
+        line.rsplit("|", 1)[-1].strip()
+        for line in stderr.splitlines()
+        if line.startswith("import time:")
+    }
+
+
+def test_mez_ssh_by_name_needs_no_rpc_and_no_framework(hop: Hop) -> None:
+    listed = json.loads(cli("mez", "ls", "--format", "json", env=hop.env).stdout)
+    (node_id,) = [n["id"] for n in listed if n["name"] == "web-1"]
+    for target in ("web-1", "web-1.e2e", node_id):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", str(BIN / "mez"), "ssh", target, "id", "-un"],
+            input="", capture_output=True, text=True, timeout=60, check=False,
+            env={**os.environ, **hop.env},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip() == LOGIN
+        imported = _imported(done.stderr)
+        assert "cli.mez_ssh" in imported, done.stderr[-2000:]
+        loaded = sorted(
+            m for m in imported if any(m == n or m.startswith(n + ".") for n in NOT_ON_THE_SSH_PATH)
+        )
+        assert loaded == [], target
+    # A name that is not one, and the errors of the fast path: one line, no traceback.
+    for bad in ("web 1", "web-1;id", ".web-1", "w" * 254):
+        done = cli("mez", "ssh", bad, "true", stdin="", env=hop.env)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("error: invalid node name"), done.stderr
+        assert "Traceback" not in done.stderr
+    done = cli("mez", "ssh", "-F", "x", "web-1", env=hop.env)
+    assert done.returncode == 2 and done.stderr.startswith("error: "), done.stderr
+
+
 def test_openssh_jump_through_the_proxy(hop: Hop) -> None:
     proxy = hop.auth.proxy_ssh_addr
     host, port = proxy.rsplit(":", 1)
@@ -194,7 +238,7 @@ def test_unregistered_destinations_are_refused_and_never_dialed(hop: Hop) -> Non
     try:
         done = _jump_to(hop, f"127.0.0.1:{port}")
         assert done.returncode == 255
-        assert "no registered node" in done.stderr
+        assert "no node named '127.0.0.1' that you can reach" in done.stderr
         watcher.join(5)
         assert seen == []
     finally:
@@ -207,7 +251,15 @@ def test_the_proxy_checks_roles_before_dialing(hop: Hop, tmp_path: Path) -> None
     env = _login(hop.auth, "dana", tmp_path)
     done = _jump_to(hop, "web-1:22", env=env)
     assert done.returncode == 255
-    assert "do not allow this node" in done.stderr
+    # The same answer as for a node that is not there: the hop tells dana no more
+    # names than `mez ls` shows her.
+    absent = _jump_to(hop, "web-9:22", env=env)
+    assert absent.returncode == 255
+    assert done.stderr.replace("web-1", "NAME") == absent.stderr.replace("web-9", "NAME")
+    assert "no node named 'web-1' that you can reach" in done.stderr
+    through_mez = cli("mez", "ssh", "web-1", "true", stdin="", env=env)
+    assert through_mez.returncode == 255
+    assert "no node named 'web-1' that you can reach" in through_mez.stderr
     deadline = time.monotonic() + 10  # the proxy forwards its audit events in batches
     while True:
         events = cli(
