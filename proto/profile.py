@@ -158,13 +158,9 @@ def cert_valid_before(profile: Profile) -> float:
     """When the stored certificate expires; 0 when there is none."""
     if not profile.cert_path.exists():
         return 0.0
-    from cryptography.hazmat.primitives.serialization import (
-        SSHCertificate,
-        load_ssh_public_identity,
-    )
+    from proto.certfields import cert_fields
 
-    cert = load_ssh_public_identity(profile.cert_path.read_bytes())
-    return float(cert.valid_before) if isinstance(cert, SSHCertificate) else 0.0
+    return cert_fields(profile.cert_path.read_bytes()).valid_before
 
 
 def cert_is_fresh(profile: Profile, margin: float = 30.0) -> bool:

@@ -89,11 +89,6 @@ def _quoted(key: str, value: str) -> str:
 
 def certificate_logins(cert_line: bytes) -> list[str]:
     """The logins (principals) an OpenSSH certificate allows, in its order."""
-    from cryptography.hazmat.primitives.serialization import (
-        SSHCertificate,
-        load_ssh_public_identity,
-    )
+    from proto.certfields import cert_fields
 
-    cert = load_ssh_public_identity(cert_line)
-    principals = cert.valid_principals if isinstance(cert, SSHCertificate) else []
-    return [p.decode(errors="replace") for p in principals]
+    return list(cert_fields(cert_line).principals)

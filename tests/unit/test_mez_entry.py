@@ -3,6 +3,8 @@ either way in, and the entry point must know when typer has to answer instead.""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -22,10 +24,8 @@ def typer_args(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """What the typer `ssh` command hands to cli.mez_ssh.ssh for ``mez ssh ARGV``."""
     seen: list[list[str]] = []
     monkeypatch.setattr(cli.mez_ssh, "ssh", lambda args: seen.append(list(args)) or 0)
-    try:
+    with contextlib.suppress(SystemExit):
         app(["ssh", *argv], prog_name="mez", standalone_mode=False)
-    except SystemExit:
-        pass
     (args,) = seen
     return args
 
