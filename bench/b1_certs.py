@@ -184,8 +184,12 @@ def argon2_loop(count: int) -> dict[str, Any]:
     from argon2 import PasswordHasher
 
     from bench.loadgen import LatencyStats
+    from server.auth.crypto import passwords as product
 
-    hasher = PasswordHasher()
+    hasher = PasswordHasher(
+        time_cost=product.TIME_COST, memory_cost=product.MEMORY_KIB,
+        parallelism=product.PARALLELISM,
+    )  # fmt: skip
     stored = hasher.hash(PASSWORD)
     times = []
     for _ in range(count):

@@ -253,3 +253,49 @@ def test_passwords_are_bounded(auth: RunningAuth) -> None:
     add_user(auth, "frank")
     with pytest.raises(NotAuthenticated):
         _auth_local(auth, "frank", PASSWORD + "x" * 100_000)
+
+
+def _stored_hash(auth: RunningAuth, name: str) -> str:
+    from server.auth.stores.users import UserStore
+
+    user = auth.backend_call(lambda backend: UserStore(backend).get(name))
+    assert user.password_hash is not None
+    return user.password_hash
+
+
+def test_a_hash_from_older_parameters_is_upgraded_by_the_login_that_proves_it(
+    auth: RunningAuth,
+) -> None:
+    """Hashes made by an earlier release (argon2-cffi's RFC 9106 profile: 64 MiB, t=3,
+    p=4) still verify; a right password stores it again under today's parameters, a
+    wrong one changes nothing, and a password today's rules would refuse is kept."""
+    from dataclasses import replace
+
+    from argon2 import PasswordHasher
+
+    from server.auth.crypto import passwords
+    from server.auth.stores.users import UserStore
+
+    add_user(auth, "olive")
+    old = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash("short7!")
+
+    async def seed(backend: object) -> None:
+        store = UserStore(backend)  # type: ignore[arg-type]
+        item, user = await store.get_item("olive")
+        await store.replace(item, replace(user, password_hash=old))
+
+    auth.backend_call(seed)
+    with pytest.raises(NotAuthenticated):
+        _auth_local(auth, "olive", "wrong password")
+    assert _stored_hash(auth, "olive") == old
+    assert _auth_local(auth, "olive", "short7!").session_id
+    upgraded = _stored_hash(auth, "olive")
+    assert upgraded != old and upgraded.startswith(
+        f"$argon2id$v=19$m={passwords.MEMORY_KIB},t={passwords.TIME_COST},"
+        f"p={passwords.PARALLELISM}$"
+    )
+    assert not passwords.needs_rehash(upgraded)
+    assert _auth_local(auth, "olive", "short7!").session_id  # the same password, again
+    assert _stored_hash(auth, "olive") == upgraded  # nothing more to do
+    with pytest.raises(NotAuthenticated):
+        _auth_local(auth, "olive", "wrong password")

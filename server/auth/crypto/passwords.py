@@ -16,7 +16,10 @@ from proto.errors import BadParameter
 MIN_PASSWORD_LEN = 8
 MAX_PASSWORD_BYTES = limits.MAX_PASSWORD_BYTES
 
-_hasher = PasswordHasher()  # Argon2id, argon2-cffi's RFC 9106 low-memory profile
+# Argon2id, 32 MiB, 2 passes, 1 lane: above OWASP's minimum (19 MiB, t=2, p=1) in memory
+# at the same passes, ~55 ms of one core per hash here (docs/rfd/0013-password-hashing.md).
+TIME_COST, MEMORY_KIB, PARALLELISM = 2, 32 * 1024, 1
+_hasher = PasswordHasher(time_cost=TIME_COST, memory_cost=MEMORY_KIB, parallelism=PARALLELISM)
 _DUMMY_HASH = _hasher.hash("mezite-dummy-password-for-timing")
 
 
@@ -49,3 +52,18 @@ async def verify_password(stored_hash: str | None, password: str) -> bool:
     """True only for a real hash that matches; ``None`` (no user, no password set) is
     verified against the dummy hash and is always False."""
     return await asyncio.to_thread(_verify, stored_hash, password)
+
+
+async def rehash_password(password: str) -> str:
+    """A new hash of a password that just verified (not validated again: an earlier
+    release's rules may have let it in, and it stays the user's password)."""
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+def needs_rehash(stored_hash: str) -> bool:
+    """Whether a hash that just verified was made with other parameters (an earlier
+    release's): the login that proved the password stores it again with these."""
+    try:
+        return _hasher.check_needs_rehash(stored_hash)
+    except InvalidHashError:
+        return False

@@ -4,6 +4,7 @@ GetCurrentUser."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 
 from proto.clock import Clock
@@ -12,7 +13,13 @@ from proto.limits import MAX_USERNAME_CHARS
 from proto.locks import Subject
 from proto.v1 import auth_pb2 as pb
 from server.auth.auditing import Auditor
-from server.auth.crypto.passwords import MAX_PASSWORD_BYTES, hash_password, verify_password
+from server.auth.crypto.passwords import (
+    MAX_PASSWORD_BYTES,
+    hash_password,
+    needs_rehash,
+    rehash_password,
+    verify_password,
+)
 from server.auth.rbac import load_checker
 from server.auth.rpc.guard import PrincipalKind
 from server.auth.rpc.router import CallContext
@@ -24,6 +31,8 @@ from server.auth.stores.sessions import SessionStore
 from server.auth.stores.users import User, UserStore
 from server.backend import Backend, Delete, Item, Put
 from server.backend.atomic import Action
+
+log = logging.getLogger(__name__)
 
 INVITES_PREFIX = "invites/"
 MAX_USERNAME_LEN = MAX_USERNAME_CHARS
@@ -151,7 +160,20 @@ class LoginService:
         assert found is not None
         session = await self._sessions.create(found[0], user)
         self._audit.emit("user.login", user=user.name, method="local", peer=ctx.peer_addr)
+        if stored is not None and needs_rehash(stored):
+            await self._rehash(found[0], user, password)
         return pb.AuthenticateLocalResponse(session_id=session.session_id, expires=session.expires)
+
+    async def _rehash(self, item: Item, user: User, password: str) -> None:
+        """Store the password again under today's parameters, unless the user changed
+        since it was read (then that change stands, and the next login rehashes)."""
+        fresh = replace(user, password_hash=await rehash_password(password))
+        try:
+            await self._users.replace(item, fresh)
+        except CompareFailed:
+            log.info("user %s changed during login; password hash left for the next", user.name)
+        else:
+            log.info("password hash of %s upgraded to the current parameters", user.name)
 
     async def accept_invite(
         self, request: pb.AcceptInviteRequest, ctx: CallContext
