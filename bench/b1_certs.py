@@ -22,7 +22,9 @@ from bench.cluster import PASSWORD, Cluster
 from bench.procstat import cpu_seconds
 from bench.results import Outcome, Row, Settings, run_worker
 
-CERTS_TARGET = 2000.0
+CORES = os.cpu_count() or 1
+CERTS_TARGET_RATIO = 0.6  # of the raw signing loop on one core (issue 22)
+LOGINS_PER_CORE_TARGET = 10.0
 P50_SLACK_MS = 10.0
 NAGLE_NOTE = (
     "≈40 ms is Nagle + delayed ACK: the auth listener socket has proto 0, so asyncio "
@@ -67,8 +69,8 @@ def run(settings: Settings, cluster: Cluster) -> Outcome:
             sat["per_second"],
             "raw Ed25519 SSHCertificateBuilder.sign loop (1 core)",
             raw["achieved_rate"],
-            target=f"≥ {CERTS_TARGET:,.0f}/s",
-            met=sat["per_second"] >= CERTS_TARGET,
+            target=f"≥ {CERTS_TARGET_RATIO}× raw",  # noqa: RUF001
+            met=sat["per_second"] >= CERTS_TARGET_RATIO * raw["achieved_rate"],
             note=f"{doc['sat_concurrency']} in flight over {doc['channels']} channels; auth used "
             f"{sat['auth_cores']:.2f} cores, load generator {sat['client_cores']:.2f}",
         ),
@@ -115,8 +117,17 @@ def run(settings: Settings, cluster: Cluster) -> Outcome:
             login["p50"],
             "argon2id verify, in-process (same parameters)",
             doc["argon2_verify"]["p50"],
-            note=f"p99 {login['p99']:.0f} ms; saturated {doc['login_sat']['per_second']:.1f} "
-            f"logins/s; {login['errors']} errors",
+            note=f"p99 {login['p99']:.0f} ms; {login['errors']} errors",
+        ),
+        Row(
+            "B1",
+            "AuthenticateLocal saturated, per core",
+            "logins/s",
+            doc["login_sat"]["per_second"] / CORES,
+            target=f"≥ {LOGINS_PER_CORE_TARGET:.0f}/s per core",
+            met=doc["login_sat"]["per_second"] / CORES >= LOGINS_PER_CORE_TARGET,
+            note=f"{doc['login_sat']['per_second']:.1f} logins/s on {CORES} cores; Argon2id "
+            "m=32 MiB, t=2, p=1 (docs/rfd/0013-password-hashing.md)",
         ),
     ]
     return Outcome(rows=rows, details=doc)

@@ -29,6 +29,8 @@ def run(settings: Settings, cluster: Cluster) -> Outcome:
             ms["mez --help"],
             "python -c pass",
             ms["python -c pass"],
+            target="≤ 3×",  # noqa: RUF001
+            met=ms["mez --help"] <= 3 * ms["python -c pass"],
             note=f"ssh -V: {ms['ssh -V']:.1f} ms",
         ),
         Row(
@@ -38,6 +40,8 @@ def run(settings: Settings, cluster: Cluster) -> Outcome:
             ms["mez status"],
             "python -c pass",
             ms["python -c pass"],
+            target="≤ 6×",  # noqa: RUF001
+            met=ms["mez status"] <= 6 * ms["python -c pass"],
         ),
     ]
     return Outcome(rows=rows, details={k: v.as_dict() for k, v in t.items()})
