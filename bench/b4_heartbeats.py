@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import b5_listnodes
-from bench.cluster import Cluster
+from bench.cluster import FLEET_ENV, Cluster
 from bench.fleet import CLUSTER
 from bench.loadgen import LatencyStats
 from bench.procstat import cpu_seconds, rss_kb
@@ -125,7 +125,7 @@ def run(settings: Settings, with_b5: bool) -> tuple[Outcome, Outcome]:
         ["seed", "--data-dir", str(cluster.data_dir), "--n", str(registered), "--out", str(certs)],
         timeout=600,
     )
-    cluster.start_auth()
+    cluster.start_auth(FLEET_ENV)
     assert cluster.auth is not None
     pid = cluster.auth.pid
     gens = Generators(cluster, certs, max(levels))

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench.b4_heartbeats import raise_nofile
-from bench.cluster import Cluster, free_port, wait_port
+from bench.cluster import FLEET_ENV, Cluster, free_port, wait_port
 from bench.fleet import CLUSTER
 from bench.procstat import cpu_seconds
 from bench.results import Outcome, Row, Settings, run_worker
@@ -40,9 +40,7 @@ GIVE_UP_S = 30.0  # an agent not back this long after auth listens counts as not
 RESTARTS = 3
 DOWN_S = 1.0  # between auth's exit and its new start
 SETTLE_S = 3.0  # every stream up longer than HEARTBEAT.healthy_after before the next kill
-# The agents all dial from 127.0.0.1, where a real fleet comes from N addresses: auth's
-# per-address cap on unfinished handshakes (64 by default) would throttle them as one.
-STORM_ENV = {"MEZITE_AUTH_MAX_HANDSHAKES_PER_ADDRESS": "100000"}
+STORM_ENV = FLEET_ENV
 
 
 class Worker:
