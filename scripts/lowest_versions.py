@@ -22,7 +22,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-UNIT_TEST_TOOLS = ("pytest", "pytest-asyncio", "keyrings.alt", "mypy")
+UNIT_TEST_TOOLS = ("pytest", "pytest-asyncio", "keyrings.alt", "mypy", "hypothesis")
 _FLOOR = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^]]*\])?\s*(.*)$")
 
 
