@@ -17,8 +17,6 @@ from cli.reporting import Hints, exit_code, report_unexpected
 from proto import __version__
 from proto.errors import MeziteError
 
-log = logging.getLogger(__name__)
-
 
 @dataclass
 class Diagnostics:

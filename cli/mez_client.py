@@ -382,7 +382,12 @@ def proxy_ssh_config(profile: Profile) -> Path:
                        ("ProxyJump", proxy_alias(profile))),
         ],
     )  # fmt: skip
-    write_private(path, text, mode=0o644)
+    try:
+        unchanged = path.read_text() == text
+    except OSError:
+        unchanged = False
+    if not unchanged:  # every `mez ssh` renders it; an fsync'd rewrite only when it differs
+        write_private(path, text, mode=0o644)
     return path
 
 
