@@ -17,6 +17,7 @@ import asyncio
 import ipaddress
 import logging
 import ssl
+import threading
 from asyncio import sslproto
 from collections.abc import Callable
 from typing import Any, cast
@@ -141,10 +142,28 @@ class Gate(asyncio.Protocol):
         """Only refused connections end here; admitted ones belong to their protocol."""
 
 
+_scratch = threading.local()
+
+
+def _read_scratch(size: int) -> memoryview:
+    """This thread's buffer for the ciphertext read off a socket: one per event loop."""
+    view: memoryview | None = getattr(_scratch, "view", None)
+    if view is None or len(view) < size:
+        view = _scratch.view = memoryview(bytearray(size))
+    return view
+
+
 class CountedTLS(sslproto.SSLProtocol):
     """Server-side TLS in front of ``app`` (what ``create_server(ssl=...)`` builds, from
     the same asyncio class), releasing ``admission`` when the connection closes,
-    whether or not the handshake finished within ``handshake_timeout``."""
+    whether or not the handshake finished within ``handshake_timeout``.
+
+    asyncio gives every TLS connection its own zero-filled 256 KiB buffer to read
+    ciphertext into, and keeps it for the connection's life: 256 KiB resident per node
+    agent holding a stream to auth, most of auth's memory in a large fleet. The buffer
+    is only scratch: the transport fills it and, in the same callback, ``buffer_updated``
+    copies what was read into the connection's own ``MemoryBIO``. So one buffer per
+    thread serves every connection of that thread's loop, at the same read size."""
 
     def __init__(
         self,
@@ -162,6 +181,13 @@ class CountedTLS(sslproto.SSLProtocol):
             ssl_handshake_timeout=timeout,
         )  # fmt: skip
         self.admission = admission
+        self._ssl_buffer_view = _read_scratch(self.max_size)
+        self._ssl_buffer = bytearray()  # asyncio's own buffer, freed here
+
+    def get_buffer(self, n: int) -> memoryview:
+        # Filled and consumed (buffer_updated) within one callback of this thread's loop.
+        self._ssl_buffer_view = _read_scratch(self.max_size)
+        return self._ssl_buffer_view
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.admission.release()
