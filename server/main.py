@@ -13,6 +13,7 @@ from proto.addr import HostPort, listen_errors
 from proto.errors import BadParameter, ConnectionProblem
 from proto.files import ensure_private_dir, refuse_read_only
 from server.config import ServerConfig
+from server.heap import HeapFreezer
 
 if TYPE_CHECKING:
     from server.audit.log import AuditLog
@@ -140,6 +141,13 @@ def run(config: ServerConfig) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(config, stop)
+        heap = HeapFreezer()
+        heap.install()
+        reclaim = asyncio.create_task(heap.reclaim_periodically(), name="heap-reclaim")
+        try:
+            await serve(config, stop)
+        finally:
+            reclaim.cancel()
+            heap.uninstall()
 
     asyncio.run(main())
