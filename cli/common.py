@@ -18,6 +18,14 @@ from proto import __version__
 from proto.errors import MeziteError
 
 
+def command_group(**options: Any) -> typer.Typer:
+    """A (sub)command group of any of the CLIs: no arguments show its help, errors are
+    reported by ``run`` (no pretty tracebacks), and help is click's plain text: rich's
+    renderer costs more to import than the rest of `mez --help` together."""
+    options.setdefault("no_args_is_help", True)
+    return typer.Typer(pretty_exceptions_enable=False, rich_markup_mode=None, **options)
+
+
 @dataclass
 class Diagnostics:
     """What `run` needs to know from the command line: set by the --debug option, which

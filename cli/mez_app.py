@@ -11,12 +11,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.common import DebugOpt, print_json, run, version_callback
+from cli.common import DebugOpt, command_group, print_json, run, version_callback
 
-app = typer.Typer(
+app = command_group(
     help="Mezite user client: log in, list nodes, ssh and scp.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
 )
 
 if TYPE_CHECKING:

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cli.common import command_group
 from cli.render import FormatOpt, when
 
 if TYPE_CHECKING:
     from proto.cluster_api import ClusterAPI
 
-app = typer.Typer(help="Session recordings: list them; `mez play ID` plays one.",
-                  no_args_is_help=True)  # fmt: skip
+app = command_group(help="Session recordings: list them; `mez play ID` plays one.")
 MAX_IDLE = 2.0  # a pause in a recording is played at most this long
 
 
@@ -50,12 +50,34 @@ def ls(
         found = api.list_recordings(user, node, start)
     finally:
         api.close()
-    rows = [{"session_id": r.session_id, "user": r.user, "login": r.login, "node": r.node_name,
-             "started": r.started, "duration": round(r.ended - r.started, 1), "size": r.size,
-             "sha256": r.sha256, "truncated": r.truncated} for r in found]  # fmt: skip
-    show_rows(rows, output, ["Session", "User", "Login", "Node", "Started", "Duration", "Size"],
-              lambda r: [r["session_id"], r["user"], r["login"], r["node"], when(r["started"]),
-                         f"{r['duration']}s", r["size"]])  # fmt: skip
+    rows = [
+        {
+            "session_id": r.session_id,
+            "user": r.user,
+            "login": r.login,
+            "node": r.node_name,
+            "started": r.started,
+            "duration": round(r.ended - r.started, 1),
+            "size": r.size,
+            "sha256": r.sha256,
+            "truncated": r.truncated,
+        }
+        for r in found
+    ]
+    show_rows(
+        rows,
+        output,
+        ["Session", "User", "Login", "Node", "Started", "Duration", "Size"],
+        lambda r: [
+            r["session_id"],
+            r["user"],
+            r["login"],
+            r["node"],
+            when(r["started"]),
+            f"{r['duration']}s",
+            r["size"],
+        ],
+    )
 
 
 def play_cast(

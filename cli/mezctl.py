@@ -20,6 +20,7 @@ from cli.admin import (
 )
 from cli.common import (
     DebugOpt,
+    command_group,
     joined,
     print_json,
     raise_open_file_limit,
@@ -29,10 +30,8 @@ from cli.common import (
 )
 from cli.render import FormatOpt
 
-app = typer.Typer(
+app = command_group(
     help="Mezite cluster control: run the auth service and administer it.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
 )
 
 StartDataDirOpt = Annotated[

@@ -14,15 +14,13 @@ from typing import Annotated, Any
 import typer
 
 from cli.admin import admin_command, connect, web_origin
-from cli.common import print_json
+from cli.common import command_group, print_json
 from cli.render import FormatOpt, parse_labels, show_rows, split_list, when
 
-users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
-tokens_app = typer.Typer(help="Manage join tokens.", no_args_is_help=True)
-audit_app = typer.Typer(help="Search the audit log.", no_args_is_help=True)
-bots_app = typer.Typer(
-    help="Manage agent identities (machines: CI, Ansible).", no_args_is_help=True
-)
+users_app = command_group(help="Manage users.")
+tokens_app = command_group(help="Manage join tokens.")
+audit_app = command_group(help="Search the audit log.")
+bots_app = command_group(help="Manage agent identities (machines: CI, Ansible).")
 
 
 def _addr_and_pin(client: Any) -> tuple[str, str]:
@@ -476,7 +474,7 @@ def _export_krl(ctx: typer.Context, out: Path | None) -> None:
     typer.echo(f"KRL revokes {reply.revoked} certificate(s).", err=True)
 
 
-recordings_app = typer.Typer(help="Session recordings (asciicast v2).", no_args_is_help=True)
+recordings_app = command_group(help="Session recordings (asciicast v2).")
 
 
 @recordings_app.command("export")

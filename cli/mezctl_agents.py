@@ -10,12 +10,13 @@ from __future__ import annotations
 import typer
 
 from cli.admin import admin_command, connect
+from cli.common import command_group
 from cli.render import FormatOpt, show_rows, when
 
 
 def agents_app(kind: str) -> typer.Typer:
     plural = f"{kind}s"
-    app = typer.Typer(help=f"List and remove joined {plural}.", no_args_is_help=True)
+    app = command_group(help=f"List and remove joined {plural}.")
 
     @app.command("ls")
     @admin_command

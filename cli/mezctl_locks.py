@@ -13,12 +13,10 @@ from typing import Annotated
 import typer
 
 from cli.admin import admin_command, connect
-from cli.common import print_json
+from cli.common import command_group, print_json
 from cli.render import FormatOpt, show_rows, when
 
-app = typer.Typer(
-    help="Lock users, nodes, agent identities, logins or roles.", no_args_is_help=True
-)
+app = command_group(help="Lock users, nodes, agent identities, logins or roles.")
 
 TARGET_FLAGS = ("--user", "--node", "--agent-identity", "--login", "--role")
 

@@ -14,12 +14,11 @@ from typing import Annotated
 import typer
 
 from cli.admin import admin_command, connect
-from cli.common import print_json
+from cli.common import command_group, print_json
 from cli.render import FormatOpt, show_rows, split_list, when
 
-app = typer.Typer(help="SPIFFE: issue SVIDs, show the bundle, trust other domains.",
-                  no_args_is_help=True)  # fmt: skip
-trust_app = typer.Typer(help="Trusted external SPIFFE trust domains.", no_args_is_help=True)
+app = command_group(help="SPIFFE: issue SVIDs, show the bundle, trust other domains.")
+trust_app = command_group(help="Trusted external SPIFFE trust domains.")
 app.add_typer(trust_app, name="trust")
 
 SVID_FILE, SVID_KEY_FILE, BUNDLE_FILE = "svid.pem", "svid_key.pem", "bundle.pem"
@@ -171,9 +170,8 @@ def trust_rm(ctx: typer.Context, trust_domain: str) -> None:
     typer.echo(f"No longer trusting {trust_domain}.")
 
 
-workloads_app = typer.Typer(
+workloads_app = command_group(
     help="Workload rules: which processes on which nodes get SVIDs from mezd's Workload API.",
-    no_args_is_help=True,
 )
 app.add_typer(workloads_app, name="workloads")
 

@@ -16,6 +16,7 @@ import typer
 
 from cli.common import (
     DebugOpt,
+    command_group,
     joined,
     raise_open_file_limit,
     run,
@@ -24,10 +25,8 @@ from cli.common import (
 )
 from cli.render import parse_labels, split_list
 
-app = typer.Typer(
+app = command_group(
     help="Mezite node agent: join a cluster and serve SSH.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
 )
 
 DataDirOpt = Annotated[
@@ -233,9 +232,8 @@ def start_cmd(
                           workload_api=workload_api))  # fmt: skip
 
 
-identity_app = typer.Typer(
+identity_app = command_group(
     help="Agent identities: short-lived SSH credentials for machines (CI, Ansible).",
-    no_args_is_help=True,
 )
 app.add_typer(identity_app, name="identity")
 

@@ -28,6 +28,7 @@ HEAVY_MODULES = (
     "httpx",
     "keyring",
     "sqlite3",
+    "rich",  # help is click's plain text (cli.common.command_group)
 )
 
 
@@ -89,3 +90,15 @@ def test_help(prog: str) -> None:
     assert result.returncode == 0, result.stderr
     assert prog in result.stdout
     assert "--version" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("prog", "args"),
+    [("mez", ("bogus",)), ("mezctl", ("users", "add")), ("mezd", ("join", "--nope"))],
+)
+def test_a_usage_error_is_plain_lines_without_rich(prog: str, args: tuple[str, ...]) -> None:
+    result = _run_cli(prog, *args)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("import time:")]
+    assert lines[-1].startswith("Error: "), lines
+    assert not _heavy(_imported_modules(result.stderr))
