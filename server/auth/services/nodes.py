@@ -421,20 +421,14 @@ class NodeService:
             labels=labels, allowed=listed, limit=request.limit, page_token=request.page_token,
             name=request.name,
         )  # fmt: skip
-        return pb.ListNodesResponse(
-            nodes=[
-                pb.Node(
-                    id=v.record.id,
-                    name=v.record.name,
-                    addr=v.addr,
-                    labels=dict(v.record.labels),
-                    last_seen=v.last_seen,
-                    seen_from=v.seen_from,
-                )
-                for v in views
-            ],
-            next_page_token=next_token,
-        )
+        response = pb.ListNodesResponse(next_page_token=next_token)
+        for view in views:
+            # A record's fields are encoded once (labels are a protobuf map, slow to
+            # build from Python); its presence is set on each call.
+            node = response.nodes.add()
+            node.MergeFromString(self._catalog.encoded(view.record, _encode_record))
+            node.addr, node.last_seen, node.seen_from = view.addr, view.last_seen, view.seen_from
+        return response
 
     async def _joined(self, kinds: frozenset[str]) -> list[AgentRecord]:
         """Agents that joined with a token (not this host's own local identities)."""
@@ -582,3 +576,9 @@ class _Fixed:
 
 def _plain(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k)[:64]: v for k, v in fields.items()}
+
+
+def _encode_record(record: AgentRecord) -> bytes:
+    """The fields of a ``pb.Node`` that come from its record."""
+    node = pb.Node(id=record.id, name=record.name, labels=dict(record.labels))
+    return node.SerializeToString()
