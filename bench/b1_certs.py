@@ -323,17 +323,23 @@ async def login_storm(logins: list[Any], issue: Any, rate: float, count: int) ->
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
 
-    async def storm() -> tuple[float, int]:
+    async def storm() -> tuple[float, list[BaseException]]:
         t0 = loop.time()
         calls = (asyncio.wait_for(logins[i % len(logins)](), 300) for i in range(count))
         results = await asyncio.gather(*calls, return_exceptions=True)
         done.set()
-        return loop.time() - t0, sum(isinstance(r, BaseException) for r in results)
+        return loop.time() - t0, [r for r in results if isinstance(r, BaseException)]
 
     storming = asyncio.create_task(storm())
     certs = await open_loop(issue, rate, 600, stop=done)
     seconds, errors = await storming
-    return {"logins": count, "seconds": seconds, "login_errors": errors, "issue": certs.as_dict()}
+    return {
+        "logins": count,
+        "seconds": seconds,
+        "login_errors": len(errors),
+        "first_login_error": f"{type(errors[0]).__name__}: {errors[0]}"[:300] if errors else "",
+        "issue": certs.as_dict(),
+    }
 
 
 def main(argv: list[str]) -> int:
