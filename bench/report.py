@@ -12,7 +12,7 @@ from typing import Any
 from bench.results import Outcome, Row, fmt
 
 BEGIN, END = "<!-- ANALYSIS:BEGIN -->", "<!-- ANALYSIS:END -->"
-ORDER = ("b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "b10")
+ORDER = ("b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "b10", "b11")
 
 
 def met_text(row: Row) -> str:

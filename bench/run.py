@@ -34,14 +34,15 @@ from bench import (  # noqa: E402
     b8_storm,
     b9_failover,
     b10_recording,
+    b11_sessions,
 )
 from bench.cluster import Cluster, stop_all  # noqa: E402
 from bench.lab import Lab  # noqa: E402
 from bench.machine import describe  # noqa: E402
-from bench.report import write_reports  # noqa: E402
+from bench.report import ORDER, write_reports  # noqa: E402
 from bench.results import Outcome, Row, Settings  # noqa: E402
 
-ALL = ("b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "b10")
+ALL = ORDER
 
 
 def log(msg: str) -> None:
@@ -76,7 +77,7 @@ def run_suite(settings: Settings, selected: set[str]) -> dict[str, Outcome]:
     outcomes: dict[str, Outcome] = {}
     cluster = Cluster(settings.workdir / "cluster")
     lab = Lab(cluster, settings.workdir / "openssh")
-    needs_cluster = selected & {"b1", "b2", "b3", "b6", "b7", "b10"}
+    needs_cluster = selected & {"b1", "b2", "b3", "b6", "b7", "b10", "b11"}
     try:
         if needs_cluster:
             log("starting auth (mezctl start), user, mez login")
@@ -87,7 +88,7 @@ def run_suite(settings: Settings, selected: set[str]) -> dict[str, Outcome]:
             guarded("b1", outcomes, lambda: b1_certs.run(settings, cluster))
         if "b7" in selected:
             guarded("b7", outcomes, lambda: b7_cli.run(settings, cluster))
-        if selected & {"b2", "b3", "b6", "b10"}:
+        if selected & {"b2", "b3", "b6", "b10", "b11"}:
             log("starting mezd (mezd join + mezd start) and two stock sshd")
             node_ok = cluster.start_node()
             if not node_ok:
@@ -102,6 +103,8 @@ def run_suite(settings: Settings, selected: set[str]) -> dict[str, Outcome]:
                 guarded("b3", outcomes, lambda: b3_throughput.run(settings, lab, node_ok))
             if "b10" in selected:
                 guarded("b10", outcomes, lambda: b10_recording.run(settings, lab, node_ok))
+            if "b11" in selected:
+                guarded("b11", outcomes, lambda: b11_sessions.run(settings, lab, node_ok))
             if "b6" in selected:
                 guarded("b6", outcomes, lambda: b6_memory.run(settings, cluster, lab, idle))
                 if cluster.node is not None:
@@ -161,7 +164,7 @@ def compile_bytecode() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter windows")
-    parser.add_argument("--only", default=",".join(ALL), help="comma list of b1..b10")
+    parser.add_argument("--only", default=",".join(ALL), help="comma list of b1..b11")
     parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md goes")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     opts = parser.parse_args(argv)
