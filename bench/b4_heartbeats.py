@@ -28,6 +28,8 @@ from bench.results import Outcome, Row, Settings, run_worker
 TARGET_AGENTS = 50_000
 TARGET = "50k agents < 1 core"
 PER_GENERATOR = 9000
+ACK_P99_TARGET_MS = 100.0  # issue 22
+RSS_PER_AGENT_TARGET_KIB = 64.0  # issue 22
 INTERVAL = 60.0
 
 
@@ -241,16 +243,18 @@ def b4_rows(details: dict[str, Any], levels: list[int]) -> Outcome:
                 "auth CPU at 50,000 agents (EXTRAPOLATED linearly)",
                 "cores",
                 est,
-                target=TARGET,
-                met=est < 1.0,
+                target=f"{TARGET}, measured (issue 22's B4')",
+                met=None,  # an extrapolation meets nothing: B4' asks for 50,000 measured
                 note=f"measured up to {top:,}: the sandbox's RLIMIT_NOFILE hard limit is "
                 f"{details['nofile_hard_limit']:,} and every agent holds its own "
                 f"connection; RSS would be ~{rss_est:.1f} GiB",
             )
         )
+    p99 = lv[top]["acks"]["p99"]
     rows.append(
-        Row("B4", f"heartbeat ack p99 at {lv[top]['live']:,} agents", "ms", lv[top]["acks"]["p99"])
-    )
+        Row("B4", f"heartbeat ack p99 at {lv[top]['live']:,} agents", "ms", p99,
+            target=f"≤ {ACK_P99_TARGET_MS:.0f} ms", met=p99 <= ACK_P99_TARGET_MS)
+    )  # fmt: skip
     if len(levels) >= 2:
         slope_kb = (lv[top]["auth_rss_kb"] - lv[levels[0]]["auth_rss_kb"]) / (top - levels[0])
         rows.append(
@@ -259,6 +263,8 @@ def b4_rows(details: dict[str, Any], levels: list[int]) -> Outcome:
                 "auth RSS per connected agent (B4 slope)",
                 "KiB/agent",
                 slope_kb,
+                target=f"≤ {RSS_PER_AGENT_TARGET_KIB:.0f} KiB",
+                met=slope_kb <= RSS_PER_AGENT_TARGET_KIB,
                 note=f"{levels[0]:,} → {top:,} agents",
             )
         )
