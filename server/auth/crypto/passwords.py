@@ -40,9 +40,12 @@ _pool: ThreadPoolExecutor | None = None
 
 
 def _lower_priority() -> None:
-    # Linux keeps a nice value per thread; raising one's own needs no privilege.
+    # Linux keeps a nice value per thread (a new thread starts with its creator's);
+    # raising one's own needs no privilege.
+    tid = threading.get_native_id()
     with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICE)
+        nice = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, nice + HASHING_NICE))
 
 
 async def _off_loop(fn: Callable[..., T], *args: object) -> T:
