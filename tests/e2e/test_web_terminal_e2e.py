@@ -299,3 +299,38 @@ def test_a_browser_gone_mid_output_ends_the_session_quietly(web: Web) -> None:
     assert [e["user"] for e in ended] == ["alice"]
     log = web.auth.log.read_text()
     assert "web terminal failed" not in log and "Traceback" not in log, log[-2000:]
+
+
+def test_a_web_terminal_session_is_recorded_like_any_pty_session(web: Web) -> None:
+    """The node records the browser's session as it does `mez ssh -t`: its output and its
+    resizes reach auth, listed for its user and played through the proxy's REST routes."""
+    session = web.login("alice")
+    with web.terminal(session) as ws:
+        ws.send(b"stty size\n")
+        _wait_for(ws, b"30 100")
+        ws.send(json.dumps({"type": "resize", "cols": 120, "rows": 40}))
+        ws.send(b"stty size; printf 'web-%s\\n' recorded; exit\n")
+        output, _ = _until_closed(ws)
+    assert b"40 120" in output and b"web-recorded" in output
+    bearer = {"Authorization": f"Bearer {session}"}
+    deadline = time.monotonic() + 30
+    with httpx.Client(verify=web.tls, base_url=web.origin) as http:
+        while not (
+            (found := http.get("/v1/webapi/recordings", headers=bearer).json()["recordings"])
+            and all(rec["complete"] for rec in found)
+        ):
+            assert time.monotonic() < deadline, "the web terminal's recording never arrived"
+            time.sleep(0.3)
+        (rec,) = found
+        assert (rec["user"], rec["login"], rec["node_name"], rec["truncated"]) == (
+            "alice", LOGIN, "web-1", False,
+        ), rec  # fmt: skip
+        cast = http.get(f"/v1/webapi/sessions/{rec['session_id']}/recording", headers=bearer)
+        assert cast.status_code == 200, cast.text
+        others = {"Authorization": f"Bearer {web.login('bob')}"}
+        assert http.get("/v1/webapi/recordings", headers=others).json()["recordings"] == []
+    header, *events = [json.loads(line) for line in cast.text.splitlines()]
+    assert (header["version"], header["width"], header["height"]) == (2, 100, 30)
+    assert [e[2] for e in events if e[1] == "r"] == ["120x40"]
+    assert "web-recorded" in "".join(e[2] for e in events if e[1] == "o")
+    assert not [e for e in events if e[1] == "i"]  # input is not recorded
