@@ -5,7 +5,6 @@ any other error into one line naming the log file that has its traceback."""
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,7 +65,10 @@ def version_callback(prog: str) -> Callable[[bool], None]:
 
 def setup_logging(level: str) -> None:
     """Library code logs; this sends it to stderr. Once configured (by --debug), the
-    first setting stays: basicConfig does nothing when the root logger has a handler."""
+    first setting stays: basicConfig does nothing when the root logger has a handler.
+    logging is imported here: `mez --help` and a usage error never need it."""
+    import logging
+
     logging.basicConfig(
         stream=sys.stderr,
         level=getattr(logging, level.upper(), logging.INFO),

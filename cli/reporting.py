@@ -5,14 +5,11 @@ that `mez ssh`'s fast path (cli/mez.py) ends the same way as every other command
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
 
 from proto.errors import MeziteError
-
-log = logging.getLogger(__name__)
 
 Hints = Mapping[type[MeziteError], str]
 
@@ -33,7 +30,9 @@ def report(err: MeziteError) -> None:
 def exit_code(prog: str, err: MeziteError, default_hints: Hints | None = None) -> int:
     """Report a Mezite error; hints do not cross the wire, so a CLI names its own way
     out per error class."""
-    log.debug("%s failed", prog, exc_info=True)
+    import logging  # not on the paths that never fail (`mez --help`, `mez ssh`)
+
+    logging.getLogger(__name__).debug("%s failed", prog, exc_info=True)
     if err.hint is None and default_hints:
         err.hint = next((h for cls, h in default_hints.items() if isinstance(err, cls)), None)
     report(err)

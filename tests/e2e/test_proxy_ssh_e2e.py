@@ -118,7 +118,7 @@ def test_mez_ssh_goes_through_the_proxy(hop: Hop) -> None:
 # What `mez ssh NAME` through a proxy must not load: the command-line framework (it
 # reads ssh's own arguments) and any client for an RPC (the proxy resolves the name).
 NOT_ON_THE_SSH_PATH = ("typer", "click", "grpc", "google.protobuf", "http.client", "cryptography",
-                       "proto.client", "proto.web_client", "keyring")  # fmt: skip
+                       "proto.client", "proto.web_client", "keyring", "logging")  # fmt: skip
 
 
 def _imported(stderr: str) -> set[str]:

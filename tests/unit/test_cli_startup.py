@@ -29,6 +29,7 @@ HEAVY_MODULES = (
     "keyring",
     "sqlite3",
     "rich",  # help is click's plain text (cli.common.command_group)
+    "logging",  # configured by --debug, used on failure: ~5 ms of every start-up otherwise
 )
 
 
