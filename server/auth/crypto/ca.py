@@ -19,6 +19,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -50,7 +51,7 @@ class SSHAuthority:
     kind: str
     private_key: ed25519.Ed25519PrivateKey
 
-    @property
+    @cached_property  # an authority's keys never change: answers carry it on every call
     def public_line(self) -> str:
         """The CA's OpenSSH public key line, as known_hosts and TrustedUserCAKeys want it."""
         return (
@@ -77,7 +78,7 @@ class X509Authority:
     cert: x509.Certificate
     kind: str = "host_x509"  # or "spiffe_x509": trusted for SVIDs and nothing else
 
-    @property
+    @cached_property
     def cert_pem(self) -> str:
         return self.cert.public_bytes(serialization.Encoding.PEM).decode()
 
