@@ -58,14 +58,15 @@ from server.auth.stores.locks import LockCache, LockStore
 from server.auth.stores.nodes import NodeCatalog
 from server.auth.stores.presence import PresenceTable, PresenceView
 from server.auth.stores.recordings import Recordings, recording_data
-from server.auth.stores.roles import RoleStore
-from server.auth.stores.sessions import SessionStore
+from server.auth.stores.roles import ROLE_PREFIX, RoleStore
+from server.auth.stores.sessions import SESSIONS_PREFIX, SessionStore
 from server.auth.stores.shared_presence import SharedPresence
 from server.auth.stores.spiffe_trust import SPIFFETrustStore
-from server.auth.stores.users import UserStore
+from server.auth.stores.users import USERS_PREFIX, UserStore
 from server.auth.stores.workload_rules import WorkloadRules
 from server.auth.sts import STSClient
 from server.backend import Backend
+from server.backend.mirror import Mirror
 from server.config import ServerConfig
 from server.diagnostics import DiagnosticsServer, serve_metrics
 from server.tls import reload_cert_chain
@@ -102,9 +103,13 @@ class AuthServer:
         self.clock = clock or SystemClock()
         self.auditor = Auditor(audit_log, self.clock)
         self.agents = AgentStore(backend)
-        self.users = UserStore(backend)
-        self.roles = RoleStore(backend)
-        self.sessions = SessionStore(backend, self.users, self.clock, config.auth.session_ttl)
+        # What every call reads (its session, then its user and roles) is kept in memory.
+        self.mirror = Mirror(backend, (SESSIONS_PREFIX, USERS_PREFIX, ROLE_PREFIX))
+        self.users = UserStore(backend, self.mirror)
+        self.roles = RoleStore(backend, self.mirror)
+        self.sessions = SessionStore(
+            backend, self.users, self.clock, config.auth.session_ttl, self.mirror
+        )
         self.tokens = JoinTokens(backend, self.clock)
         self.iam_tokens = IAMTokens(backend, self.clock)
         self.recordings = Recordings(backend, recording_data(config))
@@ -320,6 +325,7 @@ class AuthServer:
         await self.catalog.start()
         await migrate_legacy_locks(self.backend, self.clock)
         await self.lock_cache.start()
+        await self.mirror.start()
         self.signer = UserCertSigner(cas, self.serials, self.auditor, self.clock)
         self.issuer = issuer = AgentIssuer(cas, self.serials, self.signer, self.clock)
         chain, key = self._write_server_tls(issuer)
@@ -400,6 +406,7 @@ class AuthServer:
                 with contextlib.suppress(MeziteError):
                     await identity.retire()
         await self.lock_cache.stop()
+        await self.mirror.stop()
         await self.catalog.stop()
         await self.recordings.data.close()
         if self.shared_presence is not None:

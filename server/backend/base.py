@@ -128,6 +128,11 @@ class Watcher:
         self._wakeup = asyncio.Event()
         self._error: MeziteError | None = None
         self._closed = False
+        # The newest revision the backend has fanned out to this watcher (matching it or
+        # not), and the newest of this instance's own commits that matches it: once the
+        # first reaches the second, every write made here has reached the watcher.
+        self.seen_revision = 0
+        self.awaited_revision = 0
 
     @property
     def closed(self) -> bool:
@@ -145,6 +150,24 @@ class Watcher:
             return
         self._buffer.append(event)
         self._wakeup.set()
+
+    def progress(self, revision: int) -> None:
+        """Called on the event loop by the backend after each fan-out."""
+        self.seen_revision = max(self.seen_revision, revision)
+
+    @property
+    def current(self) -> bool:
+        """Whether every write this instance committed under the prefixes was delivered."""
+        return self.seen_revision >= self.awaited_revision
+
+    def take_ready(self) -> Sequence[Event]:
+        """The events already delivered, without waiting (for a reader that must be
+        current now rather than at the consumer's next turn)."""
+        if not self._buffer:
+            return ()
+        ready = tuple(self._buffer)
+        self._buffer.clear()
+        return ready
 
     def fail(self, error: MeziteError | None) -> None:
         """Stop the watch; ``error`` (if any) is raised to the reader once the events
@@ -200,6 +223,7 @@ class Backend(abc.ABC):
         self._watchers: set[Watcher] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
+        self.committed_revision = 0  # the newest revision this instance has committed
 
     @abc.abstractmethod
     async def get(self, key: str) -> Item:
@@ -263,6 +287,7 @@ class Backend(abc.ABC):
         if queue_size < 1:
             raise BadParameter("queue_size must be positive")
         watcher = Watcher(prefixes, queue_size, self)
+        watcher.seen_revision = self.committed_revision  # a read after INIT has those
         self._watchers.add(watcher)
         watcher.deliver(_INIT_EVENT)
         return watcher
@@ -271,12 +296,24 @@ class Backend(abc.ABC):
         self._watchers.discard(watcher)
 
     def _publish(self, events: Sequence[Event]) -> None:
-        """Fan committed events out to watchers. Must run on the event loop, in commit
-        order."""
+        """Fan this instance's committed events out to watchers. Must run on the event
+        loop, in commit order, before the writer learns that its write committed."""
+        if not events:
+            return
+        self._committed(events)
         for watcher in list(self._watchers):
             for event in events:
                 if watcher.matches(event.item.key):
                     watcher.deliver(event)
+            watcher.progress(events[-1].item.revision)
+
+    def _committed(self, events: Sequence[Event]) -> None:
+        """Note this instance's commit of ``events``, before its writer resumes."""
+        newest = events[-1].item.revision
+        self.committed_revision = max(self.committed_revision, newest)
+        for watcher in self._watchers:
+            if any(watcher.matches(event.item.key) for event in events):
+                watcher.awaited_revision = max(watcher.awaited_revision, newest)
 
     async def start(self, sweep_interval: float = DEFAULT_SWEEP_INTERVAL) -> None:
         """Begin sweeping expired items every ``sweep_interval`` seconds."""

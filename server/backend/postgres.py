@@ -116,7 +116,6 @@ class PostgresBackend(Backend):
         self._pool: AsyncConnectionPool[Any] | None = None
         self._channel = ""
         self._last = 0  # the last revision fanned out to watchers
-        self._committed = 0  # the newest revision this instance has committed
         # Per watcher, the newest revision it must not see: changes that committed
         # before it began, which the feed may deliver after.
         self._floors: weakref.WeakKeyDictionary[Watcher, int] = weakref.WeakKeyDictionary()
@@ -156,15 +155,19 @@ class PostgresBackend(Backend):
         self, prefixes: Sequence[str] = (), *, queue_size: int = DEFAULT_WATCH_QUEUE
     ) -> Watcher:
         watcher = super().watch(prefixes, queue_size=queue_size)
-        self._floors[watcher] = max(self._last, self._committed)
+        floor = self._floors[watcher] = max(self._last, self.committed_revision)
+        watcher.seen_revision = floor
         return watcher
 
     def _publish(self, events: Sequence[Event]) -> None:
+        """Fan the feed's events (every auth server's) out to watchers."""
         for watcher in list(self._watchers):
             floor = self._floors.get(watcher, 0)
             for event in events:
                 if event.item.revision > floor and watcher.matches(event.item.key):
                     watcher.deliver(event)
+            if events:
+                watcher.progress(events[-1].item.revision)
 
     # --- reads
 
@@ -335,7 +338,7 @@ class PostgresBackend(Backend):
                 # Delivered to listeners when (and only if) the transaction commits.
                 await conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
         if events:
-            self._committed = max(self._committed, events[-1].item.revision)
+            self._committed(events)
             self._wake.set()  # our own watchers need not wait for the round trip
         return result
 

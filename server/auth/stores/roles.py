@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from proto.errors import AlreadyExists, BadParameter, NotFound
 from server.backend import Backend, Item, prefix_range
+from server.backend.mirror import Reads
 
 if TYPE_CHECKING:
     from proto.v1 import auth_pb2
@@ -438,13 +439,14 @@ class RoleStore:
     """Roles in the backend under ``roles/<name>``, always validated on the way in and
     out."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, reads: Reads | None = None) -> None:
         self._backend = backend
+        self._reads: Reads = reads or backend  # a mirror on the auth server
 
     async def get(self, name: str) -> Role:
         validate_role_name(name)
         try:
-            item = await self._backend.get(_key(name))
+            item = await self._reads.get(_key(name))
         except NotFound:
             raise NotFound(f"role {name} not found") from None
         return role_from_json(item.value)

@@ -25,6 +25,7 @@ from proto.errors import CompareFailed, NotAuthenticated, NotFound
 from server.auth.rpc.guard import Principal, PrincipalKind
 from server.auth.stores.users import User, UserStore
 from server.backend import Backend, Condition, Item, Put, prefix_range
+from server.backend.mirror import Reads
 
 SESSIONS_PREFIX = "sessions/"
 _SESSION_ID = re.compile(r"([0-9a-f]{32})([A-Za-z0-9_-]{43})")
@@ -56,8 +57,12 @@ class NewSession:
 
 
 class SessionStore:
-    def __init__(self, backend: Backend, users: UserStore, clock: Clock, ttl: float) -> None:
+    def __init__(
+        self, backend: Backend, users: UserStore, clock: Clock, ttl: float,
+        reads: Reads | None = None,
+    ) -> None:  # fmt: skip
         self._backend = backend
+        self._reads: Reads = reads or backend  # a mirror on the auth server (every call)
         self._users = users
         self._clock = clock
         self._ttl = ttl
@@ -80,7 +85,7 @@ class SessionStore:
         """The guard's session lookup; every failure is the same error."""
         key = session_key(session_id)
         try:
-            item = await self._backend.get(key)
+            item = await self._reads.get(key)
         except NotFound:
             raise _EXPIRED from None
         doc = json.loads(item.value)

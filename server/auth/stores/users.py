@@ -18,6 +18,7 @@ from server.auth.stores.roles import validate_login
 from server.auth.stores.secret_tokens import PendingToken
 from server.backend import Backend, Condition, Delete, Item, Put, prefix_range
 from server.backend.atomic import Action
+from server.backend.mirror import Reads
 
 USERS_PREFIX = "users/"
 MAX_ROLES = 32
@@ -73,18 +74,26 @@ def validate_user_fields(name: str, roles: list[str], logins: list[str]) -> None
 
 
 class UserStore:
-    def __init__(self, backend: Backend) -> None:
+    """Users under ``users/<name>``. ``get`` and ``find`` read through ``reads`` (a
+    mirror on the auth server, server/backend/mirror.py); the ``*_item`` reads, whose
+    item a compare-and-swap writes over, always read storage."""
+
+    def __init__(self, backend: Backend, reads: Reads | None = None) -> None:
         self._backend = backend
+        self._reads: Reads = reads or backend
 
     async def get_item(self, name: str) -> tuple[Item, User]:
+        return await self._read(self._backend, name)
+
+    async def _read(self, reads: Reads, name: str) -> tuple[Item, User]:
         try:
-            item = await self._backend.get(USERS_PREFIX + validate_username(name))
+            item = await reads.get(USERS_PREFIX + validate_username(name))
         except NotFound:
             raise NotFound(f"user {name!r} not found") from None
         return item, User.decode(item.value)
 
     async def get(self, name: str) -> User:
-        return (await self.get_item(name))[1]
+        return (await self._read(self._reads, name))[1]
 
     async def find_item(self, name: str) -> tuple[Item, User] | None:
         """Like get_item, but None for a missing or malformed name (logins must not
@@ -95,8 +104,10 @@ class UserStore:
             return None
 
     async def find(self, name: str) -> User | None:
-        found = await self.find_item(name)
-        return found[1] if found else None
+        try:
+            return await self.get(name)
+        except (NotFound, BadParameter):
+            return None
 
     async def create(self, user: User, *also: Action) -> None:
         """Store a new user, and ``also`` (its invite) in the same write."""
