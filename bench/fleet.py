@@ -118,8 +118,12 @@ class Agent:
         self.lock_task = asyncio.create_task(self._drain_locks())
 
     async def _drain_locks(self) -> None:
+        import grpc
+
+        # read() as the first message was read: grpc.aio refuses `async for` on a call
+        # once read() has been used on it (UsageError), which left the stream undrained.
         try:
-            async for _ in self.locks:
+            while await self.locks.read() is not grpc.aio.EOF:
                 pass
         except Exception as exc:
             self.gen.error(exc)
