@@ -26,19 +26,29 @@ from typing import Any
 CLUSTER = "bench-fleet"
 
 
-async def seed(data_dir: Path, n: int, out: Path) -> dict[str, Any]:
+async def seed(data_dir: Path, n: int, out: Path, dsn: str = "") -> dict[str, Any]:
+    """Into the SQLite file of ``data_dir``, or into the PostgreSQL at ``dsn`` that
+    several auth servers share (B4')."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from proto.clock import SystemClock
+    from proto.kinds import AgentKind
     from server.auth.crypto.ca import load_or_create_authorities
     from server.auth.crypto.x509 import issue_client_cert
     from server.auth.stores.agents import AgentRecord, AgentStore
-    from server.backend import SQLiteBackend
+    from server.backend import Backend, SQLiteBackend
 
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # noqa: ASYNC240 - setup
     t0 = time.perf_counter()
-    async with SQLiteBackend(data_dir / "backend.sqlite") as backend:
+    store: Backend
+    if dsn:
+        from server.backend.postgres import PostgresBackend
+
+        store = PostgresBackend(dsn)
+    else:
+        store = SQLiteBackend(data_dir / "backend.sqlite")
+    async with store as backend:
         cas = await load_or_create_authorities(backend, CLUSTER, SystemClock())
         agents = AgentStore(backend)
         # One key for every agent: TLS does not care, and it saves 50k key generations.
@@ -49,7 +59,7 @@ async def seed(data_dir: Path, n: int, out: Path) -> dict[str, Any]:
             for i in range(n):
                 record = AgentRecord(
                     id=str(uuid.uuid4()),
-                    kind="node",
+                    kind=AgentKind.NODE,
                     name=f"bench-{i:06d}",
                     created=now,
                     labels={"env": "bench", "rack": f"r{i % 20}"},
@@ -230,6 +240,7 @@ def main(argv: list[str]) -> int:
     s.add_argument("--data-dir", required=True)
     s.add_argument("--n", type=int, required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--dsn", default="", help="seed this PostgreSQL instead of the data dir")
     g = sub.add_parser("gen")
     g.add_argument("--addr", required=True)
     g.add_argument("--ca", required=True)
@@ -240,7 +251,7 @@ def main(argv: list[str]) -> int:
     g.add_argument("--interval", type=float, default=60.0)
     opts = parser.parse_args(argv)
     if opts.mode == "seed":
-        print(json.dumps(asyncio.run(seed(Path(opts.data_dir), opts.n, Path(opts.out)))))
+        print(json.dumps(asyncio.run(seed(Path(opts.data_dir), opts.n, Path(opts.out), opts.dsn))))
     else:
         asyncio.run(serve_commands(opts))
     return 0
