@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import os
 import resource
+import select
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ PER_GENERATOR = 9000
 ACK_P99_TARGET_MS = 100.0  # issue 22
 RSS_PER_AGENT_TARGET_KIB = 64.0  # issue 22
 INTERVAL = 60.0
+GROW_TIMEOUT = 900.0  # seconds for a generator to connect its agents (20k took ~65 s)
 
 
 def raise_nofile() -> int:
@@ -41,30 +44,49 @@ def raise_nofile() -> int:
     return hard
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """Agents ``first`` .. ``first + count - 1`` of the certificate file, on one auth."""
+
+    addr: str
+    ca: Path
+    first: int
+    count: int
+
+
+def chunks(addr: str, ca: Path, first: int, count: int, per: int = PER_GENERATOR) -> list[Chunk]:
+    """``count`` agents from ``first`` on, at most ``per`` to a generator process."""
+    return [
+        Chunk(addr, ca, start, min(per, first + count - start))
+        for start in range(first, first + count, per)
+    ]
+
+
 class Generators:
-    def __init__(self, cluster: Cluster, certs: Path, total: int) -> None:
+    """One `python -m bench.fleet gen` process per chunk, driven in step."""
+
+    def __init__(self, certs: Path, parts: list[Chunk]) -> None:
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
         self.procs: list[subprocess.Popen[str]] = []
-        self.chunks: list[tuple[int, int]] = []
-        for first in range(0, total, PER_GENERATOR):
-            count = min(PER_GENERATOR, total - first)
+        self.chunks = parts
+        for part in parts:
             argv = [
                 sys.executable,
                 "-m",
                 "bench.fleet",
                 "gen",
                 "--addr",
-                cluster.addr,
+                part.addr,
                 "--ca",
-                str(cluster.data_dir / "admin" / "ca.pem"),
+                str(part.ca),
                 "--key",
                 str(certs.parent / "agent-key.pem"),
                 "--certs",
                 str(certs),
                 "--first",
-                str(first),
+                str(part.first),
                 "--count",
-                str(count),
+                str(part.count),
                 "--interval",
                 str(INTERVAL),
             ]
@@ -73,31 +95,44 @@ class Generators:
                     argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
                 )
             )
-            self.chunks.append((first, count))
 
-    def command(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    @classmethod
+    def on(cls, cluster: Cluster, certs: Path, total: int) -> Generators:
+        """``total`` agents, all on ``cluster``'s auth (B4)."""
+        return cls(certs, chunks(cluster.addr, cluster.data_dir / "admin" / "ca.pem", 0, total))
+
+    def command(self, docs: list[dict[str, Any]], timeout: float) -> list[dict[str, Any]]:
+        """Send each generator its command; every reply within ``timeout`` seconds."""
         for proc, doc in zip(self.procs, docs, strict=True):
             assert proc.stdin is not None
             proc.stdin.write(json.dumps(doc) + "\n")
             proc.stdin.flush()
+        deadline = time.monotonic() + timeout
         replies = []
         for proc in self.procs:
             assert proc.stdout is not None
+            # One flushed line per reply: once readable, readline() has all of it.
+            ready, _, _ = select.select(
+                [proc.stdout], [], [], max(0.0, deadline - time.monotonic())
+            )
+            if not ready:
+                raise RuntimeError(f"load generator {proc.pid}: no reply in {timeout:.0f}s")
             line = proc.stdout.readline()
             if not line:
                 raise RuntimeError(f"load generator {proc.pid} died")
             replies.append(json.loads(line))
         return replies
 
-    def grow(self, n: int) -> list[dict[str, Any]]:
+    def grow(self, n: int, timeout: float = GROW_TIMEOUT) -> list[dict[str, Any]]:
+        """Agents up to index ``n`` connected (each generator its share of them)."""
         docs = [
-            {"op": "grow", "n": max(0, min(count, n - first)), "parallel": 48}
-            for first, count in self.chunks
+            {"op": "grow", "n": max(0, min(part.count, n - part.first)), "parallel": 48}
+            for part in self.chunks
         ]
-        return self.command(docs)
+        return self.command(docs, timeout)
 
     def measure(self, seconds: float) -> list[dict[str, Any]]:
-        return self.command([{"op": "measure", "seconds": seconds}] * len(self.procs))
+        return self.command([{"op": "measure", "seconds": seconds}] * len(self.procs), seconds + 60)
 
     def pids(self) -> list[int]:
         return [p.pid for p in self.procs]
@@ -130,7 +165,7 @@ def run(settings: Settings, with_b5: bool) -> tuple[Outcome, Outcome]:
     cluster.start_auth(FLEET_ENV)
     assert cluster.auth is not None
     pid = cluster.auth.pid
-    gens = Generators(cluster, certs, max(levels))
+    gens = Generators.on(cluster, certs, max(levels))
     details: dict[str, Any] = {
         "seed": seeded,
         "nofile_hard_limit": hard,
