@@ -122,12 +122,16 @@ class Generators:
             replies.append(json.loads(line))
         return replies
 
-    def grow(self, n: int, timeout: float = GROW_TIMEOUT) -> list[dict[str, Any]]:
-        """Agents up to index ``n`` connected (each generator its share of them)."""
+    def grow(
+        self, n: int, timeout: float = GROW_TIMEOUT, deadline: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Agents up to index ``n`` connected (each generator its share of them); with a
+        ``deadline``, each generator gives up on those not connected by then."""
         docs = [
-            {"op": "grow", "n": max(0, min(part.count, n - part.first)), "parallel": 48}
+            {"op": "grow", "n": max(0, min(part.count, n - part.first)), "parallel": 48,
+             "deadline": deadline}
             for part in self.chunks
-        ]
+        ]  # fmt: skip
         return self.command(docs, timeout)
 
     def measure(self, seconds: float) -> list[dict[str, Any]]:

@@ -45,8 +45,10 @@ CORES_TARGET = 1.0  # issue 22: auth CPU < 1 core in total at 50,000 agents
 # Fewer agents for developing the benchmark itself; the target applies only at 50,000.
 AGENTS_ENV = "MEZITE_BENCH_B4P_AGENTS"
 SEED_TIMEOUT = 600.0
+# The connect phase ends after this; agents not connected by then count as failed. On
+# 2 cores 37,000 of 50,000 were connected after 12 minutes, when connects stalled.
 GROW_TIMEOUT = 900.0
-ANNOUNCE_TIMEOUT = 900.0
+ANNOUNCE_TIMEOUT = 300.0
 NOFILE_SPARE = 600  # descriptors a server needs besides its agents'
 
 
@@ -175,7 +177,7 @@ def run(settings: Settings) -> Outcome:
         details["setup_s"] = time.monotonic() - t_start
 
         start_cpu, start_pg, t0 = cpu_of(pids), cpu_of(postgres_pids(pg)), time.monotonic()
-        grown = gens.grow(total, GROW_TIMEOUT)
+        grown = gens.grow(total, GROW_TIMEOUT + 120, deadline=GROW_TIMEOUT)
         connect_wall = time.monotonic() - t0
         connect_cpu = {p: t - start_cpu[p] for p, t in cpu_of(pids).items()}
         connect_pg = spent(start_pg, cpu_of(postgres_pids(pg)))
@@ -194,6 +196,7 @@ def run(settings: Settings) -> Outcome:
         rss = [rss_kb(pid) for pid in pids]
         gen_rss = [rss_kb(pid) for pid in gens.pids()]
         held = Counter(presence_owners(pg).values())
+        under_load = [log_findings(s.root / "auth.log") for s in servers]
     finally:
         if gens is not None:
             gens.stop()
@@ -218,6 +221,8 @@ def run(settings: Settings) -> Outcome:
                 "agents": sum(parts[k].count for k in mine),
                 "live": sum(grown[k]["live"] for k in mine),
                 "failed": sum(grown[k]["failed"] for k in mine),
+                "late": sum(grown[k].get("late", 0) for k in mine),
+                "beating_after_window": sum(measured[k]["beating"] for k in mine),
                 "presence_items": held.get(lease_of[i], 0),
                 "connect_cpu_s": connect_cpu[pid],
                 "announce_cpu_s": settle_cpu[pid],
@@ -225,7 +230,8 @@ def run(settings: Settings) -> Outcome:
                 "rss_kb": rss[i],
                 "idle_rss_kb": idle_rss[i],
                 "acks": LatencyStats.of(samples, errs, window).as_dict(),
-                "log": log_findings(server.root / "auth.log"),
+                "log": under_load[i],
+                "log_with_shutdown": log_findings(server.root / "auth.log"),
             }
         )
     details.update(
@@ -256,7 +262,10 @@ def rows(d: dict[str, Any]) -> list[Row]:
     live = sum(s["live"] for s in servers)
     full = d["agents"] >= AGENTS
     acks = d["acks"]
+    beating = sum(s.get("beating_after_window", s["live"]) for s in servers)
     short = "" if live == d["agents"] else f"; only {live:,} of {d['agents']:,} connected"
+    if beating < live:
+        short += f", {beating:,} still beating after the window"
     out = [
         Row(
             "B4'",
@@ -265,7 +274,8 @@ def rows(d: dict[str, Any]) -> list[Row]:
             "cores",
             d["auth_cores"],
             target=f"< {CORES_TARGET:.0f} core at {AGENTS:,}" if full else "",
-            met=d["auth_cores"] < CORES_TARGET if full and live == d["agents"] else None,
+            # Not holding every agent misses the target whatever the CPU of the rest.
+            met=(d["auth_cores"] < CORES_TARGET and live == d["agents"]) if full else None,
             note=f"measured, not extrapolated; RSS {d['auth_rss_kb'] / 1024**2:.1f} GiB in "
             f"total; ack p50 {acks['p50']:.1f} / p99 {acks['p99']:.1f} ms over "
             f"{acks['count']:,} beats; PostgreSQL {d['postgres_cores']:.2f} cores{short}",
@@ -281,7 +291,13 @@ def rows(d: dict[str, Any]) -> list[Row]:
                 s["cores"],
                 note=f"RSS {s['rss_kb'] / 1024:,.0f} MiB ({s['idle_rss_kb'] / 1024:,.0f} idle); "
                 f"ack p50 {a['p50']:.1f} / p99 {a['p99']:.1f} ms over {a['count']:,} beats; "
-                f"{s['presence_items']:,} presence items held",
+                f"{s['presence_items']:,} presence items held"
+                + (f"; {s['failed']:,} failed to connect" if s.get("failed") else "")
+                + (
+                    f"; {s['live'] - s['beating_after_window']:,} streams ended"
+                    if s.get("beating_after_window", s["live"]) < s["live"]
+                    else ""
+                ),
             )
         )
     p99 = acks["p99"]

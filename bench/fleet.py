@@ -178,7 +178,9 @@ class Generator:
         if self.window and self.window[0] <= scheduled < self.window[1]:
             self.samples.append(latency)
 
-    async def grow(self, n: int, parallel: int) -> dict[str, Any]:
+    async def grow(self, n: int, parallel: int, deadline: float | None = None) -> dict[str, Any]:
+        """Connect agents up to index ``n``; with a ``deadline`` (seconds), those not
+        connected by then are given up and counted as failed (``late``)."""
         t0 = time.perf_counter()
         sem = asyncio.Semaphore(parallel)
         failed = 0
@@ -195,9 +197,26 @@ class Generator:
             agent.task = asyncio.create_task(agent.run(self.interval))
 
         targets = self.agents[self.live : n]
-        await asyncio.gather(*(one(a) for a in targets))
+        tasks = {asyncio.create_task(one(a)): a for a in targets}
+        late: list[Agent] = []
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=deadline)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            late = [tasks[t] for t in pending]
+            await asyncio.gather(
+                *(a.channel.close() for a in late if a.channel is not None),
+                return_exceptions=True,
+            )
         self.live = max(self.live, min(n, len(self.agents)))
-        return {"live": self.live - failed, "failed": failed, "seconds": time.perf_counter() - t0}
+        failed += len(late)
+        return {
+            "live": self.live - failed,
+            "failed": failed,
+            "late": len(late),
+            "seconds": time.perf_counter() - t0,
+        }
 
     async def measure(self, seconds: float) -> dict[str, Any]:
         from bench.loadgen import LatencyStats
@@ -212,6 +231,7 @@ class Generator:
         stats = LatencyStats.of(self.samples, self.errors, seconds).as_dict()
         stats["samples_s"] = self.samples
         stats["generator_cores"] = (sum(os.times()[:2]) - cpu0) / (seconds + 2.0)
+        stats["beating"] = sum(1 for a in self.agents if a.task is not None and not a.task.done())
         return stats
 
 
@@ -223,7 +243,7 @@ async def serve_commands(opts: argparse.Namespace) -> None:
     while line := await reader.readline():
         cmd = json.loads(line)
         if cmd["op"] == "grow":
-            reply = await gen.grow(cmd["n"], cmd.get("parallel", 64))
+            reply = await gen.grow(cmd["n"], cmd.get("parallel", 64), cmd.get("deadline"))
         elif cmd["op"] == "measure":
             reply = await gen.measure(cmd["seconds"])
         else:
