@@ -26,19 +26,29 @@ from typing import Any
 CLUSTER = "bench-fleet"
 
 
-async def seed(data_dir: Path, n: int, out: Path) -> dict[str, Any]:
+async def seed(data_dir: Path, n: int, out: Path, dsn: str = "") -> dict[str, Any]:
+    """Into the SQLite file of ``data_dir``, or into the PostgreSQL at ``dsn`` that
+    several auth servers share (B4')."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from proto.clock import SystemClock
+    from proto.kinds import AgentKind
     from server.auth.crypto.ca import load_or_create_authorities
     from server.auth.crypto.x509 import issue_client_cert
     from server.auth.stores.agents import AgentRecord, AgentStore
-    from server.backend import SQLiteBackend
+    from server.backend import Backend, SQLiteBackend
 
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # noqa: ASYNC240 - setup
     t0 = time.perf_counter()
-    async with SQLiteBackend(data_dir / "backend.sqlite") as backend:
+    store: Backend
+    if dsn:
+        from server.backend.postgres import PostgresBackend
+
+        store = PostgresBackend(dsn)
+    else:
+        store = SQLiteBackend(data_dir / "backend.sqlite")
+    async with store as backend:
         cas = await load_or_create_authorities(backend, CLUSTER, SystemClock())
         agents = AgentStore(backend)
         # One key for every agent: TLS does not care, and it saves 50k key generations.
@@ -49,7 +59,7 @@ async def seed(data_dir: Path, n: int, out: Path) -> dict[str, Any]:
             for i in range(n):
                 record = AgentRecord(
                     id=str(uuid.uuid4()),
-                    kind="node",
+                    kind=AgentKind.NODE,
                     name=f"bench-{i:06d}",
                     created=now,
                     labels={"env": "bench", "rack": f"r{i % 20}"},
@@ -118,8 +128,12 @@ class Agent:
         self.lock_task = asyncio.create_task(self._drain_locks())
 
     async def _drain_locks(self) -> None:
+        import grpc
+
+        # read() as the first message was read: grpc.aio refuses `async for` on a call
+        # once read() has been used on it (UsageError), which left the stream undrained.
         try:
-            async for _ in self.locks:
+            while await self.locks.read() is not grpc.aio.EOF:
                 pass
         except Exception as exc:
             self.gen.error(exc)
@@ -164,7 +178,9 @@ class Generator:
         if self.window and self.window[0] <= scheduled < self.window[1]:
             self.samples.append(latency)
 
-    async def grow(self, n: int, parallel: int) -> dict[str, Any]:
+    async def grow(self, n: int, parallel: int, deadline: float | None = None) -> dict[str, Any]:
+        """Connect agents up to index ``n``; with a ``deadline`` (seconds), those not
+        connected by then are given up and counted as failed (``late``)."""
         t0 = time.perf_counter()
         sem = asyncio.Semaphore(parallel)
         failed = 0
@@ -181,9 +197,26 @@ class Generator:
             agent.task = asyncio.create_task(agent.run(self.interval))
 
         targets = self.agents[self.live : n]
-        await asyncio.gather(*(one(a) for a in targets))
+        tasks = {asyncio.create_task(one(a)): a for a in targets}
+        late: list[Agent] = []
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=deadline)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            late = [tasks[t] for t in pending]
+            await asyncio.gather(
+                *(a.channel.close() for a in late if a.channel is not None),
+                return_exceptions=True,
+            )
         self.live = max(self.live, min(n, len(self.agents)))
-        return {"live": self.live - failed, "failed": failed, "seconds": time.perf_counter() - t0}
+        failed += len(late)
+        return {
+            "live": self.live - failed,
+            "failed": failed,
+            "late": len(late),
+            "seconds": time.perf_counter() - t0,
+        }
 
     async def measure(self, seconds: float) -> dict[str, Any]:
         from bench.loadgen import LatencyStats
@@ -198,6 +231,7 @@ class Generator:
         stats = LatencyStats.of(self.samples, self.errors, seconds).as_dict()
         stats["samples_s"] = self.samples
         stats["generator_cores"] = (sum(os.times()[:2]) - cpu0) / (seconds + 2.0)
+        stats["beating"] = sum(1 for a in self.agents if a.task is not None and not a.task.done())
         return stats
 
 
@@ -209,7 +243,7 @@ async def serve_commands(opts: argparse.Namespace) -> None:
     while line := await reader.readline():
         cmd = json.loads(line)
         if cmd["op"] == "grow":
-            reply = await gen.grow(cmd["n"], cmd.get("parallel", 64))
+            reply = await gen.grow(cmd["n"], cmd.get("parallel", 64), cmd.get("deadline"))
         elif cmd["op"] == "measure":
             reply = await gen.measure(cmd["seconds"])
         else:
@@ -226,6 +260,7 @@ def main(argv: list[str]) -> int:
     s.add_argument("--data-dir", required=True)
     s.add_argument("--n", type=int, required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--dsn", default="", help="seed this PostgreSQL instead of the data dir")
     g = sub.add_parser("gen")
     g.add_argument("--addr", required=True)
     g.add_argument("--ca", required=True)
@@ -236,7 +271,7 @@ def main(argv: list[str]) -> int:
     g.add_argument("--interval", type=float, default=60.0)
     opts = parser.parse_args(argv)
     if opts.mode == "seed":
-        print(json.dumps(asyncio.run(seed(Path(opts.data_dir), opts.n, Path(opts.out)))))
+        print(json.dumps(asyncio.run(seed(Path(opts.data_dir), opts.n, Path(opts.out), opts.dsn))))
     else:
         asyncio.run(serve_commands(opts))
     return 0

@@ -12,7 +12,12 @@ from typing import Any
 from bench.results import Outcome, Row, fmt
 
 BEGIN, END = "<!-- ANALYSIS:BEGIN -->", "<!-- ANALYSIS:END -->"
-ORDER = ("b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "b10", "b11")
+ORDER = ("b1", "b2", "b3", "b4", "b4p", "b5", "b6", "b7", "b8", "b9", "b10", "b11")
+
+
+def label(key: str) -> str:
+    """A benchmark's id as the table prints it: b4 → B4, b4p → B4' (issue 22's names)."""
+    return key.upper().removesuffix("P") + ("'" if key.endswith("p") else "")
 
 
 def met_text(row: Row) -> str:
@@ -86,7 +91,7 @@ def write_reports(
         *table(rows),
         "",
         "Per-benchmark wall time: "
-        + ", ".join(f"{k.upper()} {outcomes[k].seconds:.0f}s" for k in ORDER if k in outcomes),
+        + ", ".join(f"{label(k)} {outcomes[k].seconds:.0f}s" for k in ORDER if k in outcomes),
         "",
         "## Analysis",
         "",

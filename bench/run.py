@@ -29,6 +29,7 @@ from bench import (  # noqa: E402
     b2_ssh,
     b3_throughput,
     b4_heartbeats,
+    b4p_ha,
     b6_memory,
     b7_cli,
     b8_storm,
@@ -39,7 +40,7 @@ from bench import (  # noqa: E402
 from bench.cluster import Cluster, stop_all  # noqa: E402
 from bench.lab import Lab  # noqa: E402
 from bench.machine import describe  # noqa: E402
-from bench.report import ORDER, write_reports  # noqa: E402
+from bench.report import ORDER, label, write_reports  # noqa: E402
 from bench.results import Outcome, Row, Settings  # noqa: E402
 
 ALL = ORDER
@@ -60,7 +61,7 @@ def guarded(name: str, outcomes: dict[str, Outcome], fn: Callable[[], Outcome]) 
         outcome = Outcome(
             rows=[
                 Row(
-                    name.upper(),
+                    label(name),
                     "did not complete",
                     "",
                     None,
@@ -130,6 +131,8 @@ def run_suite(settings: Settings, selected: set[str]) -> dict[str, Outcome]:
             b6_rows = [r for r in outcomes["b4"].rows if r.bench == "B6"]
             outcomes.pop("b4")
             outcomes.setdefault("b6", Outcome()).rows += b6_rows
+    if "b4p" in selected:
+        guarded("b4p", outcomes, lambda: b4p_ha.run(settings))
     if "b8" in selected:
         guarded("b8", outcomes, lambda: b8_storm.run(settings))
     if "b9" in selected:
@@ -164,7 +167,7 @@ def compile_bytecode() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter windows")
-    parser.add_argument("--only", default=",".join(ALL), help="comma list of b1..b11")
+    parser.add_argument("--only", default=",".join(ALL), help="comma list of b1..b11, b4p")
     parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md goes")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     opts = parser.parse_args(argv)
