@@ -44,6 +44,10 @@ from bench.report import ORDER, label, write_reports  # noqa: E402
 from bench.results import Outcome, Row, Settings  # noqa: E402
 
 ALL = ORDER
+# Run only when named: B4' takes up to 25 minutes and the servers cannot yet take its
+# 50,000 agents in (bench/README.md), which would double every full run for a known miss.
+OPT_IN = ("b4p",)
+DEFAULT = tuple(key for key in ALL if key not in OPT_IN)
 
 
 def log(msg: str) -> None:
@@ -167,7 +171,9 @@ def compile_bytecode() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter windows")
-    parser.add_argument("--only", default=",".join(ALL), help="comma list of b1..b11, b4p")
+    parser.add_argument(
+        "--only", default=",".join(DEFAULT), help="comma list of b1..b11; b4p only when named"
+    )
     parser.add_argument("--out", type=Path, default=HERE, help="where RESULTS.md goes")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     opts = parser.parse_args(argv)
