@@ -50,7 +50,7 @@ from server.auth.services.spiffe import SPIFFEService
 from server.auth.services.users import UserAdminService
 from server.auth.services.workloads import WorkloadService
 from server.auth.stores.agent_identities import AgentIdentityStore, migrate_legacy_locks
-from server.auth.stores.agents import AgentStore
+from server.auth.stores.agents import AGENTS_PREFIX, AgentStore
 from server.auth.stores.iam_tokens import IAMTokens
 from server.auth.stores.join_tokens import JoinTokens
 from server.auth.stores.lockout import LockoutPolicy, LoginLockout
@@ -102,9 +102,10 @@ class AuthServer:
         self.audit_log = audit_log
         self.clock = clock or SystemClock()
         self.auditor = Auditor(audit_log, self.clock)
-        self.agents = AgentStore(backend)
-        # What every call reads (its session, then its user and roles) is kept in memory.
-        self.mirror = Mirror(backend, (SESSIONS_PREFIX, USERS_PREFIX, ROLE_PREFIX))
+        # What every call reads (its session or agent, then user and roles) is kept in
+        # memory (RFD 0014).
+        self.mirror = Mirror(backend, (SESSIONS_PREFIX, AGENTS_PREFIX, USERS_PREFIX, ROLE_PREFIX))
+        self.agents = AgentStore(backend, self.mirror)
         self.users = UserStore(backend, self.mirror)
         self.roles = RoleStore(backend, self.mirror)
         self.sessions = SessionStore(

@@ -2,8 +2,10 @@
 identities, the local admin) has one, keyed by the agent id its certificate names. A
 certificate alone is not enough to call the API: its agent must still be registered (and
 not locked, which the guard checks against the locks in force), so deleting an agent cuts
-it off at once, before its certificate expires. Agent ids name one incarnation (a node's
-random id, ``bot.<name>.<incarnation>``): one deleted is never registered again."""
+it off at once, before its certificate expires (through another auth server on the same
+PostgreSQL: once the change feed brings the deletion, RFD 0014). Agent ids name one
+incarnation (a node's random id, ``bot.<name>.<incarnation>``): one deleted is never
+registered again."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from proto.kinds import AgentKind
 from server.auth.rpc.guard import Principal, PrincipalKind
 from server.backend import Backend, Condition, Delete, Item, Put, prefix_range
 from server.backend.atomic import Action
+from server.backend.mirror import Reads
 
 AGENTS_PREFIX = "agents/"
 # A node's name, claimed in the same write that records the node, so that of concurrent
@@ -74,8 +77,9 @@ class AgentRecord:
 
 
 class AgentStore:
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, reads: Reads | None = None) -> None:
         self._backend = backend
+        self._reads: Reads = reads or backend  # the guard's lookup (a mirror on auth)
 
     async def get(self, agent_id: str) -> AgentRecord:
         return AgentRecord.decode((await self._backend.get(AGENTS_PREFIX + agent_id)).value)
@@ -133,7 +137,7 @@ class AgentStore:
         """The guard's agent lookup: registered, and of the kind the CA certified. Every
         failure is the same NotAuthenticated."""
         try:
-            record = await self.get(agent_id)
+            record = AgentRecord.decode((await self._reads.get(AGENTS_PREFIX + agent_id)).value)
         except NotFound:
             record = None
         if record is None or record.kind != cert_kind:
